@@ -1,0 +1,41 @@
+# Every dependency comes from a Debian package; a missing one stops the
+# configuration with a message naming the package instead of a wall of errors.
+macro(coronet_require package debian_package)
+  find_package(${package} CONFIG QUIET ${ARGN})
+  if(NOT ${package}_FOUND)
+    message(FATAL_ERROR
+      "coronet needs ${package}: install the Debian package '${debian_package}' "
+      "(scripts/setup.sh installs everything).")
+  endif()
+endmacro()
+
+find_package(Threads REQUIRED)
+coronet_require(fmt libfmt-dev)
+coronet_require(spdlog libspdlog-dev)
+coronet_require(tomlplusplus libtomlplusplus-dev)
+coronet_require(CLI11 libcli11-dev)
+coronet_require(nlohmann_json nlohmann-json3-dev)
+
+include(coronet_asio)
+
+# llhttp: a system library when the distribution has one, else a static
+# library built from the node-llhttp package's C sources.
+find_package(llhttp CONFIG QUIET)
+if(llhttp_FOUND AND TARGET llhttp::llhttp)
+  add_library(coronet_llhttp INTERFACE)
+  target_link_libraries(coronet_llhttp INTERFACE llhttp::llhttp)
+else()
+  find_path(CORONET_LLHTTP_SOURCE_DIR llhttp.c api.c http.c PATHS /usr/share/llhttp NO_DEFAULT_PATH)
+  find_path(CORONET_LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include/llhttp /usr/include/llhttp /usr/include)
+  if(NOT CORONET_LLHTTP_SOURCE_DIR OR NOT CORONET_LLHTTP_INCLUDE_DIR)
+    message(FATAL_ERROR
+      "coronet needs llhttp: install the Debian package 'node-llhttp' "
+      "(C sources in /usr/share/llhttp) or a system libllhttp (scripts/setup.sh).")
+  endif()
+  add_library(coronet_llhttp STATIC
+    ${CORONET_LLHTTP_SOURCE_DIR}/llhttp.c
+    ${CORONET_LLHTTP_SOURCE_DIR}/api.c
+    ${CORONET_LLHTTP_SOURCE_DIR}/http.c)
+  target_include_directories(coronet_llhttp SYSTEM PUBLIC $<BUILD_INTERFACE:${CORONET_LLHTTP_INCLUDE_DIR}>)
+  set_target_properties(coronet_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endif()

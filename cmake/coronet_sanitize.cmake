@@ -1,0 +1,15 @@
+# CORONET_SANITIZE applies to every target of the build (sanitizers need the
+# whole program instrumented), unlike warnings, which are per target.
+if(CORONET_SANITIZE STREQUAL "")
+  return()
+elseif(CORONET_SANITIZE STREQUAL "address,undefined")
+  set(_coronet_san_flags -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+elseif(CORONET_SANITIZE STREQUAL "thread")
+  set(_coronet_san_flags -fsanitize=thread)
+else()
+  message(FATAL_ERROR
+    "CORONET_SANITIZE='${CORONET_SANITIZE}' is not supported; "
+    "use 'address,undefined', 'thread' or leave it empty.")
+endif()
+add_compile_options(${_coronet_san_flags} -fno-omit-frame-pointer)
+add_link_options(${_coronet_san_flags})

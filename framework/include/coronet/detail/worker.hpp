@@ -1,0 +1,92 @@
+#pragma once
+// One worker = one thread running one io_context. Tasks woken by a channel or
+// a wait group on their own worker go to a ready list that one posted handler
+// drains, so a wake-up costs a pointer push instead of an Asio post; wake-ups
+// from another thread are posted to the owning io_context.
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace coronet {
+class runtime;
+}
+
+namespace coronet::detail {
+
+// A parked operation that can be resumed on its home worker.
+class resumable {
+public:
+  virtual void resume() = 0;
+  resumable* next_ready_ = nullptr;
+
+protected:
+  ~resumable() = default;
+};
+
+// Written only by the owning worker (plain load + store, no locked
+// instruction); read by anyone through relaxed loads.
+struct alignas(64) task_counters {
+  std::atomic<std::uint64_t> spawned{0};
+  std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> spawned_remote{0}; // fetch_add from other threads
+
+  static void bump(std::atomic<std::uint64_t>& c) noexcept
+  {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
+class worker final {
+public:
+  worker(coronet::runtime& owner, std::size_t index) : owner_(owner), index_(index) {}
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  asio::io_context& context() noexcept { return context_; }
+  std::size_t index() const noexcept { return index_; }
+  coronet::runtime& owner() const noexcept { return owner_; }
+  task_counters& counters() noexcept { return counters_; }
+
+  // The worker whose thread is calling, or nullptr off the runtime.
+  static worker* current() noexcept { return current_; }
+  bool is_current() const noexcept { return current_ == this; }
+
+  void run(); // the thread's body
+
+  // Resume `r` on this worker, never inline.
+  void schedule(resumable* r)
+  {
+    if (!is_current()) {
+      asio::post(context_, [r] { r->resume(); });
+      return;
+    }
+    r->next_ready_ = nullptr;
+    if (tail_)
+      tail_->next_ready_ = r;
+    else
+      head_ = r;
+    tail_ = r;
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      asio::post(context_, [this] { drain(); });
+    }
+  }
+
+private:
+  void drain();
+
+  coronet::runtime& owner_;
+  std::size_t index_;
+  asio::io_context context_{1};
+  task_counters counters_;
+  resumable* head_ = nullptr;
+  resumable* tail_ = nullptr;
+  bool drain_posted_ = false;
+  static inline thread_local constinit worker* current_ = nullptr;
+};
+
+} // namespace coronet::detail

@@ -1,0 +1,32 @@
+#pragma once
+// Errors reported by coronet's primitives. They are std::error_code values in
+// their own category, so `catch (const std::system_error& e)` and
+// `e.code() == coronet::errc::timed_out` both work.
+#include <stdexcept>
+#include <system_error>
+
+namespace coronet {
+
+enum class errc {
+  channel_closed = 1, // send on a closed channel (Go panics; we throw)
+  timed_out,          // a with_timeout / deadline expired
+};
+
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept
+{
+  return {static_cast<int>(e), error_category()};
+}
+
+// Thrown by with_timeout and with_deadline when the time runs out. The awaited
+// operation has been cancelled by then.
+class timeout_error final : public std::system_error {
+public:
+  timeout_error() : std::system_error(make_error_code(errc::timed_out)) {}
+};
+
+} // namespace coronet
+
+template <>
+struct std::is_error_code_enum<coronet::errc> : std::true_type {};

@@ -1,0 +1,176 @@
+#pragma once
+// The runtime: N worker threads, each running its own io_context. A task
+// lives on one worker for its whole life; tasks on different workers talk
+// through channels.
+//
+//   coronet::runtime rt{4};
+//   rt.spawn(serve_forever());                  // round-robin worker
+//   return rt.run_until_signal(main_task());    // SIGINT/SIGTERM: graceful stop
+//
+// Inside a task, `coronet::spawn(f())` is Go's `go f()`: the child starts on
+// the current worker. A task that ends by exception is logged and counted as
+// failed; nothing is lost silently.
+#include <coronet/sync/channel.hpp>
+#include <coronet/task.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+namespace coronet {
+
+class config;
+
+namespace detail {
+class worker;
+void report_task_failure(std::exception_ptr e) noexcept;
+}
+
+// Task counters, as the article asks: spawned, completed, failed, alive.
+struct task_stats {
+  std::uint64_t spawned = 0;
+  std::uint64_t completed = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t alive() const noexcept { return spawned - completed - failed; }
+};
+
+class runtime final {
+public:
+  // threads == 0 means one worker per hardware thread.
+  explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4);
+  // Reads runtime.threads and runtime.blocking_threads.
+  explicit runtime(const config& cfg);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  std::size_t size() const noexcept { return workers_.size(); }
+  asio::any_io_executor executor(std::size_t worker) const;
+  // The executors in turn, for spreading work.
+  asio::any_io_executor next_executor() noexcept;
+
+  // Starts `t` on the next worker (round-robin) or on `worker`.
+  void spawn(task<void> t);
+  void spawn(std::size_t worker, task<void> t);
+
+  // Runs `t` on worker 0 and blocks the calling thread (not a worker) until
+  // it finishes; returns its value or rethrows its exception.
+  template <class T>
+  T block_on(task<T> t);
+
+  // Runs `main` on worker 0 until it finishes. The first SIGINT/SIGTERM
+  // requests a graceful stop (done() closes; servers stop accepting and
+  // drain); a second one stops at once. Returns 0 when `main` finished
+  // normally, 1 when it threw (logged), 130 after a forced stop.
+  int run_until_signal(task<void> main);
+
+  // Graceful stop: closes done(). Idempotent, callable from any thread.
+  void request_stop();
+  bool stop_requested() const noexcept { return done_.closed(); }
+  // Closed once a stop is requested: `co_await rt.done().receive()` returns
+  // std::nullopt then, and it can be a select case (Go's ctx.Done()).
+  const channel<std::monostate>& done() const noexcept { return done_; }
+
+  task_stats stats() const noexcept;
+
+  // Runs `f` on the blocking pool so it never stalls a worker; the awaiting
+  // task resumes on its own worker with f's result or exception.
+  template <class F>
+  auto spawn_blocking(F f) -> task<std::invoke_result_t<F&>>;
+
+  // The runtime whose worker is calling, or nullptr.
+  static runtime* current() noexcept;
+
+private:
+  friend void spawn(task<void> t);
+  void start_on(detail::worker& w, task<void> t);
+
+  std::vector<std::unique_ptr<detail::worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> next_{0};
+  channel<std::monostate> done_;
+  asio::thread_pool blocking_;
+};
+
+// Go's `go f()`: starts `t` on the calling worker. Throws std::logic_error off
+// the runtime (use runtime::spawn there).
+void spawn(task<void> t);
+
+// runtime::spawn_blocking on the calling worker's runtime.
+template <class F>
+auto spawn_blocking(F f) -> task<std::invoke_result_t<F&>>
+{
+  runtime* rt = runtime::current();
+  if (!rt)
+    throw std::logic_error("coronet::spawn_blocking called outside a runtime worker");
+  return rt->spawn_blocking(std::move(f));
+}
+
+template <class T>
+T runtime::block_on(task<T> t)
+{
+  if (current())
+    throw std::logic_error("runtime::block_on called from a worker: it would deadlock");
+  std::promise<T> done;
+  auto result = done.get_future();
+  auto body = [](task<T> t, std::promise<T>& done) -> task<void> {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await std::move(t);
+        done.set_value();
+      } else {
+        done.set_value(co_await std::move(t));
+      }
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  };
+  spawn(0, body(std::move(t), done));
+  return result.get();
+}
+
+template <class F>
+auto runtime::spawn_blocking(F f) -> task<std::invoke_result_t<F&>>
+{
+  using R = std::invoke_result_t<F&>;
+  using value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+  auto initiate = [this, f = std::move(f)](auto handler) mutable {
+    asio::post(blocking_, [f = std::move(f), handler = std::move(handler)]() mutable {
+      std::exception_ptr error;
+      std::optional<value> result;
+      try {
+        if constexpr (std::is_void_v<R>) {
+          f();
+          result.emplace();
+        } else {
+          result.emplace(f());
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      auto home = asio::get_associated_executor(handler);
+      asio::post(home, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+        std::move(handler)(error, std::move(result));
+      });
+    });
+  };
+  auto result = co_await asio::async_initiate<const asio::use_awaitable_t<>&,
+    void(std::exception_ptr, std::optional<value>)>(std::move(initiate), asio::use_awaitable);
+  if constexpr (!std::is_void_v<R>)
+    co_return std::move(*result);
+}
+
+} // namespace coronet

@@ -1,0 +1,353 @@
+#include <coronet/config.hpp>
+
+#include <coronet/log.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace coronet {
+
+namespace {
+
+constexpr std::string_view common_defaults = R"(
+[runtime]
+threads = 0            # worker threads; 0 = one per hardware thread
+blocking_threads = 4   # threads for spawn_blocking
+
+[log]
+level = "info"         # trace, debug, info, warn, error, critical, off
+
+[server]
+listen = "127.0.0.1:8080"
+)";
+
+const char* type_name(const config::value& v)
+{
+  switch (v.index()) {
+  case 0: return "an integer";
+  case 1: return "a number";
+  case 2: return "a boolean";
+  default: return "a string";
+  }
+}
+
+std::string location(const toml::source_region& where, std::string_view fallback)
+{
+  std::string file = where.path ? std::string(*where.path) : std::string(fallback);
+  return fmt::format("{}:{}", file, where.begin.line);
+}
+
+// Converts a TOML node to the type the schema expects; nullopt on mismatch.
+std::optional<config::value> convert(const toml::node& node, const config::value& like)
+{
+  switch (like.index()) {
+  case 0:
+    if (auto i = node.value_exact<std::int64_t>())
+      return config::value{*i};
+    break;
+  case 1:
+    if (auto d = node.value<double>(); d && (node.is_floating_point() || node.is_integer()))
+      return config::value{*d};
+    break;
+  case 2:
+    if (auto b = node.value_exact<bool>())
+      return config::value{*b};
+    break;
+  default:
+    if (auto s = node.value_exact<std::string>())
+      return config::value{*s};
+    break;
+  }
+  return std::nullopt;
+}
+
+// Parses a flag or environment value as the schema's type.
+std::optional<config::value> parse_text(std::string_view text, const config::value& like)
+{
+  switch (like.index()) {
+  case 0: {
+    std::int64_t i = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), i);
+    if (ec == std::errc{} && end == text.data() + text.size() && !text.empty())
+      return config::value{i};
+    return std::nullopt;
+  }
+  case 1: {
+    std::string copy{text};
+    char* end = nullptr;
+    double d = std::strtod(copy.c_str(), &end);
+    if (!copy.empty() && end == copy.c_str() + copy.size())
+      return config::value{d};
+    return std::nullopt;
+  }
+  case 2:
+    if (text == "true" || text == "1" || text == "yes" || text == "on")
+      return config::value{true};
+    if (text == "false" || text == "0" || text == "no" || text == "off")
+      return config::value{false};
+    return std::nullopt;
+  default:
+    return config::value{std::string{text}};
+  }
+}
+
+template <class F>
+void walk(const toml::table& table, const std::string& prefix, F&& f)
+{
+  for (auto&& [key, node] : table) {
+    std::string name = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (auto* sub = node.as_table())
+      walk(*sub, name, f);
+    else
+      f(name, node);
+  }
+}
+
+toml::table parse_toml(std::string_view text, std::string_view source)
+{
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw config_error(fmt::format("{}: {}", location(e.source(), source), e.description()));
+  }
+}
+
+std::string env_name(std::string_view key)
+{
+  std::string name = "CORONET_";
+  for (char c : key)
+    name += (c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+} // namespace
+
+config config::load(std::string_view app, const sources& from)
+{
+  config cfg;
+  cfg.app_ = std::string(app);
+
+  auto add_defaults = [&](std::string_view text, std::string_view source) {
+    walk(parse_toml(text, source), "", [&](const std::string& key, const toml::node& node) {
+      config::value v;
+      if (auto i = node.value_exact<std::int64_t>())
+        v = *i;
+      else if (auto d = node.value_exact<double>())
+        v = *d;
+      else if (auto b = node.value_exact<bool>())
+        v = *b;
+      else if (auto s = node.value_exact<std::string>())
+        v = *s;
+      else
+        throw config_error(fmt::format("{}: built-in default {} must be a scalar", source, key));
+      cfg.entries_[key] = entry{std::move(v), "default"};
+    });
+  };
+  add_defaults(common_defaults, "common defaults");
+  if (!from.app_defaults.empty())
+    add_defaults(from.app_defaults, std::string(app) + " defaults");
+
+  auto set = [&](const std::string& key, std::optional<config::value> v, const std::string& origin,
+               std::string_view got) {
+    auto it = cfg.entries_.find(key);
+    if (it == cfg.entries_.end())
+      throw config_error(fmt::format("{}: unknown key '{}'", origin, key));
+    if (!v)
+      throw config_error(
+        fmt::format("{}: key '{}' must be {}, got {}", origin, key, type_name(it->second.v), got));
+    it->second = entry{std::move(*v), origin};
+  };
+
+  if (from.file) {
+    std::ifstream in{*from.file};
+    if (!in)
+      throw config_error(fmt::format("{}: cannot read config file", *from.file));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto table = parse_toml(text.str(), *from.file);
+    walk(table, "", [&](const std::string& key, const toml::node& node) {
+      std::string origin = location(node.source(), *from.file);
+      auto it = cfg.entries_.find(key);
+      std::optional<config::value> v;
+      if (it != cfg.entries_.end())
+        v = convert(node, it->second.v);
+      std::ostringstream type;
+      type << node.type();
+      std::string got = type.str();
+      set(key, std::move(v), origin, got);
+    });
+  }
+
+  const char* const* env = from.environment ? from.environment : environ;
+  for (auto& [key, e] : cfg.entries_) {
+    std::string name = env_name(key);
+    for (const char* const* p = env; p && *p; ++p) {
+      std::string_view var{*p};
+      if (var.size() > name.size() && var.substr(0, name.size()) == name && var[name.size()] == '=') {
+        auto text = var.substr(name.size() + 1);
+        auto v = parse_text(text, e.v);
+        if (!v)
+          throw config_error(fmt::format("environment {}: key '{}' must be {}, got '{}'", name, key,
+            type_name(e.v), text));
+        e = entry{std::move(*v), "environment " + name};
+      }
+    }
+  }
+
+  for (const auto& assignment : from.sets) {
+    auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw config_error(fmt::format("--set {}: expected section.key=value", assignment));
+    std::string key = assignment.substr(0, eq);
+    std::string_view text = std::string_view(assignment).substr(eq + 1);
+    auto it = cfg.entries_.find(key);
+    std::optional<config::value> v;
+    if (it != cfg.entries_.end())
+      v = parse_text(text, it->second.v);
+    set(key, std::move(v), "--set " + key, fmt::format("'{}'", text));
+  }
+  return cfg;
+}
+
+bool config::contains(std::string_view key) const
+{
+  return entries_.find(key) != entries_.end();
+}
+
+const config::entry& config::at(std::string_view key) const
+{
+  auto it = entries_.find(key);
+  if (it == entries_.end())
+    throw config_error(fmt::format("{}: no such config key '{}'", app_, key));
+  return it->second;
+}
+
+template <class T>
+static const T& typed(const config& cfg, const config::value& v, std::string_view key)
+{
+  if (auto* p = std::get_if<T>(&v))
+    return *p;
+  cfg.fail(key, "has the wrong type for this use");
+}
+
+std::string config::get_string(std::string_view key) const
+{
+  return typed<std::string>(*this, at(key).v, key);
+}
+
+std::int64_t config::get_int(std::string_view key) const
+{
+  return typed<std::int64_t>(*this, at(key).v, key);
+}
+
+double config::get_double(std::string_view key) const
+{
+  return typed<double>(*this, at(key).v, key);
+}
+
+bool config::get_bool(std::string_view key) const
+{
+  return typed<bool>(*this, at(key).v, key);
+}
+
+const std::string& config::origin(std::string_view key) const
+{
+  return at(key).origin;
+}
+
+void config::fail(std::string_view key, std::string_view message) const
+{
+  throw config_error(fmt::format("{}: key '{}' {}", origin(key), key, message));
+}
+
+std::string config::dump() const
+{
+  std::string out;
+  std::string section;
+  for (auto& [key, e] : entries_) {
+    auto dot = key.rfind('.');
+    std::string sec = dot == std::string::npos ? "" : key.substr(0, dot);
+    if (sec != section) {
+      section = sec;
+      out += fmt::format("\n[{}]\n", section);
+    }
+    std::string text = std::visit(
+      [](const auto& v) -> std::string {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::string>)
+          return fmt::format("\"{}\"", v);
+        else if constexpr (std::is_same_v<V, bool>)
+          return v ? "true" : "false";
+        else
+          return fmt::format("{}", v);
+      },
+      e.v);
+    out += fmt::format("{} = {}   # {}\n", key.substr(dot + 1), text, e.origin);
+  }
+  return out;
+}
+
+config load_config(int argc, char** argv, std::string_view app, std::string_view app_defaults,
+  const std::vector<config::flag>& flags)
+{
+  CLI::App cli{fmt::format("coronet-{}", app)};
+  cli.set_version_flag("--version", "coronet 0.1.0");
+  config::sources from;
+  from.app_defaults = std::string(app_defaults);
+  std::string file, listen, log_level;
+  std::optional<std::int64_t> threads;
+  bool print = false;
+  cli.add_option("-c,--config", file, "TOML config file")->check(CLI::ExistingFile);
+  cli.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
+  cli.add_option("--threads", threads, "worker threads (0: one per hardware thread)");
+  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
+  cli.add_option("--set", from.sets, "section.key=value, overrides any key (repeatable)");
+  cli.add_flag("--print-config", print, "print the effective configuration and exit");
+  std::vector<std::string> extra(flags.size());
+  for (std::size_t i = 0; i < flags.size(); ++i)
+    cli.add_option("--" + flags[i].name, extra[i], flags[i].help + " (" + flags[i].key + ")");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(cli.exit(e));
+  }
+  if (!file.empty())
+    from.file = file;
+  // Flags are applied as --set values, after the explicit --set ones.
+  auto add = [&](const std::string& key, const std::string& value) { from.sets.push_back(key + "=" + value); };
+  if (!listen.empty())
+    add("server.listen", listen);
+  if (threads)
+    add("runtime.threads", std::to_string(*threads));
+  if (!log_level.empty())
+    add("log.level", log_level);
+  for (std::size_t i = 0; i < flags.size(); ++i)
+    if (!extra[i].empty())
+      add(flags[i].key, extra[i]);
+
+  try {
+    auto cfg = config::load(app, from);
+    setup_logging(cfg);
+    if (print) {
+      std::cout << cfg.dump();
+      std::exit(0);
+    }
+    return cfg;
+  } catch (const config_error& e) {
+    std::cerr << "coronet-" << app << ": config error: " << e.what() << '\n';
+    std::exit(2);
+  }
+}
+
+} // namespace coronet

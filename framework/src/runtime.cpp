@@ -1,0 +1,229 @@
+#include <coronet/runtime.hpp>
+
+#include <coronet/config.hpp>
+#include <coronet/detail/worker.hpp>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/signal_set.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+
+namespace coronet {
+
+namespace detail {
+
+void worker::run()
+{
+  current_ = this;
+  auto guard = asio::make_work_guard(context_);
+  context_.run();
+  current_ = nullptr;
+}
+
+void worker::drain()
+{
+  // A bounded batch, so a ping-pong between two tasks cannot starve I/O:
+  // what is left is drained by a fresh post, behind the I/O completions.
+  for (int budget = 256; head_ && budget > 0; --budget) {
+    resumable* r = head_;
+    head_ = r->next_ready_;
+    if (!head_)
+      tail_ = nullptr;
+    r->resume();
+  }
+  if (head_)
+    asio::post(context_, [this] { drain(); });
+  else
+    drain_posted_ = false;
+}
+
+void report_task_failure(std::exception_ptr e) noexcept
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("task failed: {}", ex.what());
+  } catch (...) {
+    spdlog::error("task failed: unknown exception");
+  }
+}
+
+} // namespace detail
+
+namespace {
+
+// Counts the task's end on its worker and logs a failure: an exception from
+// a spawned task is never dropped silently.
+struct spawn_completion {
+  detail::worker* w;
+  void operator()(std::exception_ptr e) const
+  {
+    if (e) {
+      detail::task_counters::bump(w->counters().failed);
+      detail::report_task_failure(e);
+    } else {
+      detail::task_counters::bump(w->counters().completed);
+    }
+  }
+};
+
+std::size_t default_threads(std::size_t requested)
+{
+  if (requested != 0)
+    return requested;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+std::size_t threads_from(const config& cfg, const char* key, std::int64_t min)
+{
+  std::int64_t n = cfg.get_int(key);
+  if (n < min || n > 1024)
+    cfg.fail(key, "must be between " + std::to_string(min) + " and 1024");
+  return static_cast<std::size_t>(n);
+}
+
+} // namespace
+
+runtime::runtime(std::size_t threads, std::size_t blocking_threads) : blocking_(blocking_threads == 0 ? 1 : blocking_threads)
+{
+  threads = default_threads(threads);
+  workers_.reserve(threads);
+  for (std::size_t i = 0; i < threads; ++i)
+    workers_.push_back(std::make_unique<detail::worker>(*this, i));
+  threads_.reserve(threads);
+  for (auto& w : workers_)
+    threads_.emplace_back([w = w.get()] { w->run(); });
+}
+
+runtime::runtime(const config& cfg)
+  : runtime(threads_from(cfg, "runtime.threads", 0), threads_from(cfg, "runtime.blocking_threads", 1))
+{
+}
+
+runtime::~runtime()
+{
+  blocking_.join();
+  for (auto& w : workers_)
+    w->context().stop();
+  for (auto& t : threads_)
+    t.join();
+}
+
+asio::any_io_executor runtime::executor(std::size_t worker) const
+{
+  return workers_.at(worker)->context().get_executor();
+}
+
+asio::any_io_executor runtime::next_executor() noexcept
+{
+  return workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()]->context().get_executor();
+}
+
+void runtime::spawn(task<void> t)
+{
+  start_on(*workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()], std::move(t));
+}
+
+void runtime::spawn(std::size_t worker, task<void> t)
+{
+  start_on(*workers_.at(worker), std::move(t));
+}
+
+void runtime::start_on(detail::worker& w, task<void> t)
+{
+  if (w.is_current())
+    detail::task_counters::bump(w.counters().spawned);
+  else
+    w.counters().spawned_remote.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(w.context(), std::move(t), spawn_completion{&w});
+}
+
+void spawn(task<void> t)
+{
+  detail::worker* w = detail::worker::current();
+  if (!w)
+    throw std::logic_error("coronet::spawn called outside a runtime worker; use runtime::spawn");
+  w->owner().start_on(*w, std::move(t));
+}
+
+task_stats runtime::stats() const noexcept
+{
+  task_stats s;
+  for (auto& w : workers_) {
+    auto& c = w->counters();
+    s.spawned += c.spawned.load(std::memory_order_relaxed) + c.spawned_remote.load(std::memory_order_relaxed);
+    s.completed += c.completed.load(std::memory_order_relaxed);
+    s.failed += c.failed.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+runtime* runtime::current() noexcept
+{
+  detail::worker* w = detail::worker::current();
+  return w ? &w->owner() : nullptr;
+}
+
+void runtime::request_stop()
+{
+  if (done_.close())
+    spdlog::info("stopping: draining in-flight work");
+}
+
+int runtime::run_until_signal(task<void> main)
+{
+  std::mutex mutex;
+  std::condition_variable finished_cv;
+  bool finished = false;
+  int exit_code = 0;
+  auto finish = [&](int code) {
+    std::lock_guard lock{mutex};
+    if (!finished) {
+      finished = true;
+      exit_code = code;
+    }
+    finished_cv.notify_all();
+  };
+
+  auto signals = std::make_unique<asio::signal_set>(workers_[0]->context(), SIGINT, SIGTERM);
+  std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signo) {
+    if (ec)
+      return;
+    if (!stop_requested()) {
+      spdlog::info("received signal {}", signo);
+      request_stop();
+      signals->async_wait(on_signal);
+    } else {
+      spdlog::warn("received signal {} again: stopping now", signo);
+      finish(130);
+    }
+  };
+  signals->async_wait(on_signal);
+
+  detail::worker& w0 = *workers_[0];
+  w0.counters().spawned_remote.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(w0.context(), std::move(main), [&](std::exception_ptr e) {
+    spawn_completion{&w0}(e);
+    finish(e ? 1 : 0);
+  });
+
+  std::unique_lock lock{mutex};
+  finished_cv.wait(lock, [&] { return finished; });
+  lock.unlock();
+  // The signal set belongs to worker 0: destroy it there. Its aborted wait
+  // completes later and touches nothing of this frame.
+  std::promise<void> released;
+  asio::post(w0.context(), [&] {
+    signals.reset();
+    released.set_value();
+  });
+  released.get_future().wait();
+  return exit_code;
+}
+
+} // namespace coronet

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian packages coronet needs, and nothing when they are all
+# present. Usage: scripts/setup.sh [--loadtest] [--fresh-check]
+#   (default)      build + tests + micro-benchmarks
+#   --loadtest     also wrk and the Go toolchain for the peers
+#   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config ccache ca-certificates
+  libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
+  python3 curl procps
+)
+for arg in "$@"; do
+  case "$arg" in
+    --loadtest) packages+=(wrk golang-go util-linux) ;;
+    --fresh-check) packages+=(debootstrap) ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  sudo=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo=(sudo)
+else
+  echo "setup: missing packages and no root rights. Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,143 @@
+#include <coronet/runtime.hpp>
+
+#include <coronet/sync/wait_group.hpp>
+#include <support/run.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <stdexcept>
+#include <thread>
+
+using coronet::task;
+
+namespace {
+
+task<void> ok(coronet::wait_group& wg)
+{
+  wg.done();
+  co_return;
+}
+
+task<void> fails(coronet::wait_group& wg)
+{
+  wg.done();
+  throw std::runtime_error("expected failure");
+  co_return;
+}
+
+task<std::size_t> worker_index_of_spawned(coronet::runtime& rt)
+{
+  coronet::wait_group wg;
+  wg.add(1);
+  std::thread::id parent = std::this_thread::get_id(), child;
+  coronet::spawn([](coronet::wait_group& wg, std::thread::id& child) -> task<void> {
+    child = std::this_thread::get_id();
+    wg.done();
+    co_return;
+  }(wg, child));
+  co_await wg.wait();
+  (void)rt;
+  co_return parent == child ? 1 : 0;
+}
+
+} // namespace
+
+TEST_CASE("runtime block_on returns the task's value and rethrows its exception")
+{
+  coronet::runtime rt{2};
+  CHECK(rt.size() == 2);
+  CHECK(rt.block_on([]() -> task<int> { co_return 42; }()) == 42);
+  CHECK_THROWS_AS(rt.block_on([]() -> task<void> {
+    throw std::out_of_range("x");
+    co_return;
+  }()),
+    std::out_of_range);
+}
+
+TEST_CASE("runtime counts spawned, completed, failed and alive tasks")
+{
+  coronet::runtime rt{2};
+  auto body = [](coronet::runtime& rt) -> task<void> {
+    coronet::wait_group wg;
+    wg.add(5);
+    for (int i = 0; i < 3; ++i)
+      coronet::spawn(ok(wg));
+    rt.spawn(1, fails(wg));
+    rt.spawn(fails(wg));
+    co_await wg.wait();
+    co_await coronet::test::yield(3);
+  };
+  auto before = rt.stats();
+  rt.block_on(body(rt));
+  // The failures finish on other workers: wait until they are counted.
+  for (int i = 0; i < 1000 && rt.stats().alive() > 0; ++i)
+    std::this_thread::yield();
+  auto s = rt.stats();
+  CHECK(s.spawned - before.spawned == 6); // 5 + block_on's own task
+  CHECK(s.failed == 2);
+  CHECK(s.completed - before.completed == 4);
+  CHECK(s.alive() == 0);
+}
+
+TEST_CASE("spawn starts the child on the calling worker")
+{
+  coronet::runtime rt{4};
+  CHECK(rt.block_on(worker_index_of_spawned(rt)) == 1);
+}
+
+TEST_CASE("spawn outside a runtime worker is an error")
+{
+  CHECK_THROWS_AS(coronet::spawn([]() -> task<void> { co_return; }()), std::logic_error);
+}
+
+TEST_CASE("spawn_blocking runs off the worker and returns the result or the exception")
+{
+  coronet::runtime rt{1};
+  auto body = []() -> task<bool> {
+    auto worker = std::this_thread::get_id();
+    auto where = co_await coronet::spawn_blocking([] { return std::this_thread::get_id(); });
+    CHECK(std::this_thread::get_id() == worker); // resumed on its own worker
+    bool threw = false;
+    try {
+      co_await coronet::spawn_blocking([] { throw std::runtime_error("in pool"); });
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    CHECK(threw);
+    co_return where != worker;
+  };
+  CHECK(rt.block_on(body()));
+}
+
+TEST_CASE("request_stop closes done() for every waiting task")
+{
+  coronet::runtime rt{2};
+  auto body = [](coronet::runtime& rt) -> task<bool> {
+    CHECK_FALSE(rt.stop_requested());
+    rt.request_stop();
+    auto v = co_await rt.done().receive();
+    co_return !v && rt.stop_requested();
+  };
+  CHECK(rt.block_on(body(rt)));
+}
+
+TEST_CASE("run_until_signal: SIGTERM requests a graceful stop and main's end returns 0")
+{
+  coronet::runtime rt{2};
+  auto main_task = [](coronet::runtime& rt) -> task<void> {
+    std::raise(SIGTERM);
+    co_await rt.done().receive(); // returns once the signal is handled
+  };
+  CHECK(rt.run_until_signal(main_task(rt)) == 0);
+  CHECK(rt.stop_requested());
+}
+
+TEST_CASE("run_until_signal returns 1 when main throws")
+{
+  coronet::runtime rt{1};
+  CHECK(rt.run_until_signal([]() -> task<void> {
+    throw std::runtime_error("main failed");
+    co_return;
+  }()) == 1);
+}

@@ -1,0 +1,74 @@
+#include <coronet/time.hpp>
+
+#include <coronet/runtime.hpp>
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+using namespace std::chrono_literals;
+using coronet::task;
+
+namespace {
+
+task<int> slow_value(std::chrono::milliseconds d, int v)
+{
+  co_await coronet::sleep_for(d);
+  co_return v;
+}
+
+task<int> throws_now()
+{
+  throw std::invalid_argument("bad");
+  co_return 0;
+}
+
+} // namespace
+
+TEST_CASE("sleep_for waits at least the duration")
+{
+  coronet::runtime rt{1};
+  auto start = coronet::clock::now();
+  rt.block_on(coronet::sleep_for(20ms));
+  CHECK(coronet::clock::now() - start >= 20ms);
+}
+
+TEST_CASE("with_timeout returns the value of an operation that finishes in time")
+{
+  coronet::runtime rt{1};
+  CHECK(rt.block_on(coronet::with_timeout(slow_value(1ms, 7), 5s)) == 7);
+}
+
+TEST_CASE("with_timeout cancels a slow operation and throws timeout_error")
+{
+  coronet::runtime rt{1};
+  auto start = coronet::clock::now();
+  try {
+    rt.block_on(coronet::with_timeout(slow_value(10s, 7), 20ms));
+    FAIL("no timeout");
+  } catch (const coronet::timeout_error& e) {
+    CHECK(e.code() == coronet::errc::timed_out);
+    CHECK(e.code() == std::errc::timed_out);
+  }
+  CHECK(coronet::clock::now() - start < 5s); // the 10 s sleep was cancelled
+}
+
+TEST_CASE("with_timeout passes an operation's own exception through")
+{
+  coronet::runtime rt{1};
+  CHECK_THROWS_AS(rt.block_on(coronet::with_timeout(throws_now(), 5s)), std::invalid_argument);
+}
+
+TEST_CASE("with_deadline in the past times out")
+{
+  coronet::runtime rt{1};
+  CHECK_THROWS_AS(
+    rt.block_on(coronet::with_deadline(slow_value(1s, 1), coronet::clock::now() - 1ms)), coronet::timeout_error);
+}
+
+TEST_CASE("with_timeout of a void operation")
+{
+  coronet::runtime rt{1};
+  rt.block_on(coronet::with_timeout(coronet::sleep_for(1ms), 5s));
+  CHECK_THROWS_AS(rt.block_on(coronet::with_timeout(coronet::sleep_for(10s), 5ms)), coronet::timeout_error);
+}
