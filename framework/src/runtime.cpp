@@ -91,6 +91,9 @@ std::size_t threads_from(const config& cfg, const char* key, std::int64_t min)
 
 runtime::runtime(std::size_t threads, std::size_t blocking_threads) : blocking_(blocking_threads == 0 ? 1 : blocking_threads)
 {
+  // The logger registry is built on first use; build it before the workers
+  // start, so they never race to create it.
+  (void)spdlog::default_logger_raw();
   threads = default_threads(threads);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)

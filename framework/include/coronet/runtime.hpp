@@ -126,17 +126,25 @@ T runtime::block_on(task<T> t)
     throw std::logic_error("runtime::block_on called from a worker: it would deadlock");
   std::promise<T> done;
   auto result = done.get_future();
+  // The exception is handed over by move, after its catch block ended, so
+  // the worker drops no reference to it once the caller can see it.
   auto body = [](task<T> t, std::promise<T>& done) -> task<void> {
+    std::exception_ptr error;
     try {
+      // A local, so that the task's frame (which may still hold the
+      // exception) is gone before the handover.
+      task<T> local = std::move(t);
       if constexpr (std::is_void_v<T>) {
-        co_await std::move(t);
+        co_await std::move(local);
         done.set_value();
       } else {
-        done.set_value(co_await std::move(t));
+        done.set_value(co_await std::move(local));
       }
+      co_return;
     } catch (...) {
-      done.set_exception(std::current_exception());
+      error = std::current_exception();
     }
+    done.set_exception(std::move(error));
   };
   spawn(0, body(std::move(t), done));
   return result.get();
@@ -162,8 +170,9 @@ auto runtime::spawn_blocking(F f) -> task<std::invoke_result_t<F&>>
         error = std::current_exception();
       }
       auto home = asio::get_associated_executor(handler);
-      asio::post(home, [handler = std::move(handler), error, result = std::move(result)]() mutable {
-        std::move(handler)(error, std::move(result));
+      asio::post(home, [handler = std::move(handler), error = std::move(error),
+                         result = std::move(result)]() mutable {
+        std::move(handler)(std::move(error), std::move(result));
       });
     });
   };

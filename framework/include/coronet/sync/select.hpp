@@ -213,6 +213,12 @@ std::optional<std::variant<typename Cases::result_type...>> try_select(Cases... 
   return state.take(fired);
 }
 
+// GCC 12 misreads the coroutine frame's class-specific operator new/delete
+// pair (Asio's recycling allocator) in this function as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 template <class... Cases>
 task<std::variant<typename Cases::result_type...>> select(Cases... cases)
 {
@@ -246,5 +252,8 @@ task<std::variant<typename Cases::result_type...>> select(Cases... cases)
   });
   co_return state.take(fired);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 } // namespace coronet

@@ -1,0 +1,3 @@
+module coronet/peers
+
+go 1.19
