@@ -1,0 +1,96 @@
+// coronet-echo as a user runs it: the real binary on loopback, real sockets.
+#include <support/process.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <string>
+
+using asio::ip::tcp;
+using coronet::test::binary;
+using coronet::test::process;
+
+namespace {
+
+std::string round_trip(tcp::socket& s, const std::string& data)
+{
+  asio::write(s, asio::buffer(data));
+  std::string back(data.size(), '\0');
+  asio::read(s, asio::buffer(back));
+  return back;
+}
+
+} // namespace
+
+TEST_CASE("echo server: binary-safe echo on several connections, SIGINT exits 0")
+{
+  process server{{binary("coronet-echo"), "--listen", "127.0.0.1:0", "--threads", "2"}};
+  auto port = server.wait_for_port();
+  REQUIRE_MESSAGE(port != 0, server.output());
+
+  asio::io_context io;
+  tcp::endpoint at{asio::ip::address_v4::loopback(), port};
+  tcp::socket a{io}, b{io};
+  a.connect(at);
+  b.connect(at);
+  std::string binary_data("\0\xff\r\n\x01payload", 12);
+  CHECK(round_trip(a, binary_data) == binary_data);
+  std::string big(200'000, 'x');
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>(i * 7);
+  CHECK(round_trip(b, big) == big);
+  CHECK(round_trip(a, "again") == "again");
+
+  a.close();
+  b.close();
+  server.signal(SIGINT);
+  auto status = server.wait();
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(server.output().find("server stopped") != std::string::npos);
+}
+
+TEST_CASE("echo server: an idle connection is closed after echo.idle_timeout_ms")
+{
+  process server{{binary("coronet-echo"), "--listen", "127.0.0.1:0", "--threads", "1", "--set",
+    "echo.idle_timeout_ms=100"}};
+  auto port = server.wait_for_port();
+  REQUIRE(port != 0);
+  asio::io_context io;
+  tcp::socket s{io};
+  s.connect({asio::ip::address_v4::loopback(), port});
+  char c;
+  std::error_code ec;
+  s.read_some(asio::buffer(&c, 1), ec); // blocks until the server closes
+  CHECK(ec == asio::error::eof);
+  server.signal(SIGTERM);
+  CHECK(server.wait() == 0);
+}
+
+TEST_CASE("echo server: SIGTERM with a client still connected drains, then closes it")
+{
+  process server{{binary("coronet-echo"), "--listen", "127.0.0.1:0", "--threads", "1", "--set",
+    "echo.shutdown_timeout_ms=200"}};
+  auto port = server.wait_for_port();
+  REQUIRE(port != 0);
+  asio::io_context io;
+  tcp::socket s{io};
+  s.connect({asio::ip::address_v4::loopback(), port});
+  CHECK(round_trip(s, "hi") == "hi");
+  server.signal(SIGTERM);
+  CHECK(server.wait() == 0);
+  CHECK(server.output().find("closing them") != std::string::npos);
+}
+
+TEST_CASE("echo server: a bad config value exits 2 naming the key")
+{
+  process server{{binary("coronet-echo"), "--set", "echo.max_connections=0"}};
+  CHECK(server.wait() == 2);
+  CHECK(server.output().find("echo.max_connections") != std::string::npos);
+}
