@@ -1,6 +1,7 @@
 #include <coronet/runtime.hpp>
 
 #include <coronet/config.hpp>
+#include <coronet/detail/parked_op.hpp>
 #include <coronet/detail/worker.hpp>
 
 #include <asio/executor_work_guard.hpp>
@@ -55,6 +56,41 @@ void report_task_failure(std::exception_ptr e) noexcept
 } // namespace detail
 
 namespace {
+
+using entry_point = asio::awaitable<asio::detail::awaitable_thread_entry_point, asio::any_io_executor>;
+
+// The bottom frame of every spawned task: counts its end on its worker and
+// logs a failure, so an exception from a spawned task never vanishes.
+entry_point run_task(task<void> t, detail::worker* w)
+{
+  try {
+    co_await std::move(t);
+  } catch (...) {
+    detail::task_counters::bump(w->counters().failed);
+    detail::report_task_failure(std::current_exception());
+    co_return;
+  }
+  detail::task_counters::bump(w->counters().completed);
+}
+
+// A new task waiting on the ready list for its first run. Asio's co_spawn
+// does the same with two work guards, a dispatch and a posted completion per
+// task; the workers keep their io_contexts alive themselves, so none of that
+// is needed here.
+class launch final : public detail::resumable {
+public:
+  launch(task<void> t, detail::worker& w) : thread_(run_task(std::move(t), &w), w.executor(), {}, {}) {}
+
+  void resume() override
+  {
+    detail::asio_thread thread = std::move(thread_);
+    delete this;
+    thread.launch();
+  }
+
+private:
+  detail::asio_thread thread_;
+};
 
 // Counts the task's end on its worker and logs a failure: an exception from
 // a spawned task is never dropped silently.
@@ -143,7 +179,19 @@ void runtime::start_on(detail::worker& w, task<void> t)
     detail::task_counters::bump(w.counters().spawned);
   else
     w.counters().spawned_remote.fetch_add(1, std::memory_order_relaxed);
-  asio::co_spawn(w.context(), std::move(t), spawn_completion{&w});
+  // From its own worker a new task runs at once, up to its first suspension:
+  // its frames are then recycled while still in cache, which makes spawning
+  // twice as cheap as queueing. A chain of tasks spawning tasks is queued past
+  // a small depth, so the stack stays bounded.
+  static thread_local int inline_depth = 0;
+  if (w.is_current() && inline_depth < 8) {
+    ++inline_depth;
+    detail::asio_thread thread{run_task(std::move(t), &w), w.executor(), {}, {}};
+    thread.launch();
+    --inline_depth;
+    return;
+  }
+  w.schedule(new launch(std::move(t), w));
 }
 
 void spawn(task<void> t)

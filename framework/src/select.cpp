@@ -4,7 +4,7 @@
 
 namespace coronet {
 
-void after_case::arm(detail::parked_base* op, int index)
+void after_case::arm(detail::parked_op* op, int index)
 {
   link_ = std::make_shared<link>(link{op});
   timer_.emplace(executor_, delay_);

@@ -15,7 +15,7 @@ namespace coronet {
 
 namespace {
 
-class group_waiter final : public detail::parked_op<void> {
+class group_waiter final : public detail::parked_op {
 public:
   explicit group_waiter(detail::intrusive_list<group_waiter>& list) : list_(list) {}
   ~group_waiter() { list_.remove(this); }
@@ -119,6 +119,7 @@ task<void> task_group::wait()
   if (!state_->idle()) {
     group_waiter parked{state_->waiters};
     co_await parked.park([&] { state_->waiters.push_back(&parked); });
+    parked.rethrow_if_failed();
   }
   if (state_->first_error)
     std::rethrow_exception(state_->first_error);

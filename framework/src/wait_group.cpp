@@ -60,6 +60,7 @@ task<void> wait_group::wait()
       waiters_.push_back(&parked);
     }
   });
+  parked.rethrow_if_failed();
 }
 
 wait_group::waiter::~waiter()

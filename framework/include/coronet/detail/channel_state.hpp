@@ -19,7 +19,7 @@ struct chan_waiter {
   chan_waiter* prev_ = nullptr;
   chan_waiter* next_ = nullptr;
   bool linked_ = false;
-  parked_base* op = nullptr;
+  parked_op* op = nullptr;
   int index = 0;
   std::optional<T>* dest = nullptr; // receive: where the value goes
   T* src = nullptr;                 // send: the value to hand over

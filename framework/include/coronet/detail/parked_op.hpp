@@ -1,47 +1,50 @@
 #pragma once
-// A coroutine parked on a primitive (channel, select, wait group). It lives in
-// the parked coroutine's frame, which stays put until the op resumes it.
+// A coroutine parked on a primitive (channel, select, wait group, task group).
+//
+// Parking detaches the coroutine's Asio "thread" (its stack of awaitable
+// frames) and keeps it in the op, which lives in the parked frame itself:
+// parking allocates nothing. Waking puts the op on its worker's ready list;
+// resuming re-attaches the thread and pumps it, as an Asio handler would.
+// This is Asio 1.22's internal protocol for use_awaitable, minus the extra
+// frame and handler object it costs per operation.
 //
 // Whoever completes the op must first win `try_claim`: a value is handed over
 // only by the winner, so a wake-up racing a cancellation (or several channels
 // racing for one select) delivers exactly once.
 #include <coronet/detail/worker.hpp>
 
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/async_result.hpp>
-#include <asio/bind_executor.hpp>
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
 #include <asio/execution/context.hpp>
+#include <asio/post.hpp>
 #include <asio/query.hpp>
-#include <asio/use_awaitable.hpp>
+#include <asio/version.hpp>
 
 #include <atomic>
 #include <optional>
 #include <system_error>
-#include <type_traits>
 #include <utility>
+
+#if ASIO_VERSION < 102200
+#error "coronet needs Asio 1.22 or newer (Debian: libasio-dev)"
+#endif
 
 namespace coronet::detail {
 
 inline constexpr int op_pending = -1;
 inline constexpr int op_cancelled = -2;
 
-template <class Result>
-struct completion_signature {
-  using type = void(std::error_code, Result);
-};
-template <>
-struct completion_signature<void> {
-  using type = void(std::error_code);
-};
+using executor = asio::any_io_executor;
+using asio_thread = asio::detail::awaitable_thread<executor>;
+using asio_frame = asio::detail::awaitable_frame_base<executor>;
 
-// The part of a parked op that primitives see: claim it, then wake it.
-class parked_base : public resumable {
+class parked_op : public resumable {
 public:
-  parked_base() = default;
-  parked_base(const parked_base&) = delete;
-  parked_base& operator=(const parked_base&) = delete;
+  parked_op() = default;
+  parked_op(const parked_op&) = delete;
+  parked_op& operator=(const parked_op&) = delete;
 
   // Claims the op for case `index`; only the winner may complete it.
   bool try_claim(int index) noexcept
@@ -52,93 +55,64 @@ public:
   int fired() const noexcept { return fired_.load(std::memory_order_acquire); }
 
   // After a successful claim: resume the owner on its worker, never inline.
-  void wake(std::error_code ec = {})
-  {
-    ec_ = ec;
-    if (home_)
-      home_->schedule(this);
-    else
-      post_resume();
-  }
+  void wake() noexcept { wake_with(nullptr, 0); }
+  void wake(std::error_code ec) noexcept { wake_with(&ec.category(), ec.value()); }
 
-protected:
-  ~parked_base() = default;
-  virtual void post_resume() = 0;
-
-  std::atomic<int> fired_{op_pending};
-  worker* home_ = nullptr;
-  std::error_code ec_;
-};
-
-template <class Result>
-class parked_op : public parked_base {
-public:
-  using signature = typename completion_signature<Result>::type;
-  using handler_type =
-    typename asio::async_result<asio::use_awaitable_t<>, signature>::handler_type;
-
-  // Suspends the calling coroutine. `arm` runs once the coroutine is
-  // suspended and must either park the op somewhere (returning) or claim and
-  // wake it at once.
+  // `co_await op.park(arm)` suspends the calling coroutine. `arm` runs once
+  // it is suspended and must park the op somewhere or claim and wake it.
   template <class Arm>
   auto park(Arm arm)
   {
-    return asio::async_initiate<const asio::use_awaitable_t<>&, signature>(
-      [this, arm = std::move(arm)](handler_type handler) mutable {
-        handler_.emplace(std::move(handler));
-        home_ = home_of(*handler_);
-        arm();
-        watch_cancellation();
-      },
-      asio::use_awaitable);
+    return [this, arm = std::move(arm)](asio_frame* frame) mutable -> asio_thread* {
+      thread_.emplace(std::move(*frame->detach_thread()));
+      // A coroutine running on a worker thread belongs to that worker's
+      // io_context (workers run nothing else); elsewhere, post to its executor.
+      home_ = worker::current();
+      arm();
+      watch_cancellation();
+      return nullptr;
+    };
   }
 
-  // Storage for the value handed to the owner (when Result is not void).
-  template <class R = Result>
-    requires(!std::is_void_v<R>)
-  R& result() noexcept
+  // After resuming: throws what ended the op (operation_aborted when
+  // cancelled, channel_closed for a send on a closed channel).
+  void rethrow_if_failed() const
   {
-    return result_.value;
+    if (error_category_)
+      throw std::system_error(error_value_, *error_category_);
   }
 
 protected:
   ~parked_op() = default;
 
-  void post_resume() final
-  {
-    asio::post(handler_->get_executor(), [this] { resume(); });
-  }
-
   // Called on the owner's worker once the op is claimed for cancellation:
   // take the op out of wherever it is parked.
   virtual void unpark() = 0;
-
   // Called on the owner's worker right before the coroutine resumes.
   virtual void before_resume() {}
+
+private:
+  // The error is kept as category + value: a default std::error_code costs a
+  // call into the library on every op.
+  void wake_with(const std::error_category* category, int value) noexcept
+  {
+    error_category_ = category;
+    error_value_ = value;
+    if (home_)
+      home_->schedule(this);
+    else
+      asio::post(thread_->get_executor(), [this] { resume(); });
+  }
 
   void resume() final
   {
     before_resume();
-    // The handler resumes the coroutine, which destroys this op: move out
-    // everything first.
-    auto handler = std::move(*handler_);
-    handler_.reset();
-    auto ec = ec_;
-    if constexpr (std::is_void_v<Result>) {
-      std::move(handler)(ec);
-    } else {
-      Result value = std::move(result_.value);
-      std::move(handler)(ec, std::move(value));
-    }
-  }
-
-private:
-  static worker* home_of(handler_type& handler) noexcept
-  {
-    worker* w = worker::current();
-    if (w && &asio::query(handler.get_executor(), asio::execution::context) == &w->context())
-      return w;
-    return nullptr;
+    // Pumping the thread may finish the coroutine and destroy this op: take
+    // the thread out first.
+    asio_thread thread = std::move(*thread_);
+    thread_.reset();
+    thread.get_cancellation_state().slot().clear();
+    thread.launch();
   }
 
   // A cancellation (timeout, task group, shutdown) that wins the claim
@@ -146,7 +120,7 @@ private:
   // cancellation on the owner's executor, so this never races resume().
   void watch_cancellation()
   {
-    auto slot = asio::get_associated_cancellation_slot(*handler_);
+    auto slot = thread_->get_cancellation_state().slot();
     if (!slot.is_connected() || fired() != op_pending)
       return;
     slot.assign([this](asio::cancellation_type type) {
@@ -157,14 +131,11 @@ private:
     });
   }
 
-  struct empty {};
-  struct holder {
-    Result value{};
-  };
-  using storage = std::conditional_t<std::is_void_v<Result>, empty, holder>;
-
-  std::optional<handler_type> handler_;
-  [[no_unique_address]] storage result_;
+  std::atomic<int> fired_{op_pending};
+  worker* home_ = nullptr;
+  const std::error_category* error_category_ = nullptr;
+  int error_value_ = 0;
+  std::optional<asio_thread> thread_;
 };
 
 } // namespace coronet::detail

@@ -3,6 +3,7 @@
 // a wait group on their own worker go to a ready list that one posted handler
 // drains, so a wake-up costs a pointer push instead of an Asio post; wake-ups
 // from another thread are posted to the owning io_context.
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
@@ -47,6 +48,7 @@ public:
   worker& operator=(const worker&) = delete;
 
   asio::io_context& context() noexcept { return context_; }
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
   std::size_t index() const noexcept { return index_; }
   coronet::runtime& owner() const noexcept { return owner_; }
   task_counters& counters() noexcept { return counters_; }
@@ -82,6 +84,7 @@ private:
   coronet::runtime& owner_;
   std::size_t index_;
   asio::io_context context_{1};
+  asio::any_io_executor executor_{context_.get_executor()};
   task_counters counters_;
   resumable* head_ = nullptr;
   resumable* tail_ = nullptr;

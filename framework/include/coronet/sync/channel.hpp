@@ -84,10 +84,11 @@ private:
   using state = detail::channel_state<T>;
 
   // A send or receive parked in the channel, living in the parked frame.
-  template <class Result>
-  class op final : public detail::parked_op<Result> {
+  // It reaches the state through a plain pointer: the channel handle the op
+  // was started from keeps the state alive while the op is parked.
+  class op final : public detail::parked_op {
   public:
-    explicit op(std::shared_ptr<state> s) : state_(std::move(s)) {}
+    explicit op(state* s) : state_(s) {}
     ~op()
     {
       // Only when a frame is destroyed while parked (runtime shutdown).
@@ -104,7 +105,7 @@ private:
       std::lock_guard lock{state_->lock};
       state_->unpark(&waiter);
     }
-    std::shared_ptr<state> state_;
+    state* state_;
   };
 
   std::shared_ptr<state> state_;
@@ -113,14 +114,16 @@ private:
 template <class T>
 task<void> channel<T>::send(T value) const
 {
+  // The lock taken for the fast path is kept until the op is parked (or
+  // released by the lambda's destructor if the co_await throws first).
   {
     std::lock_guard lock{state_->lock};
     if (state_->offer(value))
       co_return;
   }
-  op<void> parked{state_};
-  co_await parked.park([&] {
-    std::lock_guard lock{state_->lock};
+  op parked{state_.get()};
+  co_await parked.park([&]() {
+    std::unique_lock lock{state_->lock};
     if (state_->closed()) {
       parked.try_claim(0);
       parked.wake(make_error_code(errc::channel_closed));
@@ -132,7 +135,9 @@ task<void> channel<T>::send(T value) const
       parked.waiter.src = &value;
       state_->park_sender(&parked.waiter);
     }
+    lock.unlock();
   });
+  parked.rethrow_if_failed();
 }
 
 template <class T>
@@ -144,18 +149,21 @@ task<std::optional<T>> channel<T>::receive() const
     if (state_->take(out) != detail::take_result::would_block)
       co_return out;
   }
-  op<std::optional<T>> parked{state_};
-  co_return co_await parked.park([&] {
-    std::lock_guard lock{state_->lock};
-    if (state_->take(parked.result()) != detail::take_result::would_block) {
+  op parked{state_.get()};
+  co_await parked.park([&]() {
+    std::unique_lock lock{state_->lock};
+    if (state_->take(out) != detail::take_result::would_block) {
       parked.try_claim(0);
       parked.wake();
-    } else {
-      parked.waiter.op = &parked;
-      parked.waiter.dest = &parked.result();
-      state_->park_receiver(&parked.waiter);
+      return;
     }
+    parked.waiter.op = &parked;
+    parked.waiter.dest = &out;
+    state_->park_receiver(&parked.waiter);
+    lock.unlock();
   });
+  parked.rethrow_if_failed();
+  co_return out;
 }
 
 template <class T>
@@ -184,7 +192,7 @@ public:
 
   detail::spinlock* lock() const noexcept { return &state_->lock; }
   bool poll() { return state_->take(value_) != detail::take_result::would_block; }
-  void arm(detail::parked_base* op, int index)
+  void arm(detail::parked_op* op, int index)
   {
     waiter_.op = op;
     waiter_.index = index;
@@ -217,7 +225,7 @@ public:
     closed_ = state_->closed();
     return closed_ || state_->offer(value_);
   }
-  void arm(detail::parked_base* op, int index)
+  void arm(detail::parked_op* op, int index)
   {
     waiter_.op = op;
     waiter_.index = index;

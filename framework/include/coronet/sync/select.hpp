@@ -43,7 +43,7 @@ public:
 
   detail::spinlock* lock() const noexcept { return nullptr; }
   bool poll() const noexcept { return false; }
-  void arm(detail::parked_base* op, int index);
+  void arm(detail::parked_op* op, int index);
   void disarm() noexcept;
   result_type result() const noexcept { return {}; }
 
@@ -54,7 +54,7 @@ private:
   // The timer's handler may run after the select has finished and its frame
   // is gone, so it reaches the op only through this shared, owner-thread flag.
   struct link {
-    detail::parked_base* op;
+    detail::parked_op* op;
   };
   std::chrono::steady_clock::duration delay_;
   asio::any_io_executor executor_;
@@ -158,7 +158,7 @@ private:
 };
 
 template <class... Cases>
-class select_op final : public parked_op<int> {
+class select_op final : public parked_op {
 public:
   explicit select_op(select_state<Cases...>& s) : state_(s) {}
   ~select_op()
@@ -187,11 +187,7 @@ private:
     });
   }
   void unpark() override { disarm_all(); }
-  void before_resume() override
-  {
-    disarm_all();
-    result() = fired();
-  }
+  void before_resume() override { disarm_all(); }
 
   select_state<Cases...>& state_;
 };
@@ -241,7 +237,7 @@ task<std::variant<typename Cases::result_type...>> select(Cases... cases)
     },
     all);
   detail::select_op<Cases...> parked{state};
-  int fired = co_await parked.park([&] {
+  co_await parked.park([&] {
     detail::multi_lock lock{state.locks()};
     if (int now = state.poll(); now >= 0) {
       parked.try_claim(now);
@@ -250,7 +246,8 @@ task<std::variant<typename Cases::result_type...>> select(Cases... cases)
       parked.arm_all();
     }
   });
-  co_return state.take(fired);
+  parked.rethrow_if_failed();
+  co_return state.take(parked.fired());
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

@@ -42,7 +42,7 @@ private:
   detail::intrusive_list<waiter> waiters_;
 };
 
-class wait_group::waiter final : public detail::parked_op<void> {
+class wait_group::waiter final : public detail::parked_op {
 public:
   explicit waiter(wait_group& g) : group_(g) {}
   ~waiter();
