@@ -23,6 +23,7 @@ constexpr std::string_view common_defaults = R"(
 [runtime]
 threads = 0            # worker threads; 0 = one per hardware thread
 blocking_threads = 4   # threads for spawn_blocking
+spin_us = 20           # an idle worker waits this long for work from others before sleeping
 
 [log]
 level = "info"         # trace, debug, info, warn, error, critical, off

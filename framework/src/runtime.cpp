@@ -21,8 +21,73 @@ void worker::run()
 {
   current_ = this;
   auto guard = asio::make_work_guard(context_);
-  context_.run();
+  while (!context_.stopped()) {
+    std::size_t ran = context_.poll();
+    ran += run_remote();
+    if (ran > 0 || spin_for_remote())
+      continue;
+    // Announce sleep, then look once more: a thread pushing a wake-up either
+    // sees `sleeping_` and nudges us, or we see its wake-up here.
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (!has_remote_.load(std::memory_order_seq_cst))
+      context_.run_one();
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
   current_ = nullptr;
+}
+
+void worker::schedule_remote(resumable* r)
+{
+  r->next_ready_ = nullptr;
+  {
+    std::lock_guard lock{remote_lock_};
+    if (remote_tail_)
+      remote_tail_->next_ready_ = r;
+    else
+      remote_head_ = r;
+    remote_tail_ = r;
+    has_remote_.store(true, std::memory_order_seq_cst);
+  }
+  if (sleeping_.load(std::memory_order_seq_cst))
+    asio::post(context_, [] {}); // wakes run_one; the loop then runs the list
+}
+
+std::size_t worker::run_remote()
+{
+  if (!has_remote_.load(std::memory_order_acquire))
+    return 0;
+  resumable* r;
+  {
+    std::lock_guard lock{remote_lock_};
+    r = remote_head_;
+    remote_head_ = remote_tail_ = nullptr;
+    has_remote_.store(false, std::memory_order_relaxed);
+  }
+  std::size_t n = 0;
+  while (r) {
+    resumable* next = r->next_ready_;
+    r->resume();
+    r = next;
+    ++n;
+  }
+  return n;
+}
+
+bool worker::spin_for_remote()
+{
+  if (spin_.count() <= 0)
+    return false;
+  auto until = std::chrono::steady_clock::now() + spin_;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (has_remote_.load(std::memory_order_relaxed))
+        return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
 }
 
 void worker::drain()
@@ -123,9 +188,18 @@ std::size_t threads_from(const config& cfg, const char* key, std::int64_t min)
   return static_cast<std::size_t>(n);
 }
 
+std::chrono::microseconds spin_from(const config& cfg)
+{
+  std::int64_t us = cfg.get_int("runtime.spin_us");
+  if (us < 0 || us > 100000)
+    cfg.fail("runtime.spin_us", "must be between 0 and 100000");
+  return std::chrono::microseconds{us};
+}
+
 } // namespace
 
-runtime::runtime(std::size_t threads, std::size_t blocking_threads) : blocking_(blocking_threads == 0 ? 1 : blocking_threads)
+runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono::microseconds spin)
+  : blocking_(blocking_threads == 0 ? 1 : blocking_threads)
 {
   // The logger registry is built on first use; build it before the workers
   // start, so they never race to create it.
@@ -133,14 +207,15 @@ runtime::runtime(std::size_t threads, std::size_t blocking_threads) : blocking_(
   threads = default_threads(threads);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)
-    workers_.push_back(std::make_unique<detail::worker>(*this, i));
+    workers_.push_back(std::make_unique<detail::worker>(*this, i, spin));
   threads_.reserve(threads);
   for (auto& w : workers_)
     threads_.emplace_back([w = w.get()] { w->run(); });
 }
 
 runtime::runtime(const config& cfg)
-  : runtime(threads_from(cfg, "runtime.threads", 0), threads_from(cfg, "runtime.blocking_threads", 1))
+  : runtime(threads_from(cfg, "runtime.threads", 0), threads_from(cfg, "runtime.blocking_threads", 1),
+      spin_from(cfg))
 {
 }
 

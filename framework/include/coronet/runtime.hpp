@@ -17,6 +17,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -49,9 +50,12 @@ struct task_stats {
 
 class runtime final {
 public:
-  // threads == 0 means one worker per hardware thread.
-  explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4);
-  // Reads runtime.threads and runtime.blocking_threads.
+  // threads == 0 means one worker per hardware thread. An idle worker spins
+  // for `spin` waiting for wake-ups from other workers before it sleeps (0:
+  // sleep at once), which keeps cross-worker hand-offs free of system calls.
+  explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4,
+    std::chrono::microseconds spin = std::chrono::microseconds{20});
+  // Reads runtime.threads, runtime.blocking_threads and runtime.spin_us.
   explicit runtime(const config& cfg);
   ~runtime();
   runtime(const runtime&) = delete;

@@ -1,13 +1,18 @@
 #pragma once
 // One worker = one thread running one io_context. Tasks woken by a channel or
 // a wait group on their own worker go to a ready list that one posted handler
-// drains, so a wake-up costs a pointer push instead of an Asio post; wake-ups
-// from another thread are posted to the owning io_context.
+// drains, so a wake-up costs a pointer push instead of an Asio post. Wake-ups
+// from another thread go to a second list under a spinlock; a worker with
+// nothing to do spins on it for a few microseconds before it sleeps in the
+// reactor, and is nudged with an Asio post only when it is asleep.
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
+#include <coronet/detail/spinlock.hpp>
+
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -43,7 +48,10 @@ struct alignas(64) task_counters {
 
 class worker final {
 public:
-  worker(coronet::runtime& owner, std::size_t index) : owner_(owner), index_(index) {}
+  worker(coronet::runtime& owner, std::size_t index, std::chrono::microseconds spin)
+    : owner_(owner), index_(index), spin_(spin)
+  {
+  }
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
@@ -63,7 +71,7 @@ public:
   void schedule(resumable* r)
   {
     if (!is_current()) {
-      asio::post(context_, [r] { r->resume(); });
+      schedule_remote(r);
       return;
     }
     r->next_ready_ = nullptr;
@@ -80,6 +88,9 @@ public:
 
 private:
   void drain();
+  void schedule_remote(resumable* r);
+  std::size_t run_remote();
+  bool spin_for_remote();
 
   coronet::runtime& owner_;
   std::size_t index_;
@@ -89,6 +100,13 @@ private:
   resumable* head_ = nullptr;
   resumable* tail_ = nullptr;
   bool drain_posted_ = false;
+
+  std::chrono::microseconds spin_;
+  spinlock remote_lock_;
+  resumable* remote_head_ = nullptr; // guarded by remote_lock_
+  resumable* remote_tail_ = nullptr;
+  std::atomic<bool> has_remote_{false};
+  std::atomic<bool> sleeping_{false};
   static inline thread_local constinit worker* current_ = nullptr;
 };
 
