@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -21,10 +22,19 @@ void worker::run()
 {
   current_ = this;
   auto guard = asio::make_work_guard(context_);
+  int busy_rounds = 0;
   while (!context_.stopped()) {
-    std::size_t ran = context_.poll();
-    ran += run_remote();
-    if (ran > 0 || spin_for_remote())
+    std::size_t ran = run_ready() + run_remote();
+    // Woken tasks first; but the reactor is polled at least every 8 rounds,
+    // so a busy ping-pong between tasks never starves I/O.
+    if (ran > 0 && ++busy_rounds < 8)
+      continue;
+    busy_rounds = 0;
+    // Asio handlers (I/O, timers, posts) in bounded batches too, so a handler
+    // that keeps posting itself cannot starve the woken tasks.
+    for (std::size_t handlers = 0; handlers < 64 && context_.poll_one(); ++handlers)
+      ++ran;
+    if (ran > 0 || head_ || spin_for_remote())
       continue;
     // Announce sleep, then look once more: a thread pushing a wake-up either
     // sees `sleeping_` and nudges us, or we see its wake-up here.
@@ -34,6 +44,19 @@ void worker::run()
     sleeping_.store(false, std::memory_order_relaxed);
   }
   current_ = nullptr;
+}
+
+std::size_t worker::run_ready()
+{
+  std::size_t n = 0;
+  for (; head_ && n < 256; ++n) {
+    resumable* r = head_;
+    head_ = r->next_ready_;
+    if (!head_)
+      tail_ = nullptr;
+    r->resume();
+  }
+  return n;
 }
 
 void worker::schedule_remote(resumable* r)
@@ -77,34 +100,22 @@ bool worker::spin_for_remote()
 {
   if (spin_.count() <= 0)
     return false;
+  if (spinners_.fetch_add(1, std::memory_order_relaxed) >= max_spinners_) {
+    spinners_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  bool found = false;
   auto until = std::chrono::steady_clock::now() + spin_;
   do {
-    for (int i = 0; i < 64; ++i) {
-      if (has_remote_.load(std::memory_order_relaxed))
-        return true;
+    for (int i = 0; i < 64 && !found; ++i) {
+      found = has_remote_.load(std::memory_order_relaxed);
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
     }
-  } while (std::chrono::steady_clock::now() < until);
-  return false;
-}
-
-void worker::drain()
-{
-  // A bounded batch, so a ping-pong between two tasks cannot starve I/O:
-  // what is left is drained by a fresh post, behind the I/O completions.
-  for (int budget = 256; head_ && budget > 0; --budget) {
-    resumable* r = head_;
-    head_ = r->next_ready_;
-    if (!head_)
-      tail_ = nullptr;
-    r->resume();
-  }
-  if (head_)
-    asio::post(context_, [this] { drain(); });
-  else
-    drain_posted_ = false;
+  } while (!found && std::chrono::steady_clock::now() < until);
+  spinners_.fetch_sub(1, std::memory_order_relaxed);
+  return found;
 }
 
 void report_task_failure(std::exception_ptr e) noexcept
@@ -205,9 +216,11 @@ runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono:
   // start, so they never race to create it.
   (void)spdlog::default_logger_raw();
   threads = default_threads(threads);
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  int max_spinners = std::max(1, cores / 2);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)
-    workers_.push_back(std::make_unique<detail::worker>(*this, i, spin));
+    workers_.push_back(std::make_unique<detail::worker>(*this, i, spin, spinners_, max_spinners));
   threads_.reserve(threads);
   for (auto& w : workers_)
     threads_.emplace_back([w = w.get()] { w->run(); });
@@ -275,6 +288,23 @@ void spawn(task<void> t)
   if (!w)
     throw std::logic_error("coronet::spawn called outside a runtime worker; use runtime::spawn");
   w->owner().start_on(*w, std::move(t));
+}
+
+namespace {
+
+class yield_op final : public detail::parked_op {
+  void unpark() override {}
+};
+
+} // namespace
+
+task<void> yield()
+{
+  yield_op op;
+  co_await op.park([&] {
+    op.try_claim(0);
+    op.wake();
+  });
 }
 
 task_stats runtime::stats() const noexcept

@@ -4,16 +4,13 @@
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 
-#include <asio/post.hpp>
-#include <asio/this_coro.hpp>
-
 namespace coronet::test {
 
-// Lets every other ready task on this worker run once.
+// Lets every other ready task on this worker run, `times` times over.
 inline task<void> yield(int times = 1)
 {
   for (int i = 0; i < times; ++i)
-    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    co_await coronet::yield();
 }
 
 } // namespace coronet::test

@@ -141,3 +141,29 @@ TEST_CASE("run_until_signal returns 1 when main throws")
     co_return;
   }()) == 1);
 }
+
+namespace {
+
+task<void> append(std::vector<int>& order, int v, int yields)
+{
+  for (int i = 0; i < yields; ++i)
+    co_await coronet::yield();
+  order.push_back(v);
+}
+
+} // namespace
+
+TEST_CASE("yield lets the other ready tasks run first, in order")
+{
+  coronet::runtime rt{1};
+  auto body = []() -> task<std::vector<int>> {
+    std::vector<int> order;
+    coronet::spawn(append(order, 1, 1));
+    coronet::spawn(append(order, 2, 1));
+    order.push_back(0);
+    co_await coronet::yield();
+    order.push_back(3);
+    co_return order;
+  };
+  CHECK(rt.block_on(body()) == std::vector<int>{0, 1, 2, 3});
+}

@@ -8,8 +8,14 @@
 //   return rt.run_until_signal(main_task());    // SIGINT/SIGTERM: graceful stop
 //
 // Inside a task, `coronet::spawn(f())` is Go's `go f()`: the child starts on
-// the current worker. A task that ends by exception is logged and counted as
+// the current worker and runs at once until its first suspension, then the
+// caller continues (a chain of tasks spawning tasks is queued past a small
+// depth instead). A task that ends by exception is logged and counted as
 // failed; nothing is lost silently.
+//
+// Tasks still parked when the runtime is destroyed are not resumed; their
+// frames are released with the process. Let servers drain (run_until_signal)
+// rather than destroying a runtime under running work.
 #include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
 
@@ -105,6 +111,7 @@ private:
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> next_{0};
+  std::atomic<int> spinners_{0};
   channel<std::monostate> done_;
   asio::thread_pool blocking_;
 };
@@ -112,6 +119,10 @@ private:
 // Go's `go f()`: starts `t` on the calling worker. Throws std::logic_error off
 // the runtime (use runtime::spawn there).
 void spawn(task<void> t);
+
+// Go's runtime.Gosched(): lets every task already woken on this worker run,
+// then continues. Off a coronet worker it posts to the task's executor.
+task<void> yield();
 
 // runtime::spawn_blocking on the calling worker's runtime.
 template <class F>

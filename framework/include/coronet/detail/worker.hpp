@@ -1,10 +1,11 @@
 #pragma once
 // One worker = one thread running one io_context. Tasks woken by a channel or
-// a wait group on their own worker go to a ready list that one posted handler
-// drains, so a wake-up costs a pointer push instead of an Asio post. Wake-ups
-// from another thread go to a second list under a spinlock; a worker with
-// nothing to do spins on it for a few microseconds before it sleeps in the
-// reactor, and is nudged with an Asio post only when it is asleep.
+// a wait group on their own worker go to a ready list that the worker's loop
+// runs between Asio handlers, so a wake-up costs a pointer push instead of an
+// Asio post. Wake-ups from another thread go to a second list under a
+// spinlock; a worker with nothing to do spins on it for a few microseconds
+// before it sleeps in the reactor (at most half the cores spin at once, as in
+// Go), and is nudged with an Asio post only when it is asleep.
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -48,8 +49,9 @@ struct alignas(64) task_counters {
 
 class worker final {
 public:
-  worker(coronet::runtime& owner, std::size_t index, std::chrono::microseconds spin)
-    : owner_(owner), index_(index), spin_(spin)
+  worker(coronet::runtime& owner, std::size_t index, std::chrono::microseconds spin,
+    std::atomic<int>& spinners, int max_spinners)
+    : owner_(owner), index_(index), spin_(spin), spinners_(spinners), max_spinners_(max_spinners)
   {
   }
   worker(const worker&) = delete;
@@ -80,14 +82,10 @@ public:
     else
       head_ = r;
     tail_ = r;
-    if (!drain_posted_) {
-      drain_posted_ = true;
-      asio::post(context_, [this] { drain(); });
-    }
   }
 
 private:
-  void drain();
+  std::size_t run_ready();
   void schedule_remote(resumable* r);
   std::size_t run_remote();
   bool spin_for_remote();
@@ -99,9 +97,10 @@ private:
   task_counters counters_;
   resumable* head_ = nullptr;
   resumable* tail_ = nullptr;
-  bool drain_posted_ = false;
 
   std::chrono::microseconds spin_;
+  std::atomic<int>& spinners_;
+  int max_spinners_;
   spinlock remote_lock_;
   resumable* remote_head_ = nullptr; // guarded by remote_lock_
   resumable* remote_tail_ = nullptr;
