@@ -34,7 +34,7 @@ void worker::run()
     // that keeps posting itself cannot starve the woken tasks.
     for (std::size_t handlers = 0; handlers < 64 && context_.poll_one(); ++handlers)
       ++ran;
-    if (ran > 0 || head_ || spin_for_remote())
+    if (ran > 0 || !ready_.empty() || spin_for_remote())
       continue;
     // Announce sleep, then look once more: a thread pushing a wake-up either
     // sees `sleeping_` and nudges us, or we see its wake-up here.
@@ -49,11 +49,10 @@ void worker::run()
 std::size_t worker::run_ready()
 {
   std::size_t n = 0;
-  for (; head_ && n < 256; ++n) {
-    resumable* r = head_;
-    head_ = r->next_ready_;
-    if (!head_)
-      tail_ = nullptr;
+  for (; n < 256; ++n) {
+    resumable* r = ready_.pop();
+    if (!r)
+      break;
     r->resume();
   }
   return n;
@@ -61,14 +60,9 @@ std::size_t worker::run_ready()
 
 void worker::schedule_remote(resumable* r)
 {
-  r->next_ready_ = nullptr;
   {
     std::lock_guard lock{remote_lock_};
-    if (remote_tail_)
-      remote_tail_->next_ready_ = r;
-    else
-      remote_head_ = r;
-    remote_tail_ = r;
+    remote_.push(r);
     has_remote_.store(true, std::memory_order_seq_cst);
   }
   if (sleeping_.load(std::memory_order_seq_cst))
@@ -79,20 +73,15 @@ std::size_t worker::run_remote()
 {
   if (!has_remote_.load(std::memory_order_acquire))
     return 0;
-  resumable* r;
+  ready_queue batch;
   {
     std::lock_guard lock{remote_lock_};
-    r = remote_head_;
-    remote_head_ = remote_tail_ = nullptr;
+    batch = remote_.take();
     has_remote_.store(false, std::memory_order_relaxed);
   }
   std::size_t n = 0;
-  while (r) {
-    resumable* next = r->next_ready_;
+  for (; resumable* r = batch.pop(); ++n)
     r->resume();
-    r = next;
-    ++n;
-  }
   return n;
 }
 

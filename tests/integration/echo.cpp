@@ -26,6 +26,13 @@ std::string round_trip(tcp::socket& s, const std::string& data)
   return back;
 }
 
+tcp::socket connect(asio::io_context& io, unsigned short port)
+{
+  tcp::socket s{io};
+  s.connect({asio::ip::address_v4::loopback(), port});
+  return s;
+}
+
 } // namespace
 
 TEST_CASE("echo server: binary-safe echo on several connections, SIGINT exits 0")
@@ -63,8 +70,7 @@ TEST_CASE("echo server: an idle connection is closed after echo.idle_timeout_ms"
   auto port = server.wait_for_port();
   REQUIRE(port != 0);
   asio::io_context io;
-  tcp::socket s{io};
-  s.connect({asio::ip::address_v4::loopback(), port});
+  auto s = connect(io, port);
   char c;
   std::error_code ec;
   s.read_some(asio::buffer(&c, 1), ec); // blocks until the server closes
@@ -80,8 +86,7 @@ TEST_CASE("echo server: SIGTERM with a client still connected drains, then close
   auto port = server.wait_for_port();
   REQUIRE(port != 0);
   asio::io_context io;
-  tcp::socket s{io};
-  s.connect({asio::ip::address_v4::loopback(), port});
+  auto s = connect(io, port);
   CHECK(round_trip(s, "hi") == "hi");
   server.signal(SIGTERM);
   CHECK(server.wait() == 0);

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace coronet {
 class runtime;
@@ -31,6 +32,31 @@ public:
 
 protected:
   ~resumable() = default;
+};
+
+// A FIFO of resumables linked through next_ready_ (they live in frames).
+class ready_queue final {
+public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push(resumable* r) noexcept
+  {
+    r->next_ready_ = nullptr;
+    (tail_ ? tail_->next_ready_ : head_) = r;
+    tail_ = r;
+  }
+  resumable* pop() noexcept
+  {
+    resumable* r = head_;
+    if (r && !(head_ = r->next_ready_))
+      tail_ = nullptr;
+    return r;
+  }
+  // Takes everything, leaving the queue empty.
+  ready_queue take() noexcept { return std::exchange(*this, ready_queue{}); }
+
+private:
+  resumable* head_ = nullptr;
+  resumable* tail_ = nullptr;
 };
 
 // Written only by the owning worker (plain load + store, no locked
@@ -76,12 +102,7 @@ public:
       schedule_remote(r);
       return;
     }
-    r->next_ready_ = nullptr;
-    if (tail_)
-      tail_->next_ready_ = r;
-    else
-      head_ = r;
-    tail_ = r;
+    ready_.push(r);
   }
 
 private:
@@ -95,15 +116,13 @@ private:
   asio::io_context context_{1};
   asio::any_io_executor executor_{context_.get_executor()};
   task_counters counters_;
-  resumable* head_ = nullptr;
-  resumable* tail_ = nullptr;
+  ready_queue ready_;
 
   std::chrono::microseconds spin_;
   std::atomic<int>& spinners_;
   int max_spinners_;
   spinlock remote_lock_;
-  resumable* remote_head_ = nullptr; // guarded by remote_lock_
-  resumable* remote_tail_ = nullptr;
+  ready_queue remote_; // guarded by remote_lock_
   std::atomic<bool> has_remote_{false};
   std::atomic<bool> sleeping_{false};
   static inline thread_local constinit worker* current_ = nullptr;
