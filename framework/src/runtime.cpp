@@ -4,6 +4,8 @@
 #include <coronet/detail/parked_op.hpp>
 #include <coronet/detail/worker.hpp>
 
+#include <asio/detail/thread_context.hpp>
+#include <asio/detail/thread_info_base.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/signal_set.hpp>
 
@@ -18,8 +20,26 @@ namespace coronet {
 
 namespace detail {
 
+namespace {
+
+// Asio recycles coroutine frames and handler memory through a per-thread
+// cache that it finds on its "thread call stack", which only run()/poll()
+// push. The worker loop resumes tasks outside those calls, so it pushes a
+// cache of its own for the thread's whole life.
+class recycling_scope final : public asio::detail::thread_context {
+public:
+  recycling_scope() : scope_(this, cache_) {}
+
+private:
+  asio::detail::thread_info_base cache_;
+  thread_call_stack::context scope_;
+};
+
+} // namespace
+
 void worker::run()
 {
+  recycling_scope recycling;
   current_ = this;
   auto guard = asio::make_work_guard(context_);
   int busy_rounds = 0;
