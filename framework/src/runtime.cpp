@@ -54,7 +54,7 @@ void worker::run()
     // that keeps posting itself cannot starve the woken tasks.
     for (std::size_t handlers = 0; handlers < 64 && context_.poll_one(); ++handlers)
       ++ran;
-    if (ran > 0 || !ready_.empty() || spin_for_remote())
+    if (ran > 0 || !ready_.empty() || spin_for_remote(spin_))
       continue;
     // Announce sleep, then look once more: a thread pushing a wake-up either
     // sees `sleeping_` and nudges us, or we see its wake-up here.
@@ -105,23 +105,26 @@ std::size_t worker::run_remote()
   return n;
 }
 
-bool worker::spin_for_remote()
+bool worker::spin_for_remote(std::chrono::microseconds spin)
 {
-  if (spin_.count() <= 0)
+  if (spin.count() <= 0)
     return false;
   if (spinners_.fetch_add(1, std::memory_order_relaxed) >= max_spinners_) {
     spinners_.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
   bool found = false;
-  auto until = std::chrono::steady_clock::now() + spin_;
+  auto until = std::chrono::steady_clock::now() + spin;
   do {
-    for (int i = 0; i < 64 && !found; ++i) {
+    for (int i = 0; i < 256 && !found; ++i) {
       found = has_remote_.load(std::memory_order_relaxed);
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
     }
+    // With more runnable threads than cores, give the core to one of them.
+    if (!found)
+      std::this_thread::yield();
   } while (!found && std::chrono::steady_clock::now() < until);
   spinners_.fetch_sub(1, std::memory_order_relaxed);
   return found;
@@ -226,7 +229,7 @@ runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono:
   (void)spdlog::default_logger_raw();
   threads = default_threads(threads);
   int cores = static_cast<int>(std::thread::hardware_concurrency());
-  int max_spinners = std::max(1, cores / 2);
+  int max_spinners = std::max(1, cores);
   workers_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i)
     workers_.push_back(std::make_unique<detail::worker>(*this, i, spin, spinners_, max_spinners));

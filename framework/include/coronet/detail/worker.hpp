@@ -4,8 +4,9 @@
 // runs between Asio handlers, so a wake-up costs a pointer push instead of an
 // Asio post. Wake-ups from another thread go to a second list under a
 // spinlock; a worker with nothing to do spins on it for a few microseconds
-// before it sleeps in the reactor (at most half the cores spin at once, as in
-// Go), and is nudged with an Asio post only when it is asleep.
+// before it sleeps in the reactor (yielding the core to any runnable thread
+// meanwhile; at most one spinner per core), and is nudged with an Asio post
+// only when it is asleep.
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -109,7 +110,7 @@ private:
   std::size_t run_ready();
   void schedule_remote(resumable* r);
   std::size_t run_remote();
-  bool spin_for_remote();
+  bool spin_for_remote(std::chrono::microseconds spin);
 
   coronet::runtime& owner_;
   std::size_t index_;
