@@ -200,7 +200,6 @@ public:
     state_->park_receiver(&waiter_);
   }
   void disarm() noexcept { state_->unpark(&waiter_); }
-  bool armed() const noexcept { return waiter_.linked_; }
   result_type result() { return std::move(value_); }
 
 private:
@@ -233,7 +232,6 @@ public:
     state_->park_sender(&waiter_);
   }
   void disarm() noexcept { state_->unpark(&waiter_); }
-  bool armed() const noexcept { return waiter_.linked_; }
   result_type result()
   {
     if (closed_)
