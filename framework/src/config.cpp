@@ -205,17 +205,20 @@ config config::load(std::string_view app, const sources& from)
     }
   }
 
-  for (const auto& assignment : from.sets) {
+  for (std::size_t i = 0; i < from.sets.size(); ++i) {
+    const std::string& assignment = from.sets[i];
     auto eq = assignment.find('=');
     if (eq == std::string::npos || eq == 0)
       throw config_error(fmt::format("--set {}: expected section.key=value", assignment));
     std::string key = assignment.substr(0, eq);
+    std::string origin = i < from.set_origins.size() && !from.set_origins[i].empty() ? from.set_origins[i]
+                                                                                     : "--set " + key;
     std::string_view text = std::string_view(assignment).substr(eq + 1);
     auto it = cfg.entries_.find(key);
     std::optional<config::value> v;
     if (it != cfg.entries_.end())
       v = parse_text(text, it->second.v);
-    set(key, std::move(v), "--set " + key, fmt::format("'{}'", text));
+    set(key, std::move(v), origin, fmt::format("'{}'", text));
   }
   return cfg;
 }
@@ -326,16 +329,20 @@ config load_config(int argc, char** argv, std::string_view app, std::string_view
   if (!file.empty())
     from.file = file;
   // Flags are applied as --set values, after the explicit --set ones.
-  auto add = [&](const std::string& key, const std::string& value) { from.sets.push_back(key + "=" + value); };
+  from.set_origins.resize(from.sets.size());
+  auto add = [&](const std::string& flag, const std::string& key, const std::string& value) {
+    from.sets.push_back(key + "=" + value);
+    from.set_origins.push_back(flag);
+  };
   if (!listen.empty())
-    add("server.listen", listen);
+    add("--listen", "server.listen", listen);
   if (threads)
-    add("runtime.threads", std::to_string(*threads));
+    add("--threads", "runtime.threads", std::to_string(*threads));
   if (!log_level.empty())
-    add("log.level", log_level);
+    add("--log-level", "log.level", log_level);
   for (std::size_t i = 0; i < flags.size(); ++i)
     if (!extra[i].empty())
-      add(flags[i].key, extra[i]);
+      add("--" + flags[i].name, flags[i].key, extra[i]);
 
   try {
     auto cfg = config::load(app, from);

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <vector>
 #include <string>
 
 namespace {
@@ -40,11 +42,23 @@ std::string error_of(const coronet::config::sources& from)
 
 const char* const no_env[] = {nullptr};
 
+coronet::config::sources sources(std::optional<std::string> file, std::vector<std::string> sets,
+  const char* const* env, std::vector<std::string> origins = {})
+{
+  coronet::config::sources from;
+  from.app_defaults = app_defaults;
+  from.file = std::move(file);
+  from.sets = std::move(sets);
+  from.environment = env;
+  from.set_origins = std::move(origins);
+  return from;
+}
+
 } // namespace
 
 TEST_CASE("config defaults apply with no file, variable or flag")
 {
-  coronet::config::sources from{app_defaults, {}, {}, no_env};
+  auto from = sources({}, {}, no_env);
   auto cfg = coronet::config::load("backend", from);
   CHECK(cfg.get_string("backend.role") == "users");
   CHECK(cfg.get_int("backend.latency_ms") == 5);
@@ -60,7 +74,7 @@ TEST_CASE("config precedence: default < file < environment < --set")
 {
   temp_file file{"[backend]\nrole = \"orders\"\nlatency_ms = 10\nerror_rate = 1\n"};
   const char* env[] = {"CORONET_BACKEND_LATENCY_MS=20", "UNRELATED=1", nullptr};
-  coronet::config::sources from{app_defaults, file.path.string(), {"backend.verbose=true"}, env};
+  auto from = sources(file.path.string(), {"backend.verbose=true"}, env);
   auto cfg = coronet::config::load("backend", from);
   CHECK(cfg.get_string("backend.role") == "orders");
   CHECK(cfg.origin("backend.role") == file.path.string() + ":2");
@@ -78,45 +92,50 @@ TEST_CASE("config rejects bad input naming where it came from")
   SUBCASE("unknown key in the file, with its line")
   {
     temp_file file{"[backend]\nrole = \"orders\"\nlatnecy_ms = 10\n"};
-    coronet::config::sources from{app_defaults, file.path.string(), {}, no_env};
+    auto from = sources(file.path.string(), {}, no_env);
     CHECK(error_of(from) == file.path.string() + ":3: unknown key 'backend.latnecy_ms'");
   }
   SUBCASE("wrong type in the file")
   {
     temp_file file{"[backend]\nlatency_ms = \"fast\"\n"};
-    coronet::config::sources from{app_defaults, file.path.string(), {}, no_env};
+    auto from = sources(file.path.string(), {}, no_env);
     CHECK(error_of(from) == file.path.string() + ":2: key 'backend.latency_ms' must be an integer, got string");
   }
   SUBCASE("TOML syntax error")
   {
     temp_file file{"[backend\nrole = 1\n"};
-    coronet::config::sources from{app_defaults, file.path.string(), {}, no_env};
+    auto from = sources(file.path.string(), {}, no_env);
     CHECK(error_of(from).rfind(file.path.string() + ":1: ", 0) == 0);
   }
   SUBCASE("missing file")
   {
-    coronet::config::sources from{app_defaults, "/nonexistent/coronet.toml", {}, no_env};
+    auto from = sources("/nonexistent/coronet.toml", {}, no_env);
     CHECK(error_of(from) == "/nonexistent/coronet.toml: cannot read config file");
   }
   SUBCASE("bad environment value")
   {
     const char* env[] = {"CORONET_RUNTIME_THREADS=many", nullptr};
-    coronet::config::sources from{app_defaults, {}, {}, env};
+    auto from = sources({}, {}, env);
     CHECK(error_of(from) == "environment CORONET_RUNTIME_THREADS: key 'runtime.threads' must be an integer, got 'many'");
   }
   SUBCASE("unknown --set key")
   {
-    coronet::config::sources from{app_defaults, {}, {"backend.colour=red"}, no_env};
+    auto from = sources({}, {"backend.colour=red"}, no_env);
     CHECK(error_of(from) == "--set backend.colour: unknown key 'backend.colour'");
   }
   SUBCASE("malformed --set")
   {
-    coronet::config::sources from{app_defaults, {}, {"backend.role"}, no_env};
+    auto from = sources({}, {"backend.role"}, no_env);
     CHECK(error_of(from) == "--set backend.role: expected section.key=value");
+  }
+  SUBCASE("a value given by an app flag names that flag")
+  {
+    auto from = sources({}, {"runtime.threads=x"}, no_env, {"--threads"});
+    CHECK(error_of(from) == "--threads: key 'runtime.threads' must be an integer, got 'x'");
   }
   SUBCASE("a bad value is reported with its origin")
   {
-    coronet::config::sources from{app_defaults, {}, {"backend.latency_ms=-5"}, no_env};
+    auto from = sources({}, {"backend.latency_ms=-5"}, no_env);
     auto cfg = coronet::config::load("backend", from);
     CHECK_THROWS_WITH_AS(cfg.fail("backend.latency_ms", "must not be negative"),
       "--set backend.latency_ms: key 'backend.latency_ms' must not be negative", coronet::config_error);
@@ -125,7 +144,7 @@ TEST_CASE("config rejects bad input naming where it came from")
 
 TEST_CASE("config dump shows every key with its origin")
 {
-  coronet::config::sources from{app_defaults, {}, {"backend.role=orders"}, no_env};
+  auto from = sources({}, {"backend.role=orders"}, no_env);
   auto text = coronet::config::load("backend", from).dump();
   CHECK(text.find("[backend]\n") != std::string::npos);
   CHECK(text.find("role = \"orders\"   # --set backend.role") != std::string::npos);

@@ -47,6 +47,7 @@ public:
     std::optional<std::string> file;       // TOML file path
     std::vector<std::string> sets;         // "section.key=value", applied in order
     const char* const* environment = nullptr; // envp-style; nullptr: the process's
+    std::vector<std::string> set_origins;  // how each of `sets` was given ("--listen"); default "--set KEY"
   };
 
   // Throws config_error naming the file/line, variable or flag at fault.
