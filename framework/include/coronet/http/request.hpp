@@ -1,0 +1,32 @@
+#pragma once
+// An HTTP/1.1 request as a handler sees it.
+#include <coronet/http/headers.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace coronet::http {
+
+struct request {
+  std::string method;      // "GET", as sent
+  std::string target;      // "/users/7?full=1", as sent
+  std::string path;        // "/users/7", percent-decoded
+  std::string query_string; // "full=1", as sent (no '?')
+  int version_major = 1;
+  int version_minor = 1;
+  http::headers headers;
+  std::string body;
+  bool keep_alive = true;  // what the client asked for (version + Connection)
+
+  // The first value of query parameter `name`, percent-decoded ('+' is a
+  // space); std::nullopt when absent.
+  std::optional<std::string> query(std::string_view name) const;
+  std::optional<std::string_view> header(std::string_view name) const noexcept { return headers.get(name); }
+};
+
+// Percent-decodes `text` ('+' as space when `plus_is_space`); std::nullopt
+// for a malformed escape.
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
+
+} // namespace coronet::http

@@ -1,0 +1,226 @@
+#include "request_parser.hpp"
+
+#include <cstring>
+#include <utility>
+
+namespace coronet::http::detail {
+
+namespace {
+
+request_parser& self(llhttp_t* p)
+{
+  return *static_cast<request_parser*>(p->data);
+}
+
+} // namespace
+
+request_parser::request_parser(parse_limits limits) : limits_(limits)
+{
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = on_message_begin;
+  settings_.on_method = on_method;
+  settings_.on_url = on_url;
+  settings_.on_version = on_version;
+  settings_.on_header_field = on_header_field;
+  settings_.on_header_value = on_header_value;
+  settings_.on_header_value_complete = on_header_value_complete;
+  settings_.on_headers_complete = on_headers_complete;
+  settings_.on_body = on_body;
+  settings_.on_message_complete = on_message_complete;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+}
+
+int request_parser::fail(status s, std::string message)
+{
+  error_status_ = s;
+  error_message_ = std::move(message);
+  failed_by_us_ = true;
+  llhttp_set_error_reason(&parser_, "coronet limit");
+  return HPE_USER;
+}
+
+int request_parser::count_line(std::size_t n)
+{
+  line_bytes_ += n;
+  if (line_bytes_ > limits_.max_request_line_bytes)
+    return self(&parser_).fail(status::uri_too_long, "request line longer than " +
+      std::to_string(limits_.max_request_line_bytes) + " bytes");
+  return HPE_OK;
+}
+
+int request_parser::on_message_begin(llhttp_t* p)
+{
+  auto& s = self(p);
+  s.current_ = request{};
+  s.field_.clear();
+  s.value_.clear();
+  s.in_value_ = false;
+  s.headers_done_ = false;
+  s.line_bytes_ = 0;
+  s.header_bytes_ = 0;
+  return HPE_OK;
+}
+
+int request_parser::on_method(llhttp_t* p, const char* at, std::size_t n)
+{
+  auto& s = self(p);
+  s.current_.method.append(at, n);
+  return s.count_line(n);
+}
+
+int request_parser::on_url(llhttp_t* p, const char* at, std::size_t n)
+{
+  auto& s = self(p);
+  s.current_.target.append(at, n);
+  return s.count_line(n);
+}
+
+int request_parser::on_version(llhttp_t* p, const char*, std::size_t n)
+{
+  return self(p).count_line(n);
+}
+
+int request_parser::on_header_field(llhttp_t* p, const char* at, std::size_t n)
+{
+  auto& s = self(p);
+  if (s.in_value_) {
+    s.field_.clear();
+    s.value_.clear();
+    s.in_value_ = false;
+  }
+  s.field_.append(at, n);
+  s.header_bytes_ += n;
+  if (s.header_bytes_ > s.limits_.max_header_bytes)
+    return s.fail(status::request_header_fields_too_large,
+      "headers larger than " + std::to_string(s.limits_.max_header_bytes) + " bytes");
+  return HPE_OK;
+}
+
+int request_parser::on_header_value(llhttp_t* p, const char* at, std::size_t n)
+{
+  auto& s = self(p);
+  // A second piece of the same value that starts on a fresh line is an
+  // obsolete line fold, which llhttp 8.1 accepts even in strict mode.
+  if (s.in_value_ && n > 0) {
+    char before = at > s.buffer_begin_ ? at[-1] : s.last_byte_;
+    if (before == '\n')
+      return s.fail(status::bad_request, "obsolete line folding in header '" + s.field_ + "'");
+  }
+  s.in_value_ = true;
+  s.value_.append(at, n);
+  s.header_bytes_ += n;
+  if (s.header_bytes_ > s.limits_.max_header_bytes)
+    return s.fail(status::request_header_fields_too_large,
+      "headers larger than " + std::to_string(s.limits_.max_header_bytes) + " bytes");
+  return HPE_OK;
+}
+
+int request_parser::on_header_value_complete(llhttp_t* p)
+{
+  auto& s = self(p);
+  // "Host : x" (whitespace before the colon) is a smuggling vector; llhttp
+  // 8.1 hands it over as the name "Host ".
+  if (s.field_.find_first_of(" \t") != std::string::npos)
+    return s.fail(status::bad_request, "whitespace in header name '" + s.field_ + "'");
+  if (s.current_.headers.size() >= s.limits_.max_headers)
+    return s.fail(status::request_header_fields_too_large,
+      "more than " + std::to_string(s.limits_.max_headers) + " header fields");
+  s.current_.headers.add(std::move(s.field_), std::move(s.value_));
+  s.field_.clear();
+  s.value_.clear();
+  s.in_value_ = false;
+  return HPE_OK;
+}
+
+bool request_parser::finish_target()
+{
+  auto& t = current_.target;
+  auto q = t.find('?');
+  auto path = std::string_view{t}.substr(0, q);
+  if (q != std::string::npos)
+    current_.query_string = t.substr(q + 1);
+  auto decoded = percent_decode(path, false);
+  if (!decoded)
+    return false;
+  current_.path = std::move(*decoded);
+  return true;
+}
+
+int request_parser::on_headers_complete(llhttp_t* p)
+{
+  auto& s = self(p);
+  s.headers_done_ = true;
+  s.current_.version_major = p->http_major;
+  s.current_.version_minor = p->http_minor;
+  s.current_.keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (!s.finish_target())
+    return s.fail(status::bad_request, "malformed percent-encoding in the target");
+  // Refused before a byte of the body is read.
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)
+    return s.fail(status::payload_too_large,
+      "body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+  return HPE_OK;
+}
+
+int request_parser::on_body(llhttp_t* p, const char* at, std::size_t n)
+{
+  auto& s = self(p);
+  if (s.current_.body.size() + n > s.limits_.max_body_bytes)
+    return s.fail(status::payload_too_large,
+      "body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+  s.current_.body.append(at, n);
+  return HPE_OK;
+}
+
+int request_parser::on_message_complete(llhttp_t* p)
+{
+  auto& s = self(p);
+  s.complete_ = true;
+  // Stop here: a pipelined request after this one waits for the next feed().
+  return HPE_PAUSED;
+}
+
+request_parser::result request_parser::feed(std::string_view data, std::size_t& consumed)
+{
+  consumed = 0;
+  if (paused_) {
+    llhttp_resume(&parser_);
+    paused_ = false;
+  }
+  buffer_begin_ = data.data();
+  llhttp_errno_t err = llhttp_execute(&parser_, data.data(), data.size());
+  if (err == HPE_OK) {
+    consumed = data.size();
+    if (consumed > 0)
+      last_byte_ = data.back();
+    return result::need_more;
+  }
+  if (err == HPE_PAUSED && complete_) {
+    consumed = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data.data());
+    if (consumed > 0)
+      last_byte_ = data[consumed - 1];
+    paused_ = true;
+    return result::complete;
+  }
+  // Errors from our callbacks come back as HPE_USER or HPE_CB_*; their
+  // status is already set.
+  if (!failed_by_us_) {
+    switch (err) {
+    case HPE_INVALID_METHOD: error_status_ = status::not_implemented; break;
+    case HPE_INVALID_VERSION: error_status_ = status::http_version_not_supported; break;
+    default: error_status_ = status::bad_request; break;
+    }
+    error_message_ = std::string(llhttp_errno_name(err)) + ": " + llhttp_get_error_reason(&parser_);
+  }
+  return result::error;
+}
+
+request request_parser::take()
+{
+  complete_ = false;
+  headers_done_ = false;
+  return std::move(current_);
+}
+
+} // namespace coronet::http::detail

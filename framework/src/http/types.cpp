@@ -1,0 +1,138 @@
+#include <coronet/http/headers.hpp>
+#include <coronet/http/request.hpp>
+#include <coronet/http/status.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace coronet::http {
+
+std::string_view reason(status s) noexcept
+{
+  switch (s) {
+  case status::continue_: return "Continue";
+  case status::switching_protocols: return "Switching Protocols";
+  case status::ok: return "OK";
+  case status::created: return "Created";
+  case status::accepted: return "Accepted";
+  case status::no_content: return "No Content";
+  case status::moved_permanently: return "Moved Permanently";
+  case status::found: return "Found";
+  case status::see_other: return "See Other";
+  case status::not_modified: return "Not Modified";
+  case status::temporary_redirect: return "Temporary Redirect";
+  case status::permanent_redirect: return "Permanent Redirect";
+  case status::bad_request: return "Bad Request";
+  case status::unauthorized: return "Unauthorized";
+  case status::forbidden: return "Forbidden";
+  case status::not_found: return "Not Found";
+  case status::method_not_allowed: return "Method Not Allowed";
+  case status::not_acceptable: return "Not Acceptable";
+  case status::request_timeout: return "Request Timeout";
+  case status::conflict: return "Conflict";
+  case status::gone: return "Gone";
+  case status::length_required: return "Length Required";
+  case status::payload_too_large: return "Payload Too Large";
+  case status::uri_too_long: return "URI Too Long";
+  case status::unsupported_media_type: return "Unsupported Media Type";
+  case status::expectation_failed: return "Expectation Failed";
+  case status::unprocessable_entity: return "Unprocessable Entity";
+  case status::upgrade_required: return "Upgrade Required";
+  case status::too_many_requests: return "Too Many Requests";
+  case status::request_header_fields_too_large: return "Request Header Fields Too Large";
+  case status::internal_server_error: return "Internal Server Error";
+  case status::not_implemented: return "Not Implemented";
+  case status::bad_gateway: return "Bad Gateway";
+  case status::service_unavailable: return "Service Unavailable";
+  case status::gateway_timeout: return "Gateway Timeout";
+  case status::http_version_not_supported: return "HTTP Version Not Supported";
+  }
+  return "Unknown";
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept
+{
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::optional<std::string_view> headers::get(std::string_view name) const noexcept
+{
+  for (auto& [k, v] : fields_)
+    if (iequals(k, name))
+      return std::string_view{v};
+  return std::nullopt;
+}
+
+std::size_t headers::count(std::string_view name) const noexcept
+{
+  return static_cast<std::size_t>(
+    std::count_if(fields_.begin(), fields_.end(), [&](const field& f) { return iequals(f.first, name); }));
+}
+
+void headers::set(std::string_view name, std::string value)
+{
+  remove(name);
+  fields_.emplace_back(std::string(name), std::move(value));
+}
+
+void headers::remove(std::string_view name)
+{
+  std::erase_if(fields_, [&](const field& f) { return iequals(f.first, name); });
+}
+
+namespace {
+
+int hex(char c) noexcept
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+} // namespace
+
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space)
+{
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size())
+        return std::nullopt;
+      int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
+      if (hi < 0 || lo < 0)
+        return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> request::query(std::string_view name) const
+{
+  std::string_view rest = query_string;
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    auto eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    if (key && *key == name)
+      return eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1), true);
+  }
+  return std::nullopt;
+}
+
+} // namespace coronet::http

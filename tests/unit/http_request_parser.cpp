@@ -1,0 +1,186 @@
+// The request parser on hostile and ordinary input (framework/src/http).
+#include "http/request_parser.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using coronet::http::status;
+using coronet::http::detail::parse_limits;
+using coronet::http::detail::request_parser;
+using result = request_parser::result;
+
+namespace {
+
+struct outcome {
+  std::vector<coronet::http::request> requests;
+  bool error = false;
+  status error_status = status::ok;
+  std::string leftover;
+};
+
+// Feeds `wire` in pieces of `chunk` bytes, collecting every request.
+outcome parse(const std::string& wire, std::size_t chunk = 1 << 20, parse_limits limits = {})
+{
+  request_parser parser{limits};
+  outcome out;
+  std::string pending;
+  for (std::size_t at = 0; at < wire.size() || !pending.empty();) {
+    if (at < wire.size()) {
+      pending += wire.substr(at, chunk);
+      at += chunk;
+    }
+    std::size_t used = 0;
+    auto r = parser.feed(pending, used);
+    pending.erase(0, used);
+    if (r == result::error) {
+      out.error = true;
+      out.error_status = parser.error_status();
+      return out;
+    }
+    if (r == result::complete)
+      out.requests.push_back(parser.take());
+    else if (at >= wire.size())
+      break;
+  }
+  out.leftover = pending;
+  return out;
+}
+
+status error_of(const std::string& wire, parse_limits limits = {})
+{
+  auto o = parse(wire, 1 << 20, limits);
+  return o.error ? o.error_status : status::ok;
+}
+
+} // namespace
+
+TEST_CASE("request parser: a GET with query, headers and keep-alive")
+{
+  auto o = parse("GET /users/a%20b?name=J%C3%B6rg&x=1+2&flag HTTP/1.1\r\nHost: h\r\nX-Id: 7\r\n\r\n");
+  REQUIRE(o.requests.size() == 1);
+  auto& r = o.requests[0];
+  CHECK(r.method == "GET");
+  CHECK(r.target == "/users/a%20b?name=J%C3%B6rg&x=1+2&flag");
+  CHECK(r.path == "/users/a b");
+  CHECK(r.query("name") == "J\xC3\xB6rg");
+  CHECK(r.query("x") == "1 2");
+  CHECK(r.query("flag") == "");
+  CHECK_FALSE(r.query("missing"));
+  CHECK(r.header("x-id") == "7");
+  CHECK(r.header("HOST") == "h");
+  CHECK(r.keep_alive);
+}
+
+TEST_CASE("request parser: the same request split at every byte")
+{
+  std::string wire = "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
+  for (std::size_t chunk : {1, 2, 3, 7, 100}) {
+    CAPTURE(chunk);
+    auto o = parse(wire, chunk);
+    REQUIRE(o.requests.size() == 1);
+    CHECK(o.requests[0].body == "hello");
+  }
+}
+
+TEST_CASE("request parser: pipelined requests come out one at a time, in order")
+{
+  auto o = parse("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(o.requests.size() == 3);
+  CHECK(o.requests[0].path == "/a");
+  CHECK(o.requests[1].path == "/b");
+  CHECK(o.requests[2].path == "/c");
+}
+
+TEST_CASE("request parser: chunked body")
+{
+  auto o = parse("POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  REQUIRE(o.requests.size() == 1);
+  CHECK(o.requests[0].body == "hello world");
+}
+
+TEST_CASE("request parser: HTTP/1.0 closes unless it asks for keep-alive")
+{
+  CHECK_FALSE(parse("GET / HTTP/1.0\r\n\r\n").requests.at(0).keep_alive);
+  CHECK(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").requests.at(0).keep_alive);
+  CHECK_FALSE(parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").requests.at(0).keep_alive);
+}
+
+TEST_CASE("request parser: limits answer 414, 431 and 413")
+{
+  parse_limits small;
+  small.max_request_line_bytes = 64;
+  small.max_header_bytes = 128;
+  small.max_headers = 3;
+  small.max_body_bytes = 10;
+  CHECK(error_of("GET /" + std::string(100, 'a') + " HTTP/1.1\r\n\r\n", small) == status::uri_too_long);
+  CHECK(error_of("GET / HTTP/1.1\r\nX: " + std::string(200, 'b') + "\r\n\r\n", small) ==
+    status::request_header_fields_too_large);
+  CHECK(error_of("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", small) ==
+    status::request_header_fields_too_large);
+  SUBCASE("a declared body over the limit is refused before it is read")
+  {
+    // No body bytes follow: the refusal cannot wait for them.
+    CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", small) == status::payload_too_large);
+  }
+  SUBCASE("a chunked body over the limit")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n",
+            small) == status::payload_too_large);
+  }
+  CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", small) == status::ok);
+}
+
+TEST_CASE("request parser: request-smuggling defences")
+{
+  SUBCASE("Content-Length with Transfer-Encoding")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") ==
+      status::bad_request);
+  }
+  SUBCASE("duplicate Content-Length")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc") == status::bad_request);
+  }
+  SUBCASE("non-numeric Content-Length")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 3x\r\n\r\nabc") == status::bad_request);
+  }
+  SUBCASE("Transfer-Encoding not ending in chunked")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") == status::bad_request);
+  }
+  SUBCASE("whitespace before the colon")
+  {
+    CHECK(error_of("GET / HTTP/1.1\r\nHost : h\r\n\r\n") == status::bad_request);
+  }
+  SUBCASE("obsolete line folding")
+  {
+    CHECK(error_of("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n") == status::bad_request);
+    for (std::size_t chunk : {1, 2, 3, 5}) {
+      CAPTURE(chunk);
+      CHECK(parse("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", chunk).error);
+    }
+  }
+  SUBCASE("NUL in a header value")
+  {
+    CHECK(error_of(std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 25)) == status::bad_request);
+  }
+  SUBCASE("bare CR in a header value")
+  {
+    CHECK(error_of("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n") == status::bad_request);
+  }
+  SUBCASE("invalid chunk size")
+  {
+    CHECK(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n") ==
+      status::bad_request);
+  }
+}
+
+TEST_CASE("request parser: bad method and version")
+{
+  CHECK(error_of("BREW / HTTP/1.1\r\n\r\n") == status::not_implemented);
+  CHECK(error_of("GET / HTTP/3.7\r\n\r\n") == status::http_version_not_supported);
+  CHECK(error_of("GET /%zz HTTP/1.1\r\n\r\n") == status::bad_request);
+}
