@@ -10,7 +10,7 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  python3 curl procps
+  python3 curl procps netcat-openbsd
 )
 for arg in "$@"; do
   case "$arg" in

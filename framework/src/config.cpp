@@ -30,6 +30,18 @@ level = "info"         # trace, debug, info, warn, error, critical, off
 
 [server]
 listen = "127.0.0.1:8080"
+
+[http]
+max_request_line_bytes = 8192  # longer -> 414
+max_header_bytes = 65536       # more -> 431
+max_headers = 100              # more -> 431
+max_body_bytes = 1048576       # more -> 413, refused before the body is read
+header_timeout_ms = 10000      # headers not complete in time -> 408 and close
+body_timeout_ms = 30000        # body not complete in time -> close
+idle_timeout_ms = 60000        # keep-alive connection idle this long -> close
+write_timeout_ms = 30000       # a response not written in time -> close
+max_connections = 10000        # at the limit, accepting pauses
+shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests get
 )";
 
 const char* type_name(const config::value& v)

@@ -39,6 +39,8 @@ public:
   bool headers_complete() const noexcept { return headers_done_; }
   // The finished request; the parser then starts on the next one.
   request take();
+  // The request being parsed (headers are valid once headers_complete()).
+  const request& pending() const noexcept { return current_; }
 
   status error_status() const noexcept { return error_status_; }
   const std::string& error_message() const noexcept { return error_message_; }

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace coronet::http {
 
@@ -18,6 +20,16 @@ struct request {
   http::headers headers;
   std::string body;
   bool keep_alive = true;  // what the client asked for (version + Connection)
+  std::vector<std::pair<std::string, std::string>> params; // from the route's {name} segments
+
+  // A route parameter ("{id}" in the pattern), percent-decoded.
+  std::optional<std::string_view> param(std::string_view name) const noexcept
+  {
+    for (auto& [k, v] : params)
+      if (k == name)
+        return std::string_view{v};
+    return std::nullopt;
+  }
 
   // The first value of query parameter `name`, percent-decoded ('+' is a
   // space); std::nullopt when absent.
