@@ -49,8 +49,8 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin bas
   done
   [[ -n "$port" ]] || { cat /tmp/run.log; exit 1; }
   reply=$(python3 -c "
-import socket; s = socket.create_connection((\"127.0.0.1\", $port)); s.sendall(b\"fresh\\n\"); print(s.recv(64).decode().strip())")
-  kill -INT $pid; wait $pid
+import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:$port/plaintext\").read().decode())")
+  kill -TERM $pid; wait $pid
   echo "demo answered: $reply"
-  [[ "$reply" == fresh ]]'
+  [[ "$reply" == "Hello, World!" ]]'
 echo "fresh-check: OK"
