@@ -27,7 +27,7 @@ for variant in "${variants[@]}"; do
     tsan)   dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORONET_SANITIZE=thread -DCORONET_BUILD_BENCH=OFF) ;;
   esac
   echo "== $variant build ($dir)"
-  coronet_build "$dir" "${flags[@]}"
+  coronet_build "$dir" -DCORONET_BUILD_TESTS=ON -DCORONET_BUILD_APPS=ON "${flags[@]}"
   echo "== $variant tests"
   ctest --test-dir "$dir" --output-on-failure -j "$CORONET_JOBS"
 done

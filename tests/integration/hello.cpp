@@ -89,7 +89,7 @@ TEST_CASE("hello: pipelined requests are answered in order on one connection")
   CHECK(b < c);
 }
 
-TEST_CASE("hello: HEAD has the GET headers and no body; 404; 405 with Allow")
+TEST_CASE("hello: HEAD has the GET headers and no body, unknown paths 404, wrong methods 405 with Allow")
 {
   server s;
   auto head = exchange(s.port, "HEAD /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
