@@ -13,6 +13,7 @@
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <memory>
@@ -121,13 +122,15 @@ struct connection_state {
 };
 
 // Closes the socket when the current phase outlives its deadline, and closes
-// an idle keep-alive connection as soon as the server stops. One timer wake-up
-// per deadline, not per request: the connection only moves the deadline.
-task<void> watchdog(std::shared_ptr<connection_state> st, runtime& rt)
+// an idle keep-alive connection as soon as the server stops. The connection
+// only moves the deadline (no timer work per request); the watchdog never
+// sleeps longer than the shortest timeout, so every deadline the connection
+// can set lies after its next wake-up.
+task<void> watchdog(std::shared_ptr<connection_state> st, runtime& rt, clock::duration longest_sleep)
 {
   bool stopping = false;
   while (!st->done) {
-    auto wait = st->deadline - clock::now();
+    auto wait = std::min<clock::duration>(st->deadline - clock::now(), longest_sleep);
     if (wait > 0s) {
       if (!stopping) {
         auto r = co_await select(rt.done().on_receive(), st->finished.on_receive(), after(wait));
@@ -176,7 +179,8 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
   detail::request_parser parser{{o.max_request_line_bytes, o.max_header_bytes, o.max_headers, o.max_body_bytes}};
   auto st = std::make_shared<connection_state>(std::move(socket));
   st->deadline = clock::now() + o.idle_timeout;
-  spawn(watchdog(st, s->rt));
+  auto shortest = std::min({o.header_timeout, o.body_timeout, o.idle_timeout, o.write_timeout});
+  spawn(watchdog(st, s->rt, shortest));
 
   std::string in(16 * 1024, '\0');
   std::size_t begin = 0, end = 0;
@@ -272,14 +276,18 @@ task<void> serve(runtime& rt, server_options options, router routes)
   tcp.listen = options.listen;
   tcp.max_connections = options.max_connections;
   tcp.drain_timeout = options.shutdown_timeout;
-  co_await net::serve_tcp(rt, tcp, [state](tcp::socket socket) { return connection(std::move(socket), state); });
+  // Named, not a temporary inside the co_await: GCC 12 may destroy such a
+  // temporary twice.
+  net::connection_handler handler = [state](tcp::socket socket) { return connection(std::move(socket), state); };
+  co_await net::serve_tcp(rt, tcp, std::move(handler));
 }
 
 task<void> serve(runtime& rt, const config& cfg, router routes)
 {
   // A coroutine, so a bad [http] value fails the task (logged, exit 1)
   // instead of escaping main.
-  co_await serve(rt, server_options::from(cfg), std::move(routes));
+  server_options options = server_options::from(cfg);
+  co_await serve(rt, std::move(options), std::move(routes));
 }
 
 } // namespace coronet::http
