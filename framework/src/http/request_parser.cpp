@@ -44,7 +44,7 @@ int request_parser::count_line(std::size_t n)
 {
   line_bytes_ += n;
   if (line_bytes_ > limits_.max_request_line_bytes)
-    return self(&parser_).fail(status::uri_too_long, "request line longer than " +
+    return fail(status::uri_too_long, "request line longer than " +
       std::to_string(limits_.max_request_line_bytes) + " bytes");
   return HPE_OK;
 }
@@ -90,10 +90,15 @@ int request_parser::on_header_field(llhttp_t* p, const char* at, std::size_t n)
     s.in_value_ = false;
   }
   s.field_.append(at, n);
-  s.header_bytes_ += n;
-  if (s.header_bytes_ > s.limits_.max_header_bytes)
-    return s.fail(status::request_header_fields_too_large,
-      "headers larger than " + std::to_string(s.limits_.max_header_bytes) + " bytes");
+  return s.count_header(n);
+}
+
+int request_parser::count_header(std::size_t n)
+{
+  header_bytes_ += n;
+  if (header_bytes_ > limits_.max_header_bytes)
+    return fail(status::request_header_fields_too_large,
+      "headers larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
   return HPE_OK;
 }
 
@@ -109,11 +114,7 @@ int request_parser::on_header_value(llhttp_t* p, const char* at, std::size_t n)
   }
   s.in_value_ = true;
   s.value_.append(at, n);
-  s.header_bytes_ += n;
-  if (s.header_bytes_ > s.limits_.max_header_bytes)
-    return s.fail(status::request_header_fields_too_large,
-      "headers larger than " + std::to_string(s.limits_.max_header_bytes) + " bytes");
-  return HPE_OK;
+  return s.count_header(n);
 }
 
 int request_parser::on_header_value_complete(llhttp_t* p)

@@ -59,6 +59,7 @@ private:
 
   int fail(status s, std::string message);
   int count_line(std::size_t n);
+  int count_header(std::size_t n);
   bool finish_target();
 
   parse_limits limits_;
