@@ -17,9 +17,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
-#include <asio/execution/context.hpp>
 #include <asio/post.hpp>
-#include <asio/query.hpp>
 #include <asio/version.hpp>
 
 #include <atomic>
