@@ -40,14 +40,6 @@ coronet::task<void> echo(asio::ip::tcp::socket socket, std::chrono::milliseconds
   }
 }
 
-std::chrono::milliseconds positive_ms(const coronet::config& cfg, const char* key)
-{
-  auto ms = cfg.get_ms(key);
-  if (ms.count() <= 0)
-    cfg.fail(key, "must be positive");
-  return ms;
-}
-
 } // namespace
 
 int main(int argc, char** argv)
@@ -58,12 +50,9 @@ int main(int argc, char** argv)
   try {
     options.listen = cfg.get_string("server.listen");
     coronet::net::parse_endpoint(options.listen);
-    auto max = cfg.get_int("echo.max_connections");
-    if (max < 1)
-      cfg.fail("echo.max_connections", "must be at least 1");
-    options.max_connections = static_cast<std::size_t>(max);
-    options.drain_timeout = positive_ms(cfg, "echo.shutdown_timeout_ms");
-    idle = positive_ms(cfg, "echo.idle_timeout_ms");
+    options.max_connections = static_cast<std::size_t>(cfg.get_positive("echo.max_connections"));
+    options.drain_timeout = cfg.get_positive_ms("echo.shutdown_timeout_ms");
+    idle = cfg.get_positive_ms("echo.idle_timeout_ms");
   } catch (const std::invalid_argument& e) {
     spdlog::critical("config error: {}: key 'server.listen' {}", cfg.origin("server.listen"), e.what());
     return 2;

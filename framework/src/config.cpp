@@ -266,6 +266,14 @@ std::int64_t config::get_int(std::string_view key) const
   return typed<std::int64_t>(*this, at(key).v, key);
 }
 
+std::int64_t config::get_positive(std::string_view key) const
+{
+  std::int64_t v = get_int(key);
+  if (v <= 0)
+    fail(key, "must be positive");
+  return v;
+}
+
 double config::get_double(std::string_view key) const
 {
   return typed<double>(*this, at(key).v, key);

@@ -65,32 +65,28 @@ TEST_CASE("echo server: binary-safe echo on several connections, SIGINT exits 0"
 
 TEST_CASE("echo server: an idle connection is closed after echo.idle_timeout_ms")
 {
-  process server{{binary("coronet-echo"), "--listen", "127.0.0.1:0", "--threads", "1", "--set",
-    "echo.idle_timeout_ms=100"}};
-  auto port = server.wait_for_port();
-  REQUIRE(port != 0);
+  coronet::test::app echo{"coronet-echo", {"--set", "echo.idle_timeout_ms=100"}};
+  REQUIRE(echo.port != 0);
   asio::io_context io;
-  auto s = connect(io, port);
+  auto s = connect(io, echo.port);
   char c;
   std::error_code ec;
   s.read_some(asio::buffer(&c, 1), ec); // blocks until the server closes
   CHECK(ec == asio::error::eof);
-  server.signal(SIGTERM);
-  CHECK(server.wait() == 0);
+  echo.proc.signal(SIGTERM);
+  CHECK(echo.proc.wait() == 0);
 }
 
 TEST_CASE("echo server: SIGTERM with a client still connected drains, then closes it")
 {
-  process server{{binary("coronet-echo"), "--listen", "127.0.0.1:0", "--threads", "1", "--set",
-    "echo.shutdown_timeout_ms=200"}};
-  auto port = server.wait_for_port();
-  REQUIRE(port != 0);
+  coronet::test::app echo{"coronet-echo", {"--set", "echo.shutdown_timeout_ms=200"}};
+  REQUIRE(echo.port != 0);
   asio::io_context io;
-  auto s = connect(io, port);
+  auto s = connect(io, echo.port);
   CHECK(round_trip(s, "hi") == "hi");
-  server.signal(SIGTERM);
-  CHECK(server.wait() == 0);
-  CHECK(server.output().find("closing them") != std::string::npos);
+  echo.proc.signal(SIGTERM);
+  CHECK(echo.proc.wait() == 0);
+  CHECK(echo.proc.output().find("closing them") != std::string::npos);
 }
 
 TEST_CASE("echo server: a bad config value exits 2 naming the key")

@@ -18,18 +18,9 @@ using coronet::test::process;
 
 namespace {
 
-struct server {
-  process proc;
-  unsigned short port;
-  explicit server(std::vector<std::string> extra = {})
-    : proc([&] {
-        std::vector<std::string> argv{binary("coronet-hello"), "--listen", "127.0.0.1:0", "--threads", "1"};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        return argv;
-      }()),
-      port(proc.wait_for_port())
-  {
-  }
+// coronet-hello, stopped (SIGTERM) at the end of the test.
+struct server : coronet::test::app {
+  explicit server(std::vector<std::string> extra = {}) : app("coronet-hello", std::move(extra)) {}
   ~server()
   {
     proc.signal(SIGTERM);
@@ -148,17 +139,16 @@ TEST_CASE("hello: limits from config answer 413 before the body and 408 for slow
 
 TEST_CASE("hello: SIGTERM with an idle keep-alive client exits 0 at once")
 {
-  process proc{{binary("coronet-hello"), "--listen", "127.0.0.1:0", "--threads", "1"}};
-  auto port = proc.wait_for_port();
-  REQUIRE(port != 0);
+  coronet::test::app hello{"coronet-hello"};
+  REQUIRE(hello.port != 0);
   asio::io_context io;
   tcp::socket c{io};
-  c.connect({asio::ip::address_v4::loopback(), port});
+  c.connect({asio::ip::address_v4::loopback(), hello.port});
   asio::write(c, asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")));
   char buf[256];
   c.read_some(asio::buffer(buf)); // the answer; the connection stays open, idle
-  proc.signal(SIGTERM);
-  CHECK(proc.wait(std::chrono::seconds(5)) == 0);
+  hello.proc.signal(SIGTERM);
+  CHECK(hello.proc.wait(std::chrono::seconds(5)) == 0);
   std::error_code ec;
   c.read_some(asio::buffer(buf), ec);
   CHECK(ec == asio::error::eof); // closed by the drain, not left hanging

@@ -21,6 +21,22 @@ std::string binary(const std::string& name)
   return std::string(CORONET_TEST_BIN_DIR) + "/" + name;
 }
 
+namespace {
+
+std::vector<std::string> app_argv(const std::string& name, std::vector<std::string> extra)
+{
+  std::vector<std::string> argv{binary(name), "--listen", "127.0.0.1:0", "--threads", "1"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+} // namespace
+
+app::app(const std::string& name, std::vector<std::string> extra)
+  : proc(app_argv(name, std::move(extra))), port(proc.wait_for_port())
+{
+}
+
 process::process(std::vector<std::string> argv)
 {
   int fds[2];

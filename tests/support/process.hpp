@@ -40,4 +40,12 @@ private:
 // Path of a binary built by this tree.
 std::string binary(const std::string& name);
 
+// One of the apps, started on 127.0.0.1:0 with one worker plus `extra`
+// flags; `port` is 0 if it never said "listening on".
+struct app {
+  app(const std::string& name, std::vector<std::string> extra = {});
+  process proc;
+  unsigned short port;
+};
+
 } // namespace coronet::test

@@ -61,6 +61,12 @@ public:
   double get_double(std::string_view key) const;
   bool get_bool(std::string_view key) const;
   std::chrono::milliseconds get_ms(std::string_view key) const { return std::chrono::milliseconds{get_int(key)}; }
+  // An integer that must be > 0 (sizes, limits, timeouts); fail()s otherwise.
+  std::int64_t get_positive(std::string_view key) const;
+  std::chrono::milliseconds get_positive_ms(std::string_view key) const
+  {
+    return std::chrono::milliseconds{get_positive(key)};
+  }
 
   // Where the key's value came from: "default", "FILE:LINE",
   // "environment CORONET_X_Y" or "--set".

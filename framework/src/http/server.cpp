@@ -26,14 +26,8 @@ using namespace std::chrono_literals;
 server_options server_options::from(const config& cfg)
 {
   server_options o;
-  auto positive = [&](const char* key) {
-    auto v = cfg.get_int(key);
-    if (v <= 0)
-      cfg.fail(key, "must be positive");
-    return v;
-  };
-  auto ms = [&](const char* key) { return std::chrono::milliseconds{positive(key)}; };
-  auto size = [&](const char* key) { return static_cast<std::size_t>(positive(key)); };
+  auto ms = [&](const char* key) { return cfg.get_positive_ms(key); };
+  auto size = [&](const char* key) { return static_cast<std::size_t>(cfg.get_positive(key)); };
   o.listen = cfg.get_string("server.listen");
   try {
     net::parse_endpoint(o.listen);

@@ -1,10 +1,16 @@
 #pragma once
 // wait_group: Go's sync.WaitGroup. Safe across workers.
 //
+//   coronet::task<> run_one(job j, coronet::wait_group& wg)
+//   {
+//     co_await run(j);
+//     wg.done();
+//   }
+//   ...
 //   coronet::wait_group wg;
-//   for (auto& job : jobs) {
+//   for (auto& j : jobs) {
 //     wg.add(1);
-//     coronet::spawn([&]() -> coronet::task<> { co_await run(job); wg.done(); }());
+//     coronet::spawn(run_one(j, wg)); // parameters, not lambda captures
 //   }
 //   co_await wg.wait();
 //
