@@ -2,7 +2,7 @@
 # Installs the Debian packages coronet needs, and nothing when they are all
 # present. Usage: scripts/setup.sh [--loadtest] [--fresh-check]
 #   (default)      build + tests + micro-benchmarks
-#   --loadtest     also wrk and the Go toolchain for the peers
+#   --loadtest     also the Go toolchain and nginx for the peers, and perf
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 set -euo pipefail
 
@@ -10,11 +10,11 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  python3 curl procps netcat-openbsd
+  python3 curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do
   case "$arg" in
-    --loadtest) packages+=(wrk golang-go util-linux) ;;
+    --loadtest) packages+=(golang-go util-linux nginx-light linux-perf) ;;
     --fresh-check) packages+=(debootstrap) ;;
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;

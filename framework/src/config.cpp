@@ -27,6 +27,7 @@ spin_us = 20           # an idle worker waits this long for work from others bef
 
 [log]
 level = "info"         # trace, debug, info, warn, error, critical, off
+access = false         # HTTP apps: one access log line per request on stdout
 
 [server]
 listen = "127.0.0.1:8080"

@@ -93,11 +93,11 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
   task_group connections;
   auto last_error_log = clock::time_point{};
 
-  // Stopping closes the acceptor, which ends the accept loop below.
+  // Stopping cancels the pending accept, which ends the accept loop below.
   spawn([](runtime& rt, std::shared_ptr<tcp::acceptor> acceptor) -> task<void> {
     co_await rt.done().receive();
     std::error_code ignored;
-    acceptor->close(ignored);
+    acceptor->cancel(ignored);
   }(rt, acceptor));
 
   while (!rt.stop_requested()) {
@@ -120,6 +120,22 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     socket.set_option(tcp::no_delay(true));
     connections.spawn(guarded(handler, std::move(socket), slots));
   }
+
+  // Connections the kernel completed but nobody accepted yet would be reset
+  // when the acceptor closes, although their clients may have sent a
+  // request already. Take them in (as slots allow) and let them drain too.
+  std::error_code ec;
+  acceptor->non_blocking(true, ec);
+  while (!ec && slots.try_receive()) {
+    tcp::socket socket = acceptor->accept(ec);
+    if (ec) {
+      slots.try_send(std::monostate{});
+      break;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    connections.spawn(guarded(handler, std::move(socket), slots));
+  }
+  acceptor->close(ec);
 
   if (connections.running() > 0) {
     bool drained = true;

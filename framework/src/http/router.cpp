@@ -1,27 +1,37 @@
 #include <coronet/http/router.hpp>
 
+#include <coronet/http/error.hpp>
+
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 
 namespace coronet::http {
 
 namespace {
 
-std::vector<std::string_view> split(std::string_view path)
+// The next non-empty '/'-separated segment of `path` from `at`; empty at the
+// end. Repeated slashes count as one, as they did when routes were added.
+std::string_view next_segment(std::string_view path, std::size_t& at)
 {
-  std::vector<std::string_view> parts;
-  std::size_t at = 0;
-  while (at < path.size()) {
-    if (path[at] == '/') {
-      ++at;
-      continue;
-    }
-    auto end = path.find('/', at);
-    if (end == std::string_view::npos)
-      end = path.size();
-    parts.push_back(path.substr(at, end - at));
-    at = end;
-  }
-  return parts;
+  while (at < path.size() && path[at] == '/')
+    ++at;
+  auto end = path.find('/', at);
+  if (end == std::string_view::npos)
+    end = path.size();
+  auto seg = path.substr(at, end - at);
+  at = end;
+  return seg;
+}
+
+bool is_param(std::string_view seg)
+{
+  return seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
+}
+
+response plain(status s, std::string_view message)
+{
+  return response::text(s, std::string(message) + "\n");
 }
 
 } // namespace
@@ -30,40 +40,37 @@ void router::add(std::string method, std::string_view pattern, handler h)
 {
   if (pattern.empty() || pattern.front() != '/')
     throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
-  route r{std::move(method), {}, std::move(h)};
-  auto parts = split(pattern);
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (parts[i] == "*" && i + 1 != parts.size())
+  route r{std::move(method), std::string(pattern), {}, std::move(h)};
+  std::size_t at = 0;
+  for (auto seg = next_segment(pattern, at); !seg.empty(); seg = next_segment(pattern, at)) {
+    if (!r.segments.empty() && r.segments.back() == "*")
       throw std::invalid_argument("'*' must be the last segment: " + std::string(pattern));
-    r.segments.emplace_back(parts[i]);
+    r.segments.emplace_back(seg);
   }
   routes_.push_back(std::move(r));
 }
 
 router::match router::find(request& req) const
 {
-  auto parts = split(req.path);
   match m;
+  std::string_view path = req.path;
   for (auto& r : routes_) {
-    std::vector<std::pair<std::string, std::string>> params;
+    std::size_t at = 0;
+    std::size_t params = 0;
     bool ok = true;
-    std::size_t i = 0;
-    for (; i < r.segments.size() && ok; ++i) {
-      const std::string& seg = r.segments[i];
+    for (auto& seg : r.segments) {
       if (seg == "*") {
-        i = r.segments.size();
+        at = path.size();
         break;
       }
-      if (i >= parts.size()) {
+      auto part = next_segment(path, at);
+      if (part.empty() || (!is_param(seg) && seg != part)) {
         ok = false;
-      } else if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
-        params.emplace_back(seg.substr(1, seg.size() - 2), std::string(parts[i]));
-      } else if (seg != parts[i]) {
-        ok = false;
+        break;
       }
+      params += is_param(seg);
     }
-    bool wildcard = !r.segments.empty() && r.segments.back() == "*";
-    if (!ok || (!wildcard && parts.size() != r.segments.size()) || (wildcard && parts.size() < r.segments.size() - 1))
+    if (!ok || !next_segment(path, at).empty())
       continue;
     bool method_ok = r.method == req.method || (req.method == "HEAD" && r.method == "GET");
     if (!method_ok) {
@@ -72,12 +79,53 @@ router::match router::find(request& req) const
       m.status = status::method_not_allowed;
       continue;
     }
-    req.params = std::move(params);
+    req.params.clear();
+    if (params > 0) {
+      at = 0;
+      for (auto& seg : r.segments) {
+        auto part = next_segment(path, at);
+        if (is_param(seg))
+          req.params.emplace_back(seg.substr(1, seg.size() - 2), std::string(part));
+      }
+    }
+    req.route = r.pattern;
     m.target = &r.h;
     m.status = status::ok;
     return m;
   }
   return m;
+}
+
+task<response> router::handle(request& req) const
+{
+  auto m = find(req);
+  co_return co_await run(req, 0, m);
+}
+
+task<response> next::operator()(request& req) const
+{
+  return router_->run(req, index_, *match_);
+}
+
+task<response> router::run(request& req, std::size_t index, const match& m) const
+{
+  try {
+    if (index < middleware_.size())
+      co_return co_await middleware_[index](req, next{*this, index + 1, m});
+    if (!m.target) {
+      auto r = plain(m.status, reason(m.status));
+      if (m.status == status::method_not_allowed)
+        r.headers.add("Allow", m.allow);
+      co_return r;
+    }
+    co_return co_await (*m.target)(req);
+  } catch (const error& e) {
+    co_return plain(e.status(), e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: {} failed: {}", req.method, req.target,
+      index < middleware_.size() ? "middleware" : "handler", e.what());
+  }
+  co_return plain(status::internal_server_error, "Internal Server Error");
 }
 
 } // namespace coronet::http

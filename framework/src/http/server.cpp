@@ -1,7 +1,6 @@
 #include <coronet/http/server.hpp>
 
 #include <coronet/config.hpp>
-#include <coronet/http/error.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/sync/select.hpp>
 #include <coronet/time.hpp>
@@ -14,9 +13,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <ctime>
 #include <memory>
+#include <system_error>
 
 namespace coronet::http {
 
@@ -72,7 +73,10 @@ bool has_body(status s)
   return c >= 200 && c != 204 && c != 304;
 }
 
-void serialize(const response& r, bool head, bool close, std::string& out)
+// The status line and headers of `r`, then its body unless it is streamed
+// or answers a HEAD. A streamed body is chunked, or close-delimited when the
+// client cannot take chunks (`close` is then already true).
+void serialize(const response& r, bool head, bool close, bool chunked, std::string& out)
 {
   char number[16];
   auto code_end = std::to_chars(number, number + sizeof number, code(r.status)).ptr;
@@ -83,7 +87,11 @@ void serialize(const response& r, bool head, bool close, std::string& out)
       continue; // the server owns the framing
     out.append(name).append(": ").append(value).append("\r\n");
   }
-  if (has_body(r.status)) {
+  bool body = has_body(r.status);
+  if (body && r.stream) {
+    if (chunked)
+      out.append("Transfer-Encoding: chunked\r\n");
+  } else if (body) {
     auto len_end = std::to_chars(number, number + sizeof number, r.body.size()).ptr;
     out.append("Content-Length: ").append(number, len_end).append("\r\n");
   }
@@ -91,8 +99,13 @@ void serialize(const response& r, bool head, bool close, std::string& out)
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");
-  if (!head && has_body(r.status))
+  if (!head && body && !r.stream)
     out.append(r.body);
+}
+
+void serialize(const response& r, bool head, bool close, std::string& out)
+{
+  serialize(r, head, close, true, out);
 }
 
 struct server_state {
@@ -112,59 +125,131 @@ struct connection_state {
   bool done = false;
   channel<std::monostate> finished; // closed with `done`, wakes the watchdog
   bool expired = false; // the watchdog closed the socket
+  bool drained = false; // the watchdog ended an idle wait because the server stops
   phase expired_in = phase::idle;
 };
 
+// Writes a streamed body straight to the socket, each write under the
+// write timeout.
+class stream_writer final : public body_writer {
+public:
+  stream_writer(connection_state& st, clock::duration timeout, bool chunked)
+    : st_(st), timeout_(timeout), chunked_(chunked)
+  {
+  }
+
+  task<void> write(std::string_view data) override
+  {
+    if (data.empty())
+      co_return; // an empty chunk would end the body
+    char size[24];
+    std::size_t size_len = 0;
+    if (chunked_) {
+      auto end = std::to_chars(size, size + sizeof size - 2, data.size(), 16).ptr;
+      *end++ = '\r';
+      *end++ = '\n';
+      size_len = static_cast<std::size_t>(end - size);
+    }
+    std::array<asio::const_buffer, 3> buffers{asio::buffer(size, size_len), asio::buffer(data),
+      asio::buffer("\r\n", chunked_ ? 2 : 0)};
+    co_await send(buffers);
+  }
+
+  task<void> finish()
+  {
+    if (chunked_) {
+      std::array<asio::const_buffer, 1> last{asio::buffer("0\r\n\r\n", 5)};
+      co_await send(last);
+    }
+  }
+
+private:
+  template <class Buffers>
+  task<void> send(const Buffers& buffers)
+  {
+    st_.now = phase::write;
+    st_.deadline = clock::now() + timeout_;
+    auto [ec, n] = co_await asio::async_write(st_.socket, buffers, use_tuple);
+    if (ec)
+      throw std::system_error(ec, "writing the response body");
+  }
+
+  connection_state& st_;
+  clock::duration timeout_;
+  bool chunked_;
+};
+
+// A keep-alive connection idle when the server stops is closed after this
+// grace: a client that just got a response may already have sent its next
+// request, and closing under it would cut that request off. In the grace the
+// request is served (with Connection: close).
+constexpr auto idle_close_grace = 20ms;
+
 // Closes the socket when the current phase outlives its deadline, and closes
-// an idle keep-alive connection as soon as the server stops. The connection
-// only moves the deadline (no timer work per request); the watchdog never
-// sleeps longer than the shortest timeout, so every deadline the connection
-// can set lies after its next wake-up.
+// an idle keep-alive connection once the server stops. The connection only
+// moves the deadline (no timer work per request); the watchdog never sleeps
+// longer than the shortest timeout, so every deadline the connection can set
+// lies after its next wake-up.
 task<void> watchdog(std::shared_ptr<connection_state> st, runtime& rt, clock::duration longest_sleep)
 {
   bool stopping = false;
+  clock::time_point close_idle_at{};
   while (!st->done) {
     auto wait = std::min<clock::duration>(st->deadline - clock::now(), longest_sleep);
     if (wait > 0s) {
       if (!stopping) {
         auto r = co_await select(rt.done().on_receive(), st->finished.on_receive(), after(wait));
         stopping = r.index() == 0;
+        close_idle_at = clock::now() + idle_close_grace;
       } else {
-        // Stopping, mid-request: the connection closes itself after the
-        // response; look again shortly in case it goes idle first.
-        co_await select(st->finished.on_receive(), after(std::min<clock::duration>(wait, 50ms)));
+        // Stopping: the connection closes itself after its response; look
+        // again shortly in case it is, or goes, idle.
+        co_await select(st->finished.on_receive(), after(std::min<clock::duration>(wait, idle_close_grace / 2)));
       }
     }
     if (st->done)
       break;
-    if ((stopping && st->now == phase::idle) || clock::now() >= st->deadline) {
+    std::error_code ignored;
+    if (clock::now() >= st->deadline) {
       st->expired = true;
       st->expired_in = st->now;
-      std::error_code ignored;
       st->socket.cancel(ignored);
       st->socket.shutdown(tcp::socket::shutdown_receive, ignored);
+      break;
+    }
+    if (stopping && st->now == phase::idle && clock::now() >= close_idle_at) {
+      st->drained = true; // the connection looks once more before closing
+      st->socket.cancel(ignored);
       break;
     }
   }
 }
 
-task<response> dispatch(const server_state& s, request& req)
+// Sends what `out` holds (this response's headers after any earlier
+// pipelined responses), then the streamed body. False when the connection
+// cannot go on: the client went away, or the producer failed after the
+// headers were out, so the body is cut short and the client must see the
+// connection close.
+task<bool> stream_body(connection_state& st, const server_options& o, const response& resp, bool chunked,
+  std::string& out)
 {
-  auto m = s.routes.find(req);
-  if (!m.target) {
-    auto r = response::text(m.status, std::string(reason(m.status)) + "\n");
-    if (m.status == status::method_not_allowed)
-      r.headers.add("Allow", m.allow);
-    co_return r;
-  }
+  stream_writer writer{st, o.write_timeout, chunked};
   try {
-    co_return co_await (*m.target)(req);
-  } catch (const error& e) {
-    co_return response::text(e.status(), std::string(e.what()) + "\n");
+    st.now = phase::write;
+    st.deadline = clock::now() + o.write_timeout;
+    auto [ec, n] = co_await asio::async_write(st.socket, asio::buffer(out), use_tuple);
+    out.clear();
+    if (ec)
+      co_return false;
+    co_await resp.stream(writer);
+    co_await writer.finish();
+    co_return true;
+  } catch (const std::system_error& e) {
+    spdlog::debug("streamed response cut short: {}", e.what());
   } catch (const std::exception& e) {
-    spdlog::error("{} {}: handler failed: {}", req.method, req.target, e.what());
+    spdlog::error("streamed response failed: {}", e.what());
   }
-  co_return response::text(status::internal_server_error, "Internal Server Error\n");
+  co_return false;
 }
 
 task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
@@ -203,8 +288,18 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
       sent_continue = false;
       request req = parser.take();
       bool keep = req.keep_alive && !s->rt.stop_requested();
-      auto resp = co_await dispatch(*s, req);
-      serialize(resp, req.method == "HEAD", !keep, out);
+      auto resp = co_await s->routes.handle(req);
+      bool head = req.method == "HEAD";
+      if (resp.stream && !head && has_body(resp.status)) {
+        // HTTP/1.0 cannot take chunks: the body ends when the connection does.
+        bool chunked = req.version_major > 1 || req.version_minor >= 1;
+        keep = keep && chunked;
+        serialize(resp, false, !keep, chunked, out);
+        if (!co_await stream_body(*st, o, resp, chunked, out))
+          break;
+      } else {
+        serialize(resp, head, !keep, out);
+      }
       if (!keep) {
         close = true;
         break;
@@ -244,6 +339,19 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
                                    : st->now == phase::body ? o.body_timeout
                                                             : o.header_timeout);
     auto [ec, n] = co_await st->socket.async_read_some(asio::buffer(in.data() + end, in.size() - end), use_tuple);
+    if (ec == asio::error::operation_aborted && st->drained && !st->expired) {
+      // Stopping while idle. A request may have arrived just as the wait
+      // was cancelled: serve it (with Connection: close) rather than reset
+      // a client that sent it in good faith. Bounded by the drain timeout.
+      std::error_code ignored;
+      if (st->socket.available(ignored) > 0) {
+        n = st->socket.read_some(asio::buffer(in.data() + end, in.size() - end), ec);
+        if (!ec) {
+          end += n;
+          continue;
+        }
+      }
+    }
     if (ec) {
       if (st->expired && st->expired_in == phase::headers) {
         std::string timeout;

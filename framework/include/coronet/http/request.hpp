@@ -21,6 +21,8 @@ struct request {
   std::string body;
   bool keep_alive = true;  // what the client asked for (version + Connection)
   std::vector<std::pair<std::string, std::string>> params; // from the route's {name} segments
+  std::string route;       // the matched pattern ("/users/{id}"); empty when none matched
+  std::string id;          // the request id, once the request_ids() middleware ran
 
   // A route parameter ("{id}" in the pattern), percent-decoded.
   std::optional<std::string_view> param(std::string_view name) const noexcept

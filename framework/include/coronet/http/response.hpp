@@ -4,28 +4,63 @@
 //
 //   co_return http::response::text(http::status::ok, "hello\n");
 //   co_return http::response::json(http::status::created, R"({"id":7})");
+//
+// A body too big or too slow to build in memory is streamed: the server
+// sends the headers, then runs the producer, which writes the body piece by
+// piece (chunked for HTTP/1.1, close-delimited for HTTP/1.0). Each write
+// waits for the socket, so a slow client slows the producer instead of
+// growing a buffer.
+//
+//   co_return http::response::streamed(http::status::ok, "text/plain",
+//     [](http::body_writer& out) -> task<void> {
+//       for (int i = 0; i < 3; ++i)
+//         co_await out.write("tick\n");
+//     });
 #include <coronet/http/headers.hpp>
 #include <coronet/http/status.hpp>
+#include <coronet/task.hpp>
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace coronet::http {
+
+// Where a streamed body goes. write() throws std::system_error when the
+// client is gone or too slow (http.write_timeout_ms); let it propagate.
+class body_writer {
+public:
+  virtual task<void> write(std::string_view data) = 0;
+
+protected:
+  ~body_writer() = default;
+};
+
+using body_producer = std::function<task<void>(body_writer&)>;
 
 struct response {
   http::status status = http::status::ok;
   http::headers headers;
   std::string body;
+  body_producer stream; // when set, the body comes from here and `body` is ignored
 
   static response text(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body)};
+    response r{s, {}, std::move(body), {}};
     r.headers.add("Content-Type", "text/plain; charset=utf-8");
     return r;
   }
   static response json(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body)};
+    response r{s, {}, std::move(body), {}};
     r.headers.add("Content-Type", "application/json");
+    return r;
+  }
+  // The producer lives until the body ends; it may hold what it streams.
+  static response streamed(http::status s, std::string content_type, body_producer producer)
+  {
+    response r{s, {}, {}, std::move(producer)};
+    r.headers.add("Content-Type", std::move(content_type));
     return r;
   }
 };

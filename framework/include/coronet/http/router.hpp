@@ -11,10 +11,25 @@
 // methods answers 405 with an Allow header. HEAD is served by GET routes.
 // Handlers are plain callables `task<response>(request&)` (a
 // `const request&` parameter works too).
+//
+// Middleware wraps every request, matched or not, in the order added. It can
+// act before and after the rest of the chain, or answer early by not calling
+// it. The route is found first, so middleware sees req.route:
+//
+//   r.use([](http::request& req, http::next next) -> task<http::response> {
+//     if (!req.header("Authorization"))
+//       co_return http::response::text(http::status::unauthorized, "who are you?\n");
+//     co_return co_await next(req);
+//   });
+//
+// An exception from a handler or a middleware becomes a response right where
+// it is thrown (http::error → its status, anything else → 500 and one log
+// line), so middleware further out, such as the access log, sees it.
 #include <coronet/http/request.hpp>
 #include <coronet/http/response.hpp>
 #include <coronet/task.hpp>
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -23,6 +38,30 @@
 namespace coronet::http {
 
 using handler = std::function<task<response>(request&)>;
+
+class router;
+struct route_match;
+
+// The rest of a middleware chain; call it at most once.
+class next final {
+public:
+  task<response> operator()(request& req) const;
+
+private:
+  friend class router;
+  next(const router& r, std::size_t index, const route_match& m) : router_(&r), index_(index), match_(&m) {}
+  const router* router_;
+  std::size_t index_;
+  const route_match* match_;
+};
+
+using middleware = std::function<task<response>(request&, next)>;
+
+struct route_match {
+  const handler* target = nullptr;  // nullptr: see `status`
+  http::status status = http::status::not_found;
+  std::string allow;                // for 405
+};
 
 class router final {
 public:
@@ -33,21 +72,28 @@ public:
   void patch(std::string_view pattern, handler h) { add("PATCH", pattern, std::move(h)); }
   void del(std::string_view pattern, handler h) { add("DELETE", pattern, std::move(h)); }
 
-  struct match {
-    const handler* target = nullptr;  // nullptr: see `status`
-    http::status status = http::status::not_found;
-    std::string allow;                // for 405
-  };
-  // Fills req.params on a match.
+  // Adds a middleware around everything added before or after it.
+  void use(middleware m) { middleware_.push_back(std::move(m)); }
+
+  using match = route_match;
+  // Fills req.params and req.route on a match.
   match find(request& req) const;
 
+  // Routes `req` and runs the middleware and the handler; never throws.
+  task<response> handle(request& req) const;
+
 private:
+  friend class next;
   struct route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments; // "{name}" or "*" or literal
     handler h;
   };
+  task<response> run(request& req, std::size_t index, const match& m) const;
+
   std::vector<route> routes_;
+  std::vector<middleware> middleware_;
 };
 
 } // namespace coronet::http

@@ -1,0 +1,28 @@
+#pragma once
+// Middleware every service wants. Add request_ids() before access_log() so
+// the log line carries the id:
+//
+//   router.use(http::request_ids());
+//   router.use(http::access_log());
+#include <coronet/http/router.hpp>
+
+#include <string>
+
+namespace coronet::http {
+
+// Takes X-Request-Id from the request when it is a sane token (1-128 of
+// A-Z a-z 0-9 - _ . :), or makes a new random one; stores it in req.id and
+// echoes it in the response's X-Request-Id.
+middleware request_ids();
+
+// A new random request id: 16 lowercase hex digits.
+std::string new_request_id();
+
+// One line per request through the asynchronous "access" logger on stdout:
+//   GET /users/7?full=1 200 57B 38us id=4f1c2a9e0b7d6e53
+// (method, target, status, body bytes, microseconds in the handler chain,
+// request id or "-"). The logger never drops a line: when its queue is full
+// the writer waits.
+middleware access_log();
+
+} // namespace coronet::http
