@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages coronet needs, and nothing when they are all
-# present. Usage: scripts/setup.sh [--loadtest] [--fresh-check]
+# present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check]
 #   (default)      build + tests + micro-benchmarks
 #   --loadtest     also the Go toolchain and nginx for the peers, and perf
+#   --fuzz         also clang (libFuzzer) for the fuzz run in scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 set -euo pipefail
 
@@ -15,8 +16,9 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --loadtest) packages+=(golang-go util-linux nginx-light linux-perf) ;;
+    --fuzz) packages+=(clang) ;;
     --fresh-check) packages+=(debootstrap) ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

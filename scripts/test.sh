@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Sets everything up, builds and runs the test suite: a normal build, then the
-# same suite under ASan+UBSan.
-#   scripts/test.sh                 normal + address,undefined
-#   scripts/test.sh --tsan          normal + address,undefined + thread
-#   scripts/test.sh --only=normal|asan|tsan
+# Sets everything up, builds and runs the test suite: a normal build, the
+# same suite under ASan+UBSan, then a bounded libFuzzer run of the request
+# path (CORONET_FUZZ_SECONDS, default 30).
+#   scripts/test.sh                 normal + address,undefined + fuzz
+#   scripts/test.sh --tsan          normal + address,undefined + thread + fuzz
+#   scripts/test.sh --only=normal|asan|tsan|fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 variants=(normal asan)
+fuzz=1
 for arg in "$@"; do
   case "$arg" in
     --tsan) variants+=(tsan) ;;
-    --only=normal|--only=asan|--only=tsan) variants=("${arg#--only=}") ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --only=fuzz) variants=() ;;
+    --only=normal|--only=asan|--only=tsan) variants=("${arg#--only=}"); fuzz=0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
-scripts/setup.sh
+if (( fuzz )); then scripts/setup.sh --fuzz; else scripts/setup.sh; fi
 source scripts/lib/build.sh
 
 for variant in "${variants[@]}"; do
@@ -31,3 +34,8 @@ for variant in "${variants[@]}"; do
   echo "== $variant tests"
   ctest --test-dir "$dir" --output-on-failure -j "$CORONET_JOBS"
 done
+
+if (( fuzz )); then
+  echo "== fuzz (request parser, ${CORONET_FUZZ_SECONDS:-30}s)"
+  tests/fuzz/run.sh "${CORONET_FUZZ_SECONDS:-30}"
+fi

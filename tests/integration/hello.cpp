@@ -388,3 +388,31 @@ TEST_CASE("hello: SIGTERM under wrk load: every answer 2xx, no read, write or ti
     CHECK(line.find(" timeout 0") != std::string::npos);
   }
 }
+
+TEST_CASE("hello: out of file descriptors, accept backs off with one log line and recovers")
+{
+  // prlimit runs the server with room for a handful of connections only.
+  coronet::test::process hello{{"/usr/bin/prlimit", "--nofile=32", binary("coronet-hello"), "--listen",
+    "127.0.0.1:0", "--threads", "1"}};
+  auto port = hello.wait_for_port();
+  REQUIRE(port != 0);
+  asio::io_context io;
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.emplace_back(io);
+    clients.back().connect({asio::ip::address_v4::loopback(), port});
+  }
+  auto line = hello.wait_for_line("accept failed", std::chrono::seconds(5));
+  REQUIRE(line);
+  CHECK(line->find("Too many open files") != std::string::npos);
+
+  // Still alive and serving once descriptors come back.
+  clients.clear();
+  auto got = talk(port, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  CHECK(got.rfind("HTTP/1.1 200 OK", 0) == 0);
+  // One warning per second at most, not one per attempt (it retried every
+  // 50 ms meanwhile).
+  hello.signal(SIGTERM);
+  CHECK(hello.wait() == 0);
+  CHECK(count(hello.output(), "accept failed") <= 3);
+}

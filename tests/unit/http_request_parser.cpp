@@ -184,3 +184,25 @@ TEST_CASE("request parser: bad method and version")
   CHECK(error_of("GET / HTTP/3.7\r\n\r\n") == status::http_version_not_supported);
   CHECK(error_of("GET /%zz HTTP/1.1\r\n\r\n") == status::bad_request);
 }
+
+TEST_CASE("request parser: target forms (origin, absolute, asterisk) and no HTTP/0.9")
+{
+  auto absolute = parse("GET http://example.com:8080/users/7?full=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  REQUIRE(absolute.requests.size() == 1);
+  CHECK(absolute.requests[0].path == "/users/7");
+  CHECK(absolute.requests[0].query_string == "full=1");
+  auto bare_host = parse("GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  REQUIRE(bare_host.requests.size() == 1);
+  CHECK(bare_host.requests[0].path == "/");
+  auto options = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(options.requests.size() == 1);
+  CHECK(options.requests[0].path == "*");
+
+  CHECK(error_of("GET * HTTP/1.1\r\nHost: a\r\n\r\n") == status::bad_request);
+  CHECK(error_of("GET users/7 HTTP/1.1\r\nHost: a\r\n\r\n") == status::bad_request);
+  CHECK(error_of("GET http://example.com?x HTTP/1.1\r\nHost: a\r\n\r\n") == status::bad_request);
+  // Found by the fuzzer: a request line without a version.
+  auto no_version = error_of("POST *e\nHost: a\r\nContent-Length: 0\r\n\r\n");
+  CHECK(code(no_version) >= 400);
+  CHECK(no_version != status::ok);
+}

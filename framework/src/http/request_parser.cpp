@@ -134,14 +134,27 @@ int request_parser::on_header_value_complete(llhttp_t* p)
   return HPE_OK;
 }
 
+// Splits the target into path and query. Origin-form ("/a?b") is the usual
+// one; absolute-form ("http://host/a?b", for proxies) is accepted and its
+// path used; asterisk-form ("*") only for OPTIONS. Anything else is refused.
 bool request_parser::finish_target()
 {
-  auto& t = current_.target;
+  std::string_view t = current_.target;
+  if (t == "*")
+    return current_.method == "OPTIONS" && (current_.path = "*", true);
+  if (t.empty() || t.front() != '/') {
+    auto scheme = t.find("://");
+    if (scheme == std::string_view::npos || scheme == 0)
+      return false;
+    auto slash = t.find_first_of("/?", scheme + 3);
+    t = slash == std::string_view::npos ? std::string_view{"/"} : t.substr(slash);
+    if (t.front() == '?')
+      return false; // "http://host?q" has no path to route
+  }
   auto q = t.find('?');
-  auto path = std::string_view{t}.substr(0, q);
-  if (q != std::string::npos)
-    current_.query_string = t.substr(q + 1);
-  auto decoded = percent_decode(path, false);
+  if (q != std::string_view::npos)
+    current_.query_string = std::string(t.substr(q + 1));
+  auto decoded = percent_decode(t.substr(0, q), false);
   if (!decoded)
     return false;
   current_.path = std::move(*decoded);
@@ -155,8 +168,10 @@ int request_parser::on_headers_complete(llhttp_t* p)
   s.current_.version_major = p->http_major;
   s.current_.version_minor = p->http_minor;
   s.current_.keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (p->http_major != 1)
+    return s.fail(status::http_version_not_supported, "only HTTP/1.x is served");
   if (!s.finish_target())
-    return s.fail(status::bad_request, "malformed percent-encoding in the target");
+    return s.fail(status::bad_request, "malformed request target");
   // Refused before a byte of the body is read.
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)
     return s.fail(status::payload_too_large,
