@@ -1,5 +1,6 @@
 #include <coronet/net/tcp_server.hpp>
 
+#include <coronet/metrics.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/sync/select.hpp>
 #include <coronet/sync/task_group.hpp>
@@ -52,6 +53,23 @@ namespace {
 
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
+struct connection_metrics {
+  metrics::counter& accepted;
+  metrics::counter& refused;
+  metrics::gauge& open;
+};
+
+connection_metrics& tcp_metrics()
+{
+  auto& r = metrics::registry::global();
+  static connection_metrics m{
+    r.counters("coronet_tcp_connections_accepted_total", "Connections accepted.").with({}),
+    r.counters("coronet_tcp_accept_errors_total",
+      "Connections the server could not take (accept failed: out of descriptors, memory...).").with({}),
+    r.gauges("coronet_tcp_connections_open", "Connections open now.").with({})};
+  return m;
+}
+
 tcp::acceptor open_acceptor(asio::any_io_executor ex, const tcp::endpoint& at)
 {
   tcp::acceptor acceptor{ex};
@@ -70,6 +88,9 @@ tcp::acceptor open_acceptor(asio::any_io_executor ex, const tcp::endpoint& at)
 // others down.
 task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std::monostate> slots)
 {
+  auto& m = tcp_metrics();
+  m.accepted.inc();
+  m.open.add(1);
   try {
     co_await handler(std::move(socket));
   } catch (const std::system_error& e) {
@@ -78,6 +99,7 @@ task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std:
   } catch (const std::exception& e) {
     spdlog::error("connection handler failed: {}", e.what());
   }
+  m.open.add(-1);
   slots.try_send(std::monostate{});
 }
 
@@ -110,6 +132,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
       if (!acceptor->is_open() || rt.stop_requested())
         break;
       // EMFILE, ENFILE, ENOBUFS...: back off, and say so once a second.
+      tcp_metrics().refused.inc();
       if (clock::now() - last_error_log > 1s) {
         spdlog::warn("accept failed: {}; backing off", ec.message());
         last_error_log = clock::now();

@@ -389,7 +389,16 @@ TEST_CASE("hello: SIGTERM under wrk load: every answer 2xx, no read, write or ti
   }
 }
 
-TEST_CASE("hello: out of file descriptors, accept backs off with one log line and recovers")
+#ifdef CORONET_TEST_UBSAN
+// UBSan's vptr check probes memory through a pipe; with every descriptor in
+// use it cannot, and reports false errors. The normal and TSan builds run it.
+constexpr bool no_spare_descriptor_for_ubsan = true;
+#else
+constexpr bool no_spare_descriptor_for_ubsan = false;
+#endif
+
+TEST_CASE("hello: out of file descriptors, accept backs off with one log line and recovers" *
+  doctest::skip(no_spare_descriptor_for_ubsan))
 {
   // prlimit runs the server with room for a handful of connections only.
   coronet::test::process hello{{"/usr/bin/prlimit", "--nofile=32", binary("coronet-hello"), "--listen",
