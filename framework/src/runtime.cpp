@@ -331,6 +331,12 @@ task_stats runtime::stats() const noexcept
   return s;
 }
 
+std::optional<std::size_t> runtime::current_worker() noexcept
+{
+  detail::worker* w = detail::worker::current();
+  return w ? std::optional<std::size_t>{w->index()} : std::nullopt;
+}
+
 runtime* runtime::current() noexcept
 {
   detail::worker* w = detail::worker::current();

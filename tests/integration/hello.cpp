@@ -191,25 +191,6 @@ std::pair<int, std::string> shell(const std::string& command)
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// Established TCP connections to local port `port`, from /proc/net/tcp.
-int established(unsigned short port)
-{
-  std::ifstream table{"/proc/net/tcp"};
-  std::string line;
-  std::getline(table, line); // header
-  int n = 0;
-  char local[16];
-  std::snprintf(local, sizeof local, ":%04X ", port);
-  while (std::getline(table, line)) {
-    std::istringstream fields{line};
-    std::string slot, from, to, state;
-    fields >> slot >> from >> to >> state;
-    if ((from + " ").find(local) != std::string::npos && state == "01")
-      ++n;
-  }
-  return n;
-}
-
 } // namespace
 
 TEST_CASE("hello: a streamed response is chunked for HTTP/1.1, close-delimited for 1.0, bodiless for HEAD")
@@ -362,9 +343,9 @@ TEST_CASE("hello: SIGTERM under wrk load: every answer 2xx, no read, write or ti
   REQUIRE(wrk != nullptr);
   // Stop while wrk is mid-run, once all its connections are up.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (established(hello.port) < 32 && std::chrono::steady_clock::now() < until)
+  while (coronet::test::established(hello.port) < 32 && std::chrono::steady_clock::now() < until)
     std::this_thread::yield();
-  REQUIRE(established(hello.port) >= 32);
+  REQUIRE(coronet::test::established(hello.port) >= 32);
   hello.proc.signal(SIGTERM);
   CHECK(hello.proc.wait(std::chrono::seconds(10)) == 0);
   std::string report;

@@ -2,7 +2,10 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -15,6 +18,24 @@
 extern char** environ;
 
 namespace coronet::test {
+
+int established(unsigned short port)
+{
+  std::ifstream table{"/proc/net/tcp"};
+  std::string line;
+  std::getline(table, line); // header
+  int n = 0;
+  char local[16];
+  std::snprintf(local, sizeof local, ":%04X ", port);
+  while (std::getline(table, line)) {
+    std::istringstream fields{line};
+    std::string slot, from, to, state;
+    fields >> slot >> from >> to >> state;
+    if ((from + " ").find(local) != std::string::npos && state == "01")
+      ++n;
+  }
+  return n;
+}
 
 std::string binary(const std::string& name)
 {

@@ -37,6 +37,10 @@ private:
   std::size_t scanned_ = 0;
 };
 
+// Established TCP connections whose local port is `port` (from
+// /proc/net/tcp): how a test sees that a server has taken connections.
+int established(unsigned short port);
+
 // Path of a binary built by this tree.
 std::string binary(const std::string& name);
 

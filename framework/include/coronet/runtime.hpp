@@ -103,6 +103,8 @@ public:
 
   // The runtime whose worker is calling, or nullptr.
   static runtime* current() noexcept;
+  // The index (0 .. size()-1) of the worker that is calling, if one is.
+  static std::optional<std::size_t> current_worker() noexcept;
 
 private:
   friend void spawn(task<void> t);

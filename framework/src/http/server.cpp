@@ -287,8 +287,10 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
       partial = false;
       sent_continue = false;
       request req = parser.take();
-      bool keep = req.keep_alive && !s->rt.stop_requested();
       auto resp = co_await s->routes.handle(req);
+      // Decided after the handler: a request in flight when the server
+      // began to stop gets Connection: close.
+      bool keep = req.keep_alive && !s->rt.stop_requested();
       bool head = req.method == "HEAD";
       if (resp.stream && !head && has_body(resp.status)) {
         // HTTP/1.0 cannot take chunks: the body ends when the connection does.

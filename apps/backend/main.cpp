@@ -1,0 +1,178 @@
+// coronet-backend: the services behind the gateway, one role per process
+// (--role users|orders|recommendations). Data is made up but deterministic
+// per id; latency (fixed + jitter) and an error rate are configurable so the
+// gateway can be tried against slow and failing services.
+//
+//   GET /users/{id}            {"id":7,"name":"User 7","email":"user7@example.com"}
+//   GET /orders?user={id}      {"user":7,"orders":[{"id":701,"total":12.34},...]}
+//   GET /recommendations/{id}  {"user":7,"items":["item-...",...]}
+//
+// Users exist for ids 1..1000000; others get 404.
+#include <coronet/config.hpp>
+#include <coronet/http/error.hpp>
+#include <coronet/http/observe.hpp>
+#include <coronet/http/server.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/time.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <random>
+
+namespace http = coronet::http;
+using coronet::task;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* defaults = R"(
+[server]
+listen = "127.0.0.1:8081"
+
+[log]
+access = true
+
+[backend]
+role = "users"     # users, orders or recommendations
+latency_ms = 0     # every answer waits this long...
+jitter_ms = 0      # ...plus a uniform random 0..jitter_ms
+error_rate = 0.0   # this fraction of answers is a 500
+)";
+
+constexpr std::int64_t max_user = 1000000;
+
+struct settings {
+  std::string role;
+  std::chrono::milliseconds latency{0};
+  std::chrono::milliseconds jitter{0};
+  double error_rate = 0;
+};
+
+settings read_settings(const coronet::config& cfg)
+{
+  settings s;
+  s.role = cfg.get_string("backend.role");
+  if (s.role != "users" && s.role != "orders" && s.role != "recommendations")
+    cfg.fail("backend.role", "must be users, orders or recommendations");
+  auto latency = cfg.get_int("backend.latency_ms");
+  auto jitter = cfg.get_int("backend.jitter_ms");
+  if (latency < 0)
+    cfg.fail("backend.latency_ms", "must not be negative");
+  if (jitter < 0)
+    cfg.fail("backend.jitter_ms", "must not be negative");
+  s.latency = std::chrono::milliseconds{latency};
+  s.jitter = std::chrono::milliseconds{jitter};
+  s.error_rate = cfg.get_double("backend.error_rate");
+  if (s.error_rate < 0 || s.error_rate > 1)
+    cfg.fail("backend.error_rate", "must be between 0 and 1");
+  return s;
+}
+
+std::int64_t parse_id(std::optional<std::string_view> text)
+{
+  std::int64_t id = 0;
+  if (!text)
+    throw http::error{http::status::bad_request, "missing id"};
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
+  if (ec != std::errc{} || end != text->data() + text->size() || id <= 0)
+    throw http::error{http::status::bad_request, "id must be a positive integer"};
+  return id;
+}
+
+// A small, well-mixed hash so the made-up data looks varied but never changes.
+std::uint64_t mix(std::uint64_t x)
+{
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+json user(std::int64_t id)
+{
+  if (id > max_user)
+    throw http::error{http::status::not_found, "no such user"};
+  return {{"id", id}, {"name", "User " + std::to_string(id)}, {"email", "user" + std::to_string(id) + "@example.com"}};
+}
+
+json orders(std::int64_t id)
+{
+  json list = json::array();
+  auto count = mix(static_cast<std::uint64_t>(id)) % 4 + 1;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto cents = mix(static_cast<std::uint64_t>(id) * 31 + i) % 50000 + 100;
+    list.push_back({{"id", id * 100 + static_cast<std::int64_t>(i)}, {"total", static_cast<double>(cents) / 100}});
+  }
+  return {{"user", id}, {"orders", std::move(list)}};
+}
+
+json recommendations(std::int64_t id)
+{
+  json items = json::array();
+  for (std::uint64_t i = 0; i < 3; ++i)
+    items.push_back("item-" + std::to_string(mix(static_cast<std::uint64_t>(id) + i * 7919) % 10000));
+  return {{"user", id}, {"items", std::move(items)}};
+}
+
+// Waits the configured latency, then maybe fails on purpose.
+task<void> behave(const settings& s)
+{
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  auto wait = s.latency;
+  if (s.jitter.count() > 0)
+    wait += std::chrono::milliseconds{std::uniform_int_distribution<std::int64_t>{0, s.jitter.count()}(random)};
+  if (wait.count() > 0)
+    co_await coronet::sleep_for(wait);
+  if (s.error_rate > 0 && std::uniform_real_distribution<double>{0, 1}(random) < s.error_rate)
+    throw http::error{http::status::internal_server_error, "injected failure"};
+}
+
+http::response answer(const json& body)
+{
+  return http::response::json(http::status::ok, body.dump());
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  auto cfg = coronet::load_config(argc, argv, "backend", defaults,
+    {{"role", "backend.role", "users, orders or recommendations"}});
+  settings s;
+  try {
+    s = read_settings(cfg);
+  } catch (const coronet::config_error& e) {
+    spdlog::critical("config error: {}", e.what());
+    return 2;
+  }
+  coronet::runtime rt{cfg};
+  http::router router;
+  http::observe(router, rt, cfg);
+  // The settings live in main's frame for as long as the server runs.
+  const settings* at = &s;
+  if (s.role == "users") {
+    router.get("/users/{id}", [at](http::request& req) -> task<http::response> {
+      auto id = parse_id(req.param("id"));
+      co_await behave(*at);
+      co_return answer(user(id));
+    });
+  } else if (s.role == "orders") {
+    router.get("/orders", [at](http::request& req) -> task<http::response> {
+      auto given = req.query("user");
+      auto id = parse_id(given ? std::optional<std::string_view>{*given} : std::nullopt);
+      co_await behave(*at);
+      co_return answer(orders(id));
+    });
+  } else {
+    router.get("/recommendations/{id}", [at](http::request& req) -> task<http::response> {
+      auto id = parse_id(req.param("id"));
+      co_await behave(*at);
+      co_return answer(recommendations(id));
+    });
+  }
+  spdlog::info("backend role {}: latency {} ms + jitter {} ms, error rate {}", s.role, s.latency.count(),
+    s.jitter.count(), s.error_rate);
+  return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
+}

@@ -1,0 +1,219 @@
+// coronet-gateway: the microservice showcase. GET /api/users/{id}/dashboard
+// asks the users, orders and recommendations services at once (one spawned
+// task per call, results through a channel, a wait group to join), each call
+// under its own timeout and all under the request's deadline, and answers
+//
+//   {"user":{...},"orders":[...],"recommendations":[...],"partial":false,"errors":[]}
+//
+// When orders or recommendations fail or time out the answer is still 200,
+// with that field null, "partial":true and the reason in "errors". When the
+// users service fails the answer is 502, or 404 when it says 404.
+#include <coronet/config.hpp>
+#include <coronet/http/client.hpp>
+#include <coronet/http/error.hpp>
+#include <coronet/http/observe.hpp>
+#include <coronet/http/server.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/sync/channel.hpp>
+#include <coronet/sync/wait_group.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
+#include <optional>
+
+namespace http = coronet::http;
+using coronet::task;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* defaults = R"(
+[server]
+listen = "127.0.0.1:8080"
+
+[log]
+access = true
+
+[gateway]
+backend_timeout_ms = 200   # each backend call, connect to last byte
+request_timeout_ms = 1000  # the whole dashboard request
+
+[backends]
+users = "http://127.0.0.1:8081"
+orders = "http://127.0.0.1:8082"
+recommendations = "http://127.0.0.1:8083"
+
+[client]
+max_connections_per_host = 256  # per worker; calls past it wait for a free one
+max_idle_per_host = 256         # per worker; kept open for reuse
+connect_timeout_ms = 1000
+request_timeout_ms = 10000      # default budget of a call (the gateway sets its own)
+idle_timeout_ms = 30000         # a pooled connection unused this long is not reused
+max_response_body_bytes = 16777216
+)";
+
+enum service { users, orders, recommendations };
+constexpr std::array<const char*, 3> service_names{"users", "orders", "recommendations"};
+
+struct settings {
+  std::chrono::milliseconds backend_timeout{200};
+  std::chrono::milliseconds request_timeout{1000};
+  std::array<std::string, 3> base; // URL per service, no trailing '/'
+};
+
+settings read_settings(const coronet::config& cfg)
+{
+  settings s;
+  s.backend_timeout = cfg.get_positive_ms("gateway.backend_timeout_ms");
+  s.request_timeout = cfg.get_positive_ms("gateway.request_timeout_ms");
+  for (std::size_t i = 0; i < service_names.size(); ++i) {
+    auto key = std::string("backends.") + service_names[i];
+    s.base[i] = cfg.get_string(key);
+    if (s.base[i].rfind("http://", 0) != 0)
+      cfg.fail(key, "must be an http:// URL");
+    while (s.base[i].size() > 7 && s.base[i].back() == '/')
+      s.base[i].pop_back();
+  }
+  return s;
+}
+
+struct gateway {
+  settings s;
+  http::client client;
+};
+
+// One backend's answer, or why there is none.
+struct part {
+  service from = users;
+  int status = 0;           // the backend's status, 0 when there was no response
+  std::optional<json> body; // on 200
+  std::string reason;       // when there is no usable body
+};
+
+// Marks the call finished however it ends; the dashboard's frame (channel,
+// wait group) is not touched after this.
+struct done_guard {
+  coronet::wait_group& wg;
+  ~done_guard() { wg.done(); }
+};
+
+task<void> call(gateway& g, service which, std::string url, http::request_options options,
+  const coronet::channel<part>& results, coronet::wait_group& wg)
+{
+  done_guard guard{wg};
+  part p;
+  p.from = which;
+  try {
+    auto op = g.client.get(std::move(url), std::move(options));
+    auto r = co_await std::move(op);
+    p.status = r.status;
+    if (r.status == 200) {
+      p.body = json::parse(r.body, nullptr, false);
+      if (p.body->is_discarded()) {
+        p.body.reset();
+        p.reason = "malformed JSON";
+      }
+    } else {
+      p.reason = fmt::format("status {}", r.status);
+    }
+  } catch (const http::client_error& e) {
+    p.reason = std::string(http::to_string(e.kind()));
+    spdlog::debug("{} call failed: {}", service_names[which], e.what());
+  }
+  // The channel holds one slot per call: this never waits.
+  results.try_send(std::move(p));
+}
+
+std::int64_t parse_id(std::optional<std::string_view> text)
+{
+  std::int64_t id = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
+  if (ec != std::errc{} || end != text->data() + text->size() || id <= 0)
+    throw http::error{http::status::bad_request, "user id must be a positive integer"};
+  return id;
+}
+
+http::response json_answer(http::status s, const json& body)
+{
+  return http::response::json(s, body.dump());
+}
+
+task<http::response> dashboard(gateway& g, http::request& req)
+{
+  auto id = parse_id(req.param("id"));
+  auto deadline = coronet::clock::now() + g.s.request_timeout;
+  const std::array<std::string, 3> urls{
+    fmt::format("{}/users/{}", g.s.base[users], id),
+    fmt::format("{}/orders?user={}", g.s.base[orders], id),
+    fmt::format("{}/recommendations/{}", g.s.base[recommendations], id)};
+
+  coronet::channel<part> results{3};
+  coronet::wait_group wg;
+  wg.add(3);
+  for (auto which : {users, orders, recommendations}) {
+    http::request_options o;
+    o.timeout = g.s.backend_timeout;
+    o.deadline = deadline;
+    o.name = service_names[which];
+    o.headers.add("X-Request-Id", req.id);
+    coronet::spawn(call(g, which, urls[which], std::move(o), results, wg));
+  }
+  co_await wg.wait();
+  results.close();
+
+  std::array<part, 3> got;
+  while (auto p = results.try_receive())
+    got[p->from] = std::move(*p);
+
+  auto& user = got[users];
+  if (!user.body) {
+    if (user.status == 404)
+      co_return json_answer(http::status::not_found, {{"error", "no such user"}, {"id", id}});
+    spdlog::warn("dashboard {} id={}: users service failed: {}", id, req.id, user.reason);
+    co_return json_answer(http::status::bad_gateway, {{"error", "users service: " + user.reason}});
+  }
+
+  json doc = {{"user", std::move(*user.body)}, {"orders", nullptr}, {"recommendations", nullptr},
+    {"partial", false}, {"errors", json::array()}};
+  auto fill = [&](service which, const char* field, const char* inner) {
+    auto& p = got[which];
+    if (p.body && p.body->contains(inner)) {
+      doc[field] = std::move((*p.body)[inner]);
+      return;
+    }
+    doc["partial"] = true;
+    doc["errors"].push_back({{"service", service_names[which]}, {"reason", p.body ? "malformed JSON" : p.reason}});
+  };
+  fill(orders, "orders", "orders");
+  fill(recommendations, "recommendations", "items");
+  co_return json_answer(http::status::ok, doc);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  auto cfg = coronet::load_config(argc, argv, "gateway", defaults);
+  settings s;
+  http::client_options client_options;
+  try {
+    s = read_settings(cfg);
+    client_options = http::client_options::from(cfg);
+  } catch (const coronet::config_error& e) {
+    spdlog::critical("config error: {}", e.what());
+    return 2;
+  }
+  coronet::runtime rt{cfg};
+  gateway g{s, http::client{rt, client_options}};
+  http::router router;
+  http::observe(router, rt, cfg);
+  gateway* at = &g;
+  router.get("/api/users/{id}/dashboard", [at](http::request& req) { return dashboard(*at, req); });
+  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request", s.base[users],
+    s.base[orders], s.base[recommendations], s.backend_timeout.count(), s.request_timeout.count());
+  return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
+}

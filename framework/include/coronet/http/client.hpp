@@ -1,0 +1,127 @@
+#pragma once
+// An asynchronous HTTP/1.1 client with a keep-alive connection pool per host.
+//
+//   http::client client{rt};
+//   auto r = co_await client.get("http://127.0.0.1:8081/users/7");
+//   if (r.status == 200) use(r.body);
+//
+//   http::request_options o;
+//   o.timeout = 200ms;                      // this call, all of it
+//   o.deadline = request_deadline;          // and never past the caller's
+//   o.headers.add("X-Request-Id", req.id);
+//   o.name = "users";                       // the metrics label
+//   auto r = co_await client.get(url, std::move(o));
+//
+// Every failure is a client_error whose kind() tells refused, reset,
+// timeout and malformed responses apart; a status code (404, 500...) is a
+// response, not an error. Pools live per worker (no locks on the request
+// path), so `max_connections_per_host` is per worker. A connection is reused
+// only when its response was complete and allowed keep-alive; one that
+// failed is closed. A request that meets a stale keep-alive connection (the
+// server closed it while it sat in the pool) before any byte of a response
+// is retried once on a new connection when its method is idempotent.
+#include <coronet/http/headers.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/task.hpp>
+#include <coronet/time.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace coronet {
+class config;
+}
+
+namespace coronet::http {
+
+struct client_options {
+  std::size_t max_connections_per_host = 256; // per worker; callers past it wait for one
+  std::size_t max_idle_per_host = 256;        // per worker; more are closed when returned
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds request_timeout{10000}; // a call's default whole-exchange budget
+  std::chrono::milliseconds idle_timeout{30000};    // a pooled connection unused this long is closed
+  std::size_t max_response_header_bytes = 64 * 1024;
+  std::size_t max_response_body_bytes = 16 * 1024 * 1024;
+
+  // The [client] section: max_connections_per_host, max_idle_per_host,
+  // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
+  // max_response_body_bytes.
+  static client_options from(const config& cfg);
+};
+
+struct request_options {
+  // User-provided, so request_options is not an aggregate: GCC 12 destroys
+  // an aggregate temporary such as a defaulted `request_options{}` argument
+  // twice when it sits in a co_await expression.
+  request_options() {}
+
+  http::headers headers;
+  std::string body;                         // sent with Content-Length
+  std::chrono::milliseconds timeout{0};     // 0: the client's request_timeout
+  std::optional<clock::time_point> deadline; // the call ends by then, whatever `timeout` says
+  std::string name;                         // label in metrics; default "host:port"
+};
+
+struct client_response {
+  int status = 0;
+  http::headers headers;
+  std::string body;
+  std::optional<std::string_view> header(std::string_view name) const noexcept { return headers.get(name); }
+};
+
+enum class client_errc {
+  bad_url,            // not http://host[:port][/path]
+  resolve_failed,     // the host name did not resolve
+  refused,            // nothing listens there
+  connect_failed,     // unreachable, or another connect error
+  reset,              // the connection broke while sending or receiving
+  closed,             // the server closed the connection before the response ended
+  timeout,            // the connect timeout, the call's timeout or its deadline passed
+  malformed_response, // not HTTP/1.x as the parser accepts it
+  response_too_large, // headers or body over the client's limits
+};
+
+std::string_view to_string(client_errc e) noexcept;
+
+class client_error : public std::runtime_error {
+public:
+  client_error(client_errc kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  client_errc kind() const noexcept { return kind_; }
+
+private:
+  client_errc kind_;
+};
+
+class client final {
+public:
+  // Calls must come from `rt`'s workers.
+  explicit client(runtime& rt, client_options options = {});
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  task<client_response> get(std::string url, request_options options = {});
+  task<client_response> post(std::string url, std::string body, request_options options = {});
+  task<client_response> send(std::string method, std::string url, request_options options = {});
+
+  struct pool_stats {
+    std::size_t connects = 0; // new connections opened
+    std::size_t reuses = 0;   // requests sent on a pooled connection
+    std::size_t retries = 0;  // stale connections retried
+    std::size_t idle = 0;     // pooled now
+  };
+  // Summed over this client's pools on every worker; call from a worker.
+  pool_stats stats() const;
+
+  struct state;
+
+private:
+  std::shared_ptr<state> state_;
+};
+
+} // namespace coronet::http

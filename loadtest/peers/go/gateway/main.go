@@ -1,0 +1,158 @@
+// The Go twin of coronet-gateway: the same dashboard from the same coronet
+// backends, with goroutines, a channel, sync.WaitGroup and net/http's
+// client; the same JSON shape, timeouts and partial/502/404 rules.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+type part struct {
+	which  int
+	status int
+	body   map[string]any
+	reason string
+}
+
+var names = [3]string{"users", "orders", "recommendations"}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:9080", "address to serve on")
+	users := flag.String("users", "http://127.0.0.1:8081", "users service")
+	orders := flag.String("orders", "http://127.0.0.1:8082", "orders service")
+	recs := flag.String("recommendations", "http://127.0.0.1:8083", "recommendations service")
+	backendTimeout := flag.Duration("backend-timeout", 200*time.Millisecond, "per call")
+	requestTimeout := flag.Duration("request-timeout", time.Second, "per request")
+	flag.Parse()
+
+	// Sized for fan-out like coronet's pool (Go's default keeps 2 idle per host).
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 256
+	transport.MaxIdleConns = 1024
+	client := &http.Client{Transport: transport}
+	bases := [3]string{*users, *orders, *recs}
+
+	call := func(ctx context.Context, which int, url, id string, out chan<- part, wg *sync.WaitGroup) {
+		defer wg.Done()
+		p := part{which: which}
+		ctx, cancel := context.WithTimeout(ctx, *backendTimeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, err := client.Do(req)
+		if err != nil {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				p.reason = "timeout"
+			case strings.Contains(err.Error(), "refused"):
+				p.reason = "refused"
+			default:
+				p.reason = "reset"
+			}
+			out <- p
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		p.status = resp.StatusCode
+		if err != nil {
+			p.reason = "reset"
+		} else if resp.StatusCode != 200 {
+			p.reason = fmt.Sprintf("status %d", resp.StatusCode)
+		} else if json.Unmarshal(data, &p.body) != nil {
+			p.reason = "malformed JSON"
+			p.body = nil
+		}
+		out <- p
+	}
+
+	answer := func(w http.ResponseWriter, status int, doc any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(doc)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/users/", func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.Path, "/api/users/")
+		ok := strings.HasSuffix(rest, "/dashboard")
+		id, err := strconv.ParseInt(strings.TrimSuffix(rest, "/dashboard"), 10, 64)
+		if !ok || err != nil || id <= 0 {
+			http.Error(w, "user id must be a positive integer", http.StatusBadRequest)
+			return
+		}
+		reqID := r.Header.Get("X-Request-Id")
+		if reqID == "" {
+			reqID = fmt.Sprintf("%016x", time.Now().UnixNano())
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), *requestTimeout)
+		defer cancel()
+		urls := [3]string{
+			fmt.Sprintf("%s/users/%d", bases[0], id),
+			fmt.Sprintf("%s/orders?user=%d", bases[1], id),
+			fmt.Sprintf("%s/recommendations/%d", bases[2], id),
+		}
+		results := make(chan part, 3)
+		var wg sync.WaitGroup
+		wg.Add(3)
+		for i := 0; i < 3; i++ {
+			go call(ctx, i, urls[i], reqID, results, &wg)
+		}
+		wg.Wait()
+		close(results)
+		var got [3]part
+		for p := range results {
+			got[p.which] = p
+		}
+		w.Header().Set("X-Request-Id", reqID)
+		if got[0].body == nil {
+			if got[0].status == 404 {
+				answer(w, 404, map[string]any{"error": "no such user", "id": id})
+				return
+			}
+			answer(w, 502, map[string]any{"error": "users service: " + got[0].reason})
+			return
+		}
+		doc := map[string]any{"user": got[0].body, "orders": nil, "recommendations": nil, "partial": false}
+		errs := []any{}
+		fill := func(which int, field, inner string) {
+			if b := got[which].body; b != nil {
+				if v, ok := b[inner]; ok {
+					doc[field] = v
+					return
+				}
+			}
+			reason := got[which].reason
+			if got[which].body != nil {
+				reason = "malformed JSON"
+			}
+			doc["partial"] = true
+			errs = append(errs, map[string]any{"service": names[which], "reason": reason})
+		}
+		fill(1, "orders", "orders")
+		fill(2, "recommendations", "items")
+		doc["errors"] = errs
+		answer(w, 200, doc)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "listening on %s\n", l.Addr())
+	log.Fatal(http.Serve(l, mux))
+}

@@ -1,0 +1,306 @@
+// The HTTP client against scripted servers in the same runtime: pooling,
+// stale connections, timeouts, malformed and unusual responses.
+#include <coronet/http/client.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/sync/wait_group.hpp>
+#include <coronet/time.hpp>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read_until.hpp>
+#include <asio/write.hpp>
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace http = coronet::http;
+using asio::ip::tcp;
+using coronet::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Reads one request head (and a Content-Length body); false at EOF.
+task<bool> read_request(tcp::socket& s, std::string& buffer)
+{
+  auto [ec, n] = co_await asio::async_read_until(s, asio::dynamic_buffer(buffer), "\r\n\r\n", use_tuple);
+  if (ec)
+    co_return false;
+  auto head = buffer.substr(0, n);
+  buffer.erase(0, n);
+  auto at = head.find("Content-Length: ");
+  if (at != std::string::npos) {
+    auto length = std::stoul(head.substr(at + 16));
+    while (buffer.size() < length) {
+      char chunk[4096];
+      auto [rec, got] = co_await s.async_read_some(asio::buffer(chunk), use_tuple);
+      if (rec)
+        co_return false;
+      buffer.append(chunk, got);
+    }
+    buffer.erase(0, length);
+  }
+  co_return true;
+}
+
+task<void> send(tcp::socket& s, std::string text)
+{
+  co_await asio::async_write(s, asio::buffer(text), use_tuple);
+}
+
+using script = std::function<task<void>(tcp::socket&, int connection)>;
+
+// Accepts connections on an ephemeral port and runs `handle` on each.
+struct scripted_server {
+  explicit scripted_server(coronet::runtime& rt, script handle)
+    : acceptor(rt.executor(0), {asio::ip::address_v4::loopback(), 0}), handle(std::move(handle))
+  {
+    port = acceptor.local_endpoint().port();
+  }
+  tcp::acceptor acceptor;
+  script handle;
+  unsigned short port = 0;
+  int accepted = 0;
+
+  std::string url(const std::string& path = "/") const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+};
+
+task<void> connection(scripted_server& server, tcp::socket socket, int n)
+{
+  co_await server.handle(socket, n);
+}
+
+task<void> accept_loop(scripted_server& server)
+{
+  for (;;) {
+    auto [ec, socket] = co_await server.acceptor.async_accept(use_tuple);
+    if (ec)
+      co_return;
+    coronet::spawn(connection(server, std::move(socket), server.accepted++));
+  }
+}
+
+constexpr const char* ok_response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+// Answers every request on the connection with "ok".
+task<void> answer_all(tcp::socket& s, int)
+{
+  std::string buffer;
+  while (co_await read_request(s, buffer))
+    co_await send(s, ok_response);
+}
+
+template <class Body>
+void run(Body body)
+{
+  coronet::runtime rt{1};
+  rt.block_on(body(rt));
+}
+
+} // namespace
+
+TEST_CASE("http client: keep-alive connections are pooled and reused")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    scripted_server server{rt, answer_all};
+    coronet::spawn(accept_loop(server));
+    http::client client{rt};
+    for (int i = 0; i < 3; ++i) {
+      auto r = co_await client.get(server.url("/x"));
+      CHECK(r.status == 200);
+      CHECK(r.body == "ok");
+    }
+    CHECK(server.accepted == 1);
+    auto s = client.stats();
+    CHECK(s.connects == 1);
+    CHECK(s.reuses == 2);
+    CHECK(s.idle == 1);
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("http client: concurrent calls open parallel connections, up to the per-host limit")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    scripted_server server{rt, [](tcp::socket& s, int) -> task<void> {
+      std::string buffer;
+      while (co_await read_request(s, buffer)) {
+        co_await coronet::sleep_for(20ms);
+        co_await send(s, ok_response);
+      }
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client_options o;
+    o.max_connections_per_host = 2;
+    http::client client{rt, o};
+    coronet::wait_group wg;
+    int ok = 0;
+    for (int i = 0; i < 6; ++i) {
+      wg.add(1);
+      coronet::spawn([](http::client& c, std::string url, coronet::wait_group& wg, int& ok) -> task<void> {
+        auto r = co_await c.get(std::move(url));
+        ok += r.status == 200;
+        wg.done();
+      }(client, server.url(), wg, ok));
+    }
+    co_await wg.wait();
+    CHECK(ok == 6);
+    CHECK(server.accepted == 2); // the others waited for a free connection
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("http client: a stale pooled connection is retried once for GET, never for POST")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    // Connection 0 answers one request, then closes when the next arrives
+    // (as a server whose keep-alive timer just fired would).
+    scripted_server server{rt, [](tcp::socket& s, int n) -> task<void> {
+      std::string buffer;
+      if (!co_await read_request(s, buffer))
+        co_return;
+      co_await send(s, ok_response);
+      if (n == 0 || n == 2) {
+        co_await read_request(s, buffer);
+        co_return; // closes without answering
+      }
+      while (co_await read_request(s, buffer))
+        co_await send(s, ok_response);
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client client{rt};
+    CHECK((co_await client.get(server.url())).status == 200);
+    auto again = co_await client.get(server.url());
+    CHECK(again.status == 200);
+    CHECK(client.stats().retries == 1);
+    CHECK(server.accepted == 2);
+
+    // POST is not idempotent: the same situation is an error.
+    http::client posting{rt};
+    CHECK((co_await posting.post(server.url(), "a")).status == 200); // connection 2
+    try {
+      co_await posting.post(server.url(), "b");
+      FAIL("expected a client_error");
+    } catch (const http::client_error& e) {
+      CHECK(e.kind() == http::client_errc::closed);
+    }
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("http client: refused, timeout, deadline and bad URL are told apart")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    http::client client{rt};
+    auto kind_of = [&](std::string url, http::request_options o) -> task<http::client_errc> {
+      try {
+        co_await client.get(std::move(url), std::move(o));
+      } catch (const http::client_error& e) {
+        co_return e.kind();
+      }
+      co_return http::client_errc::bad_url; // not reached in a passing test
+    };
+    // A port that was just free: nothing listens there.
+    unsigned short closed_port;
+    {
+      tcp::acceptor a{rt.executor(0), {asio::ip::address_v4::loopback(), 0}};
+      closed_port = a.local_endpoint().port();
+    }
+    CHECK(co_await kind_of("http://127.0.0.1:" + std::to_string(closed_port) + "/", {}) ==
+          http::client_errc::refused);
+
+    // Accepts, reads, never answers.
+    scripted_server silent{rt, [](tcp::socket& s, int) -> task<void> {
+      std::string buffer;
+      co_await read_request(s, buffer);
+      co_await coronet::sleep_for(5s);
+    }};
+    coronet::spawn(accept_loop(silent));
+    http::request_options quick;
+    quick.timeout = 100ms;
+    auto start = coronet::clock::now();
+    CHECK(co_await kind_of(silent.url(), std::move(quick)) == http::client_errc::timeout);
+    CHECK(coronet::clock::now() - start < 2s);
+
+    http::request_options by_deadline;
+    by_deadline.deadline = coronet::clock::now() + 50ms;
+    CHECK(co_await kind_of(silent.url(), std::move(by_deadline)) == http::client_errc::timeout);
+
+    CHECK(co_await kind_of("https://example.com/", {}) == http::client_errc::bad_url);
+    CHECK(co_await kind_of("http://:80/", {}) == http::client_errc::bad_url);
+    CHECK(co_await kind_of("http://127.0.0.1:99999/", {}) == http::client_errc::bad_url);
+    silent.acceptor.close();
+  });
+}
+
+TEST_CASE("http client: chunked and close-delimited bodies, 1xx skipped, HEAD without body")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    scripted_server server{rt, [](tcp::socket& s, int) -> task<void> {
+      std::string buffer;
+      while (co_await read_request(s, buffer)) {
+        co_await send(s, "HTTP/1.1 100 Continue\r\n\r\n"
+                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        if (!co_await read_request(s, buffer))
+          co_return;
+        co_await send(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"); // HEAD: no body follows
+        if (!co_await read_request(s, buffer))
+          co_return;
+        co_await send(s, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end");
+        co_return;
+      }
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client client{rt};
+    auto chunked = co_await client.get(server.url());
+    CHECK(chunked.body == "abcde");
+    auto head = co_await client.send("HEAD", server.url());
+    CHECK(head.status == 200);
+    CHECK(head.body.empty());
+    CHECK(head.header("Content-Length") == "5");
+    auto closing = co_await client.get(server.url());
+    CHECK(closing.body == "until the end");
+    CHECK(server.accepted == 1);
+    CHECK(client.stats().idle == 0); // a closed connection is not pooled
+    server.acceptor.close();
+  });
+}
+
+TEST_CASE("http client: malformed and oversized responses are errors, and the connection is dropped")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    scripted_server server{rt, [](tcp::socket& s, int n) -> task<void> {
+      std::string buffer;
+      if (!co_await read_request(s, buffer))
+        co_return;
+      if (n == 0)
+        co_await send(s, "HTTP/1.1 2x0 OK\r\n\r\n");
+      else if (n == 1)
+        co_await send(s, "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n");
+      else
+        co_await send(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"); // then closes
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client_options o;
+    o.max_response_body_bytes = 1024;
+    http::client client{rt, o};
+    auto kind_of = [&]() -> task<http::client_errc> {
+      try {
+        co_await client.get(server.url());
+      } catch (const http::client_error& e) {
+        co_return e.kind();
+      }
+      co_return http::client_errc::bad_url;
+    };
+    CHECK(co_await kind_of() == http::client_errc::malformed_response);
+    CHECK(co_await kind_of() == http::client_errc::response_too_large);
+    CHECK(co_await kind_of() == http::client_errc::closed);
+    CHECK(client.stats().idle == 0);
+    server.acceptor.close();
+  });
+}
