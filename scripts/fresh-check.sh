@@ -37,20 +37,20 @@ echo "== README test command inside the fresh root"
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
   bash -c 'cd /src/coronet && scripts/test.sh'
 
-echo "== README run command inside the fresh root: start it and talk to it"
+echo "== README run command inside the fresh root: start the demo and talk to it"
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin bash -c '
   cd /src/coronet
-  scripts/run.sh --listen 127.0.0.1:0 > /tmp/run.log 2>&1 &
+  scripts/run.sh > /tmp/run.log 2>&1 &
   pid=$!
-  for i in $(seq 1 600); do
-    port=$(grep -o "listening on 127.0.0.1:[0-9]*" /tmp/run.log | head -1 | cut -d: -f2 || true)
-    [[ -n "$port" ]] && break
+  for i in $(seq 1 900); do
+    grep -q "coronet demo is up" /tmp/run.log && break
+    kill -0 $pid 2>/dev/null || break
     sleep 1
   done
-  [[ -n "$port" ]] || { cat /tmp/run.log; exit 1; }
-  reply=$(python3 -c "
-import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:$port/plaintext\").read().decode())")
+  grep -q "coronet demo is up" /tmp/run.log || { cat /tmp/run.log; exit 1; }
+  reply=$(curl -sS --fail http://127.0.0.1:8080/api/users/1/dashboard)
   kill -TERM $pid; wait $pid
   echo "demo answered: $reply"
-  [[ "$reply" == "Hello, World!" ]]'
+  grep -q "stopped" /tmp/run.log
+  [[ "$reply" == *"\"partial\":false"* && "$reply" == *"\"name\":\"User 1\""* ]]'
 echo "fresh-check: OK"

@@ -6,9 +6,7 @@
 # gateway (e.g. --set gateway.backend_timeout_ms=100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-source scripts/lib/build.sh
-coronet_build build-release -DCMAKE_BUILD_TYPE=Release -DCORONET_BUILD_TESTS=OFF -DCORONET_BUILD_BENCH=OFF
+scripts/build.sh
 bin=build-release/bin
 
 pids=()

@@ -11,7 +11,7 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  python3 curl procps netcat-openbsd wrk
+  python3 python3-yaml curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do
   case "$arg" in

@@ -217,6 +217,24 @@ config config::load(std::string_view app, const sources& from)
       }
     }
   }
+  // A variable naming a known section but no key in it is a typo, not
+  // someone else's variable (CORONET_JOBS has no [jobs] section: ignored).
+  for (const char* const* p = env; p && *p; ++p) {
+    std::string_view var{*p};
+    auto eq = var.find('=');
+    if (var.substr(0, 8) != "CORONET_" || eq == std::string_view::npos)
+      continue;
+    auto name = var.substr(0, eq);
+    bool known_key = false, known_section = false;
+    for (auto& [key, e] : cfg.entries_) {
+      auto full = env_name(key);
+      known_key = known_key || full == name;
+      auto section = env_name(key.substr(0, key.find('.'))) + "_";
+      known_section = known_section || name.substr(0, section.size()) == section;
+    }
+    if (known_section && !known_key)
+      throw config_error(fmt::format("environment {}: no such key (see --print-config for the keys)", name));
+  }
 
   for (std::size_t i = 0; i < from.sets.size(); ++i) {
     const std::string& assignment = from.sets[i];

@@ -118,6 +118,14 @@ TEST_CASE("config rejects bad input naming where it came from")
     auto from = sources({}, {}, env);
     CHECK(error_of(from) == "environment CORONET_RUNTIME_THREADS: key 'runtime.threads' must be an integer, got 'many'");
   }
+  SUBCASE("a variable that names a known section but no key in it")
+  {
+    const char* env[] = {"CORONET_BACKEND_LATENCY=5", "CORONET_JOBS=2", nullptr};
+    auto from = sources({}, {}, env);
+    CHECK(error_of(from) == "environment CORONET_BACKEND_LATENCY: no such key (see --print-config for the keys)");
+    const char* unrelated[] = {"CORONET_JOBS=2", "CORONET_FUZZ_SECONDS=30", nullptr};
+    CHECK(error_of(sources({}, {}, unrelated)) == "no error"); // no [jobs] or [fuzz] section: not ours
+  }
   SUBCASE("unknown --set key")
   {
     auto from = sources({}, {"backend.colour=red"}, no_env);
