@@ -1,6 +1,7 @@
 #include <coronet/http/server.hpp>
 
 #include <coronet/config.hpp>
+#include <coronet/detail/intrusive_list.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/sync/select.hpp>
 #include <coronet/time.hpp>
@@ -17,6 +18,9 @@
 #include <charconv>
 #include <ctime>
 #include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
 #include <system_error>
 
 namespace coronet::http {
@@ -108,25 +112,39 @@ void serialize(const response& r, bool head, bool close, std::string& out)
   serialize(r, head, close, true, out);
 }
 
-struct server_state {
-  runtime& rt;
-  server_options options;
-  router routes;
-};
-
 enum class phase { idle, headers, body, write };
 
-// What the connection and its watchdog share.
+// A connection as its worker's watcher sees it.
 struct connection_state {
   explicit connection_state(tcp::socket s) : socket(std::move(s)) {}
   tcp::socket socket;
   phase now = phase::idle;
-  clock::time_point deadline;
-  bool done = false;
-  channel<std::monostate> finished; // closed with `done`, wakes the watchdog
-  bool expired = false; // the watchdog closed the socket
-  bool drained = false; // the watchdog ended an idle wait because the server stops
+  clock::time_point deadline; // of the current phase
+  bool expired = false;       // the watcher closed the socket: a deadline passed
   phase expired_in = phase::idle;
+  bool drained = false;       // the watcher ended an idle wait because the server stops
+
+  // Links in the worker's watch list.
+  connection_state* prev_ = nullptr;
+  connection_state* next_ = nullptr;
+  bool linked_ = false;
+};
+
+struct server_state {
+  server_state(runtime& r, server_options o, router rs) : rt(r), options(std::move(o)), routes(std::move(rs))
+  {
+    auto shortest = std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
+      options.write_timeout});
+    tick = std::clamp<clock::duration>(shortest / 4, 10ms, 250ms);
+    watched.resize(rt.size());
+  }
+  runtime& rt;
+  server_options options;
+  router routes;
+  clock::duration tick; // how often each worker looks at its connections' deadlines
+  // Per worker; only that worker's thread touches its list.
+  std::vector<coronet::detail::intrusive_list<connection_state>> watched;
+  channel<std::monostate> finished; // closed when the server has stopped
 };
 
 // Writes a streamed body straight to the socket, each write under the
@@ -185,42 +203,44 @@ private:
 // request is served (with Connection: close).
 constexpr auto idle_close_grace = 20ms;
 
-// Closes the socket when the current phase outlives its deadline, and closes
-// an idle keep-alive connection once the server stops. The connection only
-// moves the deadline (no timer work per request); the watchdog never sleeps
-// longer than the shortest timeout, so every deadline the connection can set
-// lies after its next wake-up.
-task<void> watchdog(std::shared_ptr<connection_state> st, runtime& rt, clock::duration longest_sleep)
+// One per worker: closes the sockets of that worker's connections whose
+// current phase (headers, body, write, keep-alive idle) outlived its
+// timeout, and, once the server stops, those that sit idle. Connections only
+// move their deadline (no timer work per request or per connection); the
+// watcher looks every `tick`, so a timeout fires up to one tick late.
+task<void> watcher(std::shared_ptr<server_state> s, std::size_t worker)
 {
+  auto& connections = s->watched[worker];
   bool stopping = false;
   clock::time_point close_idle_at{};
-  while (!st->done) {
-    auto wait = std::min<clock::duration>(st->deadline - clock::now(), longest_sleep);
-    if (wait > 0s) {
-      if (!stopping) {
-        auto r = co_await select(rt.done().on_receive(), st->finished.on_receive(), after(wait));
-        stopping = r.index() == 0;
+  for (;;) {
+    if (!stopping) {
+      auto r = co_await select(s->finished.on_receive(), s->rt.done().on_receive(), after(s->tick));
+      if (r.index() == 0)
+        break;
+      if (r.index() == 1) {
+        stopping = true;
         close_idle_at = clock::now() + idle_close_grace;
-      } else {
-        // Stopping: the connection closes itself after its response; look
-        // again shortly in case it is, or goes, idle.
-        co_await select(st->finished.on_receive(), after(std::min<clock::duration>(wait, idle_close_grace / 2)));
       }
+    } else {
+      auto r = co_await select(s->finished.on_receive(), after(idle_close_grace / 2));
+      if (r.index() == 0)
+        break;
     }
-    if (st->done)
-      break;
+    auto now = clock::now();
     std::error_code ignored;
-    if (clock::now() >= st->deadline) {
-      st->expired = true;
-      st->expired_in = st->now;
-      st->socket.cancel(ignored);
-      st->socket.shutdown(tcp::socket::shutdown_receive, ignored);
-      break;
-    }
-    if (stopping && st->now == phase::idle && clock::now() >= close_idle_at) {
-      st->drained = true; // the connection looks once more before closing
-      st->socket.cancel(ignored);
-      break;
+    for (auto* c = connections.front(); c; c = c->next_) {
+      if (c->expired || c->drained)
+        continue;
+      if (now >= c->deadline) {
+        c->expired = true;
+        c->expired_in = c->now;
+        c->socket.cancel(ignored);
+        c->socket.shutdown(tcp::socket::shutdown_receive, ignored);
+      } else if (stopping && c->now == phase::idle && now >= close_idle_at) {
+        c->drained = true; // the connection looks once more before closing
+        c->socket.cancel(ignored);
+      }
     }
   }
 }
@@ -252,28 +272,53 @@ task<bool> stream_body(connection_state& st, const server_options& o, const resp
   co_return false;
 }
 
-task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
+// Where a worker's connections read into. A connection keeps no read buffer
+// of its own while it waits (an idle keep-alive connection costs little):
+// it waits for readiness, then reads here and parses at once, with no
+// suspension in between. The parser copies what it keeps, so only the bytes
+// after a complete request (pipelined requests) are saved, and only when
+// the handler might suspend.
+std::span<char> read_scratch()
+{
+  thread_local std::array<char, 64 * 1024> scratch;
+  return scratch;
+}
+
+// Unlinks the connection from its worker's watch list however it ends.
+struct watched_guard {
+  coronet::detail::intrusive_list<connection_state>& list;
+  connection_state& st;
+  ~watched_guard() { list.remove(&st); }
+};
+
+task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
 {
   const auto& o = s->options;
   detail::request_parser parser{{o.max_request_line_bytes, o.max_header_bytes, o.max_headers, o.max_body_bytes}};
-  auto st = std::make_shared<connection_state>(std::move(socket));
+  connection_state state{std::move(socket)};
+  connection_state* st = &state;
   st->deadline = clock::now() + o.idle_timeout;
-  auto shortest = std::min({o.header_timeout, o.body_timeout, o.idle_timeout, o.write_timeout});
-  spawn(watchdog(st, s->rt, shortest));
+  auto& watch_list = s->watched[runtime::current_worker().value_or(0)];
+  watch_list.push_back(st);
+  watched_guard unlink{watch_list, state};
+  std::error_code nb;
+  st->socket.non_blocking(true, nb);
 
-  std::string in(16 * 1024, '\0');
-  std::size_t begin = 0, end = 0;
+  std::string_view data;      // received, not yet parsed: in the scratch buffer or in `kept`
+  std::string kept;           // pipelined bytes saved across a handler's suspension
+  bool data_kept = false;     // `data` points into `kept`
+  bool socket_empty = false;  // the last read drained the socket
   std::string out;
   bool close = false;
-  bool partial = false;       // bytes of an unfinished request are buffered
+  bool partial = false;       // an unfinished request is in the parser
   bool sent_continue = false; // 100 Continue sent for the current request
 
   while (!close) {
-    // Every complete request already buffered: answer in order, one write.
-    while (begin < end) {
+    // Every complete request received: answer in order, in one write.
+    while (!data.empty()) {
       std::size_t used = 0;
-      auto r = parser.feed({in.data() + begin, end - begin}, used);
-      begin += used;
+      auto r = parser.feed(data, used);
+      data.remove_prefix(used);
       partial = used > 0 || partial;
       if (r == detail::request_parser::result::error) {
         spdlog::debug("bad request: {}", parser.error_message());
@@ -283,9 +328,14 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
         break;
       }
       if (r == detail::request_parser::result::need_more)
-        break;
+        break; // the parser took every byte
       partial = false;
       sent_continue = false;
+      if (!data.empty() && !data_kept) {
+        kept.assign(data); // the scratch buffer is shared: keep the rest before a suspension
+        data = kept;
+        data_kept = true;
+      }
       request req = parser.take();
       auto resp = co_await s->routes.handle(req);
       // Decided after the handler: a request in flight when the server
@@ -297,8 +347,11 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
         bool chunked = req.version_major > 1 || req.version_minor >= 1;
         keep = keep && chunked;
         serialize(resp, false, !keep, chunked, out);
-        if (!co_await stream_body(*st, o, resp, chunked, out))
+        if (!co_await stream_body(*st, o, resp, chunked, out)) {
+          close = true;
+          out.clear();
           break;
+        }
       } else {
         serialize(resp, head, !keep, out);
       }
@@ -306,6 +359,12 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
         close = true;
         break;
       }
+    }
+    if (data.empty() && data_kept) {
+      data_kept = false;
+      kept.clear();
+      if (kept.capacity() > 16 * 1024)
+        kept.shrink_to_fit();
     }
     if (!close && partial && parser.headers_complete() && !sent_continue) {
       auto expect = parser.pending().header("Expect");
@@ -319,40 +378,47 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
       st->deadline = clock::now() + o.write_timeout;
       auto [ec, n] = co_await asio::async_write(st->socket, asio::buffer(out), use_tuple);
       out.clear();
+      if (out.capacity() > 16 * 1024)
+        out.shrink_to_fit(); // an idle connection keeps no big buffer
       if (ec)
         break;
     }
     if (close)
       break;
 
-    // Read more. Keep the unparsed tail at the front of the buffer.
-    if (begin == end) {
-      begin = end = 0;
-    } else if (begin > 0) {
-      in.erase(0, begin);
-      in.resize(in.capacity());
-      end -= begin;
-      begin = 0;
-    }
-    if (end == in.size())
-      in.resize(in.size() * 2);
     st->now = !partial ? phase::idle : parser.headers_complete() ? phase::body : phase::headers;
     st->deadline = clock::now() + (st->now == phase::idle ? o.idle_timeout
                                    : st->now == phase::body ? o.body_timeout
                                                             : o.header_timeout);
-    auto [ec, n] = co_await st->socket.async_read_some(asio::buffer(in.data() + end, in.size() - end), use_tuple);
+    // Read into the worker's scratch buffer. When the last read drained
+    // the socket, wait for readiness first rather than pay for a read that
+    // finds nothing: a byte arriving later raises a new readiness edge, and
+    // the reactor reports it after this wait is registered (one thread runs
+    // each io_context, so nothing slips in between).
+    auto scratch = read_scratch();
+    std::error_code ec;
+    std::size_t n = 0;
+    for (;;) {
+      if (!socket_empty) {
+        n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+        if (ec != asio::error::would_block) {
+          socket_empty = n < scratch.size();
+          break;
+        }
+      }
+      auto [wec] = co_await st->socket.async_wait(tcp::socket::wait_read, use_tuple);
+      socket_empty = false;
+      if (wec) {
+        ec = wec;
+        n = 0;
+        break;
+      }
+    }
     if (ec == asio::error::operation_aborted && st->drained && !st->expired) {
       // Stopping while idle. A request may have arrived just as the wait
       // was cancelled: serve it (with Connection: close) rather than reset
       // a client that sent it in good faith. Bounded by the drain timeout.
-      std::error_code ignored;
-      if (st->socket.available(ignored) > 0) {
-        n = st->socket.read_some(asio::buffer(in.data() + end, in.size() - end), ec);
-        if (!ec) {
-          end += n;
-          continue;
-        }
-      }
+      n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
     }
     if (ec) {
       if (st->expired && st->expired_in == phase::headers) {
@@ -362,10 +428,11 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
       }
       break;
     }
-    end += n;
+    if (n == 0)
+      break; // unreachable: a 0-byte read is EOF, an error above
+    data = std::string_view{scratch.data(), n};
+    data_kept = false;
   }
-  st->done = true;
-  st->finished.close();
   std::error_code ignored;
   st->socket.shutdown(tcp::socket::shutdown_both, ignored);
   st->socket.close(ignored);
@@ -375,7 +442,9 @@ task<void> connection(tcp::socket socket, std::shared_ptr<const server_state> s)
 
 task<void> serve(runtime& rt, server_options options, router routes)
 {
-  auto state = std::make_shared<const server_state>(server_state{rt, options, std::move(routes)});
+  auto state = std::make_shared<server_state>(rt, options, std::move(routes));
+  for (std::size_t i = 0; i < rt.size(); ++i)
+    rt.spawn(i, watcher(state, i));
   net::tcp_options tcp;
   tcp.listen = options.listen;
   tcp.max_connections = options.max_connections;
@@ -383,7 +452,13 @@ task<void> serve(runtime& rt, server_options options, router routes)
   // Named, not a temporary inside the co_await: GCC 12 may destroy such a
   // temporary twice.
   net::connection_handler handler = [state](tcp::socket socket) { return connection(std::move(socket), state); };
-  co_await net::serve_tcp(rt, tcp, std::move(handler));
+  try {
+    co_await net::serve_tcp(rt, tcp, std::move(handler));
+  } catch (...) {
+    state->finished.close();
+    throw;
+  }
+  state->finished.close();
 }
 
 task<void> serve(runtime& rt, const config& cfg, router routes)
