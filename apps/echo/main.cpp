@@ -22,7 +22,7 @@ max_connections = 10000     # beyond this, accepting pauses until one closes
 shutdown_timeout_ms = 10000 # on SIGINT/SIGTERM, how long clients get to leave
 )";
 
-coronet::task<void> echo(asio::ip::tcp::socket socket, std::chrono::milliseconds idle)
+coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::milliseconds idle)
 {
   std::array<char, 16 * 1024> buffer;
   for (;;) {
@@ -62,7 +62,7 @@ int main(int argc, char** argv)
   }
 
   coronet::runtime rt{cfg};
-  auto handler = [idle](asio::ip::tcp::socket s) { return echo(std::move(s), idle); };
+  auto handler = [idle](asio::ip::tcp::socket& s) { return echo(s, idle); };
   return rt.run_until_signal([](coronet::runtime& rt, coronet::net::tcp_options options,
                                coronet::net::connection_handler handler) -> coronet::task<void> {
     try {

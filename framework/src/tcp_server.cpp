@@ -1,9 +1,9 @@
 #include <coronet/net/tcp_server.hpp>
 
+#include <coronet/detail/intrusive_list.hpp>
 #include <coronet/metrics.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/sync/select.hpp>
-#include <coronet/sync/task_group.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>
 
@@ -84,23 +84,44 @@ tcp::acceptor open_acceptor(asio::any_io_executor ex, const tcp::endpoint& at)
   return acceptor;
 }
 
-// Runs a handler, logging what it throws: one connection never takes the
-// others down.
-task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std::monostate> slots)
+// A worker's live connections, so a drain that runs out of time can shut
+// their sockets down.
+struct live_connection {
+  asio::ip::tcp::socket* socket = nullptr;
+  live_connection* prev_ = nullptr;
+  live_connection* next_ = nullptr;
+  bool linked_ = false;
+};
+
+struct worker_connections {
+  detail::intrusive_list<live_connection> live;
+  wait_group running;
+};
+
+// Owns the connection's socket and runs the handler on it, logging what it
+// throws: one connection never takes the others down.
+task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std::monostate> slots,
+  worker_connections& connections)
 {
   auto& m = tcp_metrics();
   m.accepted.inc();
   m.open.add(1);
+  live_connection entry{&socket};
+  connections.live.push_back(&entry);
   try {
-    co_await handler(std::move(socket));
+    co_await handler(socket);
   } catch (const std::system_error& e) {
     if (e.code() != asio::error::operation_aborted)
       spdlog::warn("connection ended by error: {}", e.what());
   } catch (const std::exception& e) {
     spdlog::error("connection handler failed: {}", e.what());
   }
+  std::error_code ignored;
+  socket.close(ignored);
+  connections.live.remove(&entry);
   m.open.add(-1);
   slots.try_send(std::monostate{});
+  connections.running.done(); // last: the worker's drain may end now
 }
 
 // One worker's share: accept until stopped, then drain.
@@ -112,7 +133,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
   channel<std::monostate> slots{max_connections};
   for (std::size_t i = 0; i < max_connections; ++i)
     slots.try_send(std::monostate{});
-  task_group connections;
+  worker_connections connections;
   auto last_error_log = clock::time_point{};
 
   // Stopping cancels the pending accept, which ends the accept loop below.
@@ -141,7 +162,8 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
       continue;
     }
     socket.set_option(tcp::no_delay(true));
-    connections.spawn(guarded(handler, std::move(socket), slots));
+    connections.running.add(1);
+    spawn(guarded(handler, std::move(socket), slots, connections));
   }
 
   // Connections the kernel completed but nobody accepted yet would be reset
@@ -156,22 +178,31 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
       break;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    connections.spawn(guarded(handler, std::move(socket), slots));
+    connections.running.add(1);
+    spawn(guarded(handler, std::move(socket), slots, connections));
   }
   acceptor->close(ec);
 
-  if (connections.running() > 0) {
+  if (!connections.live.empty()) {
     bool drained = true;
     try {
-      co_await with_timeout(connections.wait(), drain_timeout);
+      co_await with_timeout(connections.running.wait(), drain_timeout);
     } catch (const timeout_error&) {
       drained = false;
     }
     if (!drained) {
-      spdlog::warn("drain: {} connections still open after {} ms; closing them", connections.running(),
-        drain_timeout.count());
-      connections.cancel();
-      co_await connections.wait();
+      std::size_t open = 0;
+      std::error_code ignored;
+      for (auto* c = connections.live.front(); c; c = c->next_, ++open)
+        c->socket->shutdown(tcp::socket::shutdown_both, ignored);
+      spdlog::warn("drain: {} connections still open after {} ms; closed them", open, drain_timeout.count());
+      try {
+        co_await with_timeout(connections.running.wait(), 1s);
+      } catch (const timeout_error&) {
+        // A handler waiting on something other than its socket: the
+        // runtime is stopping, and its end takes the task with it.
+        spdlog::warn("drain: handlers still running after their sockets closed; not waiting for them");
+      }
     }
   }
   finished.done();

@@ -14,20 +14,30 @@ request_parser& self(llhttp_t* p)
 
 } // namespace
 
+// The callbacks are the same for every parser: one table for all.
+const llhttp_settings_t& request_parser::settings()
+{
+  static const llhttp_settings_t table = [] {
+    llhttp_settings_t t;
+    llhttp_settings_init(&t);
+    t.on_message_begin = on_message_begin;
+    t.on_method = on_method;
+    t.on_url = on_url;
+    t.on_version = on_version;
+    t.on_header_field = on_header_field;
+    t.on_header_value = on_header_value;
+    t.on_header_value_complete = on_header_value_complete;
+    t.on_headers_complete = on_headers_complete;
+    t.on_body = on_body;
+    t.on_message_complete = on_message_complete;
+    return t;
+  }();
+  return table;
+}
+
 request_parser::request_parser(parse_limits limits) : limits_(limits)
 {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = on_message_begin;
-  settings_.on_method = on_method;
-  settings_.on_url = on_url;
-  settings_.on_version = on_version;
-  settings_.on_header_field = on_header_field;
-  settings_.on_header_value = on_header_value;
-  settings_.on_header_value_complete = on_header_value_complete;
-  settings_.on_headers_complete = on_headers_complete;
-  settings_.on_body = on_body;
-  settings_.on_message_complete = on_message_complete;
-  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  llhttp_init(&parser_, HTTP_REQUEST, &settings());
   parser_.data = this;
 }
 
@@ -52,7 +62,7 @@ int request_parser::count_line(std::size_t n)
 int request_parser::on_message_begin(llhttp_t* p)
 {
   auto& s = self(p);
-  s.current_ = request{};
+  s.current_.reset();
   s.field_.clear();
   s.value_.clear();
   s.in_value_ = false;

@@ -112,12 +112,20 @@ void serialize(const response& r, bool head, bool close, std::string& out)
   serialize(r, head, close, true, out);
 }
 
+// The answer to a request the server refuses itself (400, 408, 413...),
+// after which the connection closes. Not inlined into the connection
+// coroutine, so its temporaries take no room in every connection's frame.
+[[gnu::noinline]] void serialize_error(status s, std::string& out)
+{
+  serialize(response::text(s, std::string(reason(s)) + "\n"), false, true, out);
+}
+
 enum class phase { idle, headers, body, write };
 
 // A connection as its worker's watcher sees it.
 struct connection_state {
-  explicit connection_state(tcp::socket s) : socket(std::move(s)) {}
-  tcp::socket socket;
+  explicit connection_state(tcp::socket& s) : socket(s) {}
+  tcp::socket& socket; // owned by the TCP server
   phase now = phase::idle;
   clock::time_point deadline; // of the current phase
   bool expired = false;       // the watcher closed the socket: a deadline passed
@@ -272,12 +280,10 @@ task<bool> stream_body(connection_state& st, const server_options& o, const resp
   co_return false;
 }
 
-// Where a worker's connections read into. A connection keeps no read buffer
-// of its own while it waits (an idle keep-alive connection costs little):
-// it waits for readiness, then reads here and parses at once, with no
-// suspension in between. The parser copies what it keeps, so only the bytes
-// after a complete request (pipelined requests) are saved, and only when
-// the handler might suspend.
+// Where a worker's connections read what does not fit their small buffer
+// (pipelined batches, big requests), parsed at once. The parser copies what
+// it keeps, so only the bytes after a complete request are saved, and only
+// before the handler might suspend.
 std::span<char> read_scratch()
 {
   thread_local std::array<char, 64 * 1024> scratch;
@@ -291,11 +297,11 @@ struct watched_guard {
   ~watched_guard() { list.remove(&st); }
 };
 
-task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
+task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
 {
   const auto& o = s->options;
   detail::request_parser parser{{o.max_request_line_bytes, o.max_header_bytes, o.max_headers, o.max_body_bytes}};
-  connection_state state{std::move(socket)};
+  connection_state state{socket};
   connection_state* st = &state;
   st->deadline = clock::now() + o.idle_timeout;
   auto& watch_list = s->watched[runtime::current_worker().value_or(0)];
@@ -306,6 +312,8 @@ task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
 
   std::string_view data;      // received, not yet parsed: in the scratch buffer or in `kept`
   std::string kept;           // pipelined bytes saved across a handler's suspension
+  std::array<char, 256> head; // where a waiting read lands (requests are mostly smaller)
+  bool data_in_scratch = false; // `data` points into the worker's scratch buffer
   bool data_kept = false;     // `data` points into `kept`
   bool socket_empty = false;  // the last read drained the socket
   std::string out;
@@ -322,8 +330,7 @@ task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
       partial = used > 0 || partial;
       if (r == detail::request_parser::result::error) {
         spdlog::debug("bad request: {}", parser.error_message());
-        serialize(response::text(parser.error_status(), std::string(reason(parser.error_status())) + "\n"), false,
-          true, out);
+        serialize_error(parser.error_status(), out);
         close = true;
         break;
       }
@@ -331,12 +338,13 @@ task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
         break; // the parser took every byte
       partial = false;
       sent_continue = false;
-      if (!data.empty() && !data_kept) {
+      if (!data.empty() && data_in_scratch) {
         kept.assign(data); // the scratch buffer is shared: keep the rest before a suspension
         data = kept;
+        data_in_scratch = false;
         data_kept = true;
       }
-      request req = parser.take();
+      request& req = parser.finished();
       auto resp = co_await s->routes.handle(req);
       // Decided after the handler: a request in flight when the server
       // began to stop gets Connection: close.
@@ -377,9 +385,9 @@ task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
       st->now = phase::write;
       st->deadline = clock::now() + o.write_timeout;
       auto [ec, n] = co_await asio::async_write(st->socket, asio::buffer(out), use_tuple);
-      out.clear();
-      if (out.capacity() > 16 * 1024)
-        out.shrink_to_fit(); // an idle connection keeps no big buffer
+      // Going to wait for the next request: an idle connection keeps no
+      // output buffer (this costs one allocation per response).
+      std::string{}.swap(out);
       if (ec)
         break;
     }
@@ -390,48 +398,47 @@ task<void> connection(tcp::socket socket, std::shared_ptr<server_state> s)
     st->deadline = clock::now() + (st->now == phase::idle ? o.idle_timeout
                                    : st->now == phase::body ? o.body_timeout
                                                             : o.header_timeout);
-    // Read into the worker's scratch buffer. When the last read drained
-    // the socket, wait for readiness first rather than pay for a read that
-    // finds nothing: a byte arriving later raises a new readiness edge, and
-    // the reactor reports it after this wait is registered (one thread runs
-    // each io_context, so nothing slips in between).
+    // A read that filled its buffer may have left more in the socket: take
+    // it at once into the worker's scratch buffer. Otherwise wait with a read
+    // into the connection's small buffer, which needs one system call per
+    // request (the reactor reads when the socket turns readable) and keeps an
+    // idle connection small.
     auto scratch = read_scratch();
     std::error_code ec;
     std::size_t n = 0;
-    for (;;) {
-      if (!socket_empty) {
-        n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
-        if (ec != asio::error::would_block) {
-          socket_empty = n < scratch.size();
-          break;
-        }
-      }
-      auto [wec] = co_await st->socket.async_wait(tcp::socket::wait_read, use_tuple);
-      socket_empty = false;
-      if (wec) {
-        ec = wec;
-        n = 0;
-        break;
-      }
+    bool in_scratch = false;
+    if (!socket_empty) {
+      n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+      in_scratch = !ec;
+      socket_empty = ec == asio::error::would_block || n < scratch.size();
+      if (ec == asio::error::would_block)
+        ec.clear();
+    }
+    if (!ec && n == 0) {
+      auto [rec, rn] = co_await st->socket.async_read_some(asio::buffer(head), use_tuple);
+      ec = rec;
+      n = rn;
+      socket_empty = rn < head.size();
     }
     if (ec == asio::error::operation_aborted && st->drained && !st->expired) {
       // Stopping while idle. A request may have arrived just as the wait
       // was cancelled: serve it (with Connection: close) rather than reset
       // a client that sent it in good faith. Bounded by the drain timeout.
       n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+      in_scratch = !ec;
     }
     if (ec) {
       if (st->expired && st->expired_in == phase::headers) {
-        std::string timeout;
-        serialize(response::text(status::request_timeout, "Request Timeout\n"), false, true, timeout);
-        co_await asio::async_write(st->socket, asio::buffer(timeout), use_tuple);
+        out.clear();
+        serialize_error(status::request_timeout, out);
+        co_await asio::async_write(st->socket, asio::buffer(out), use_tuple);
       }
       break;
     }
     if (n == 0)
       break; // unreachable: a 0-byte read is EOF, an error above
-    data = std::string_view{scratch.data(), n};
-    data_kept = false;
+    data = std::string_view{in_scratch ? scratch.data() : head.data(), n};
+    data_in_scratch = in_scratch;
   }
   std::error_code ignored;
   st->socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -451,7 +458,7 @@ task<void> serve(runtime& rt, server_options options, router routes)
   tcp.drain_timeout = options.shutdown_timeout;
   // Named, not a temporary inside the co_await: GCC 12 may destroy such a
   // temporary twice.
-  net::connection_handler handler = [state](tcp::socket socket) { return connection(std::move(socket), state); };
+  net::connection_handler handler = [state](tcp::socket& socket) { return connection(socket, state); };
   try {
     co_await net::serve_tcp(rt, tcp, std::move(handler));
   } catch (...) {

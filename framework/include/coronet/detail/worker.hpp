@@ -114,7 +114,10 @@ private:
 
   coronet::runtime& owner_;
   std::size_t index_;
-  asio::io_context context_{1};
+  // One thread runs this context, and every socket stays on the worker that
+  // opened it, so per-descriptor locking is skipped (other threads only
+  // post, which keeps its lock).
+  asio::io_context context_{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::any_io_executor executor_{context_.get_executor()};
   task_counters counters_;
   ready_queue ready_;

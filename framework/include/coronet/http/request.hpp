@@ -24,6 +24,26 @@ struct request {
   std::string route;       // the matched pattern ("/users/{id}"); empty when none matched
   std::string id;          // the request id, once the request_ids() middleware ran
 
+  // Empties every field for the next request on the connection, keeping
+  // small buffers (no allocation per request) but not a big body.
+  void reset() noexcept
+  {
+    method.clear();
+    target.clear();
+    path.clear();
+    query_string.clear();
+    version_major = 1;
+    version_minor = 1;
+    headers.clear();
+    if (body.capacity() > 64 * 1024)
+      std::string{}.swap(body);
+    body.clear();
+    keep_alive = true;
+    params.clear();
+    route.clear();
+    id.clear();
+  }
+
   // A route parameter ("{id}" in the pattern), percent-decoded.
   std::optional<std::string_view> param(std::string_view name) const noexcept
   {

@@ -8,9 +8,11 @@
 //   co_await coronet::net::serve_tcp(rt, options, echo_connection);
 //
 // Each connection is one task running handler(socket) on the worker that
-// accepted it. An exception from a handler is logged; it never stops the
-// server. Once rt.done() closes, acceptors close, and connections get
-// `drain_timeout` to finish before their pending operations are cancelled.
+// accepted it; the socket stays owned by the server and lives until the
+// handler's task ends. An exception from a handler is logged; it never stops
+// the server. Once rt.done() closes, acceptors close, and connections get
+// `drain_timeout` to finish; then their sockets are shut down, which ends
+// their pending reads and writes.
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 
@@ -34,7 +36,7 @@ struct tcp_options {
   std::chrono::milliseconds drain_timeout{10000};
 };
 
-using connection_handler = std::function<task<void>(asio::ip::tcp::socket)>;
+using connection_handler = std::function<task<void>(asio::ip::tcp::socket&)>;
 
 // "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming the text.
 asio::ip::tcp::endpoint parse_endpoint(std::string_view text);
