@@ -114,8 +114,10 @@ bool idempotent(std::string_view method)
 }
 
 struct connection {
-  explicit connection(const asio::any_io_executor& ex) : socket(ex) {}
+  explicit connection(const asio::any_io_executor& ex) : socket(ex), buffer(new char[buffer_size]) {}
+  static constexpr std::size_t buffer_size = 8 * 1024;
   tcp::socket socket;
+  std::unique_ptr<char[]> buffer; // responses are read here; reused while the connection is
   clock::time_point idle_since;
 };
 
@@ -256,7 +258,6 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
   slot_guard guard{pool.slots};
   const std::string wire = request_bytes(method, u, o);
   const bool may_retry = idempotent(method);
-  std::string buffer(16 * 1024, '\0');
 
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<connection> c;
@@ -286,7 +287,8 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       stale = true;
     }
     while (!stale) {
-      auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(buffer), use_tuple);
+      auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(c->buffer.get(), connection::buffer_size),
+        use_tuple);
       detail::response_parser::result r;
       if (ec == asio::error::eof) {
         if (!parser.started() && retry_allowed) {
@@ -304,7 +306,7 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
         }
         throw client_error(client_errc::reset, fmt::format("{} {}{}: {}", method, u.key, u.target, ec.message()));
       } else {
-        r = parser.feed({buffer.data(), n});
+        r = parser.feed({c->buffer.get(), n});
       }
       if (r == detail::response_parser::result::error)
         throw client_error(parser.too_large() ? client_errc::response_too_large : client_errc::malformed_response,
