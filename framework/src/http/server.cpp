@@ -349,8 +349,8 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
       // Decided after the handler: a request in flight when the server
       // began to stop gets Connection: close.
       bool keep = req.keep_alive && !s->rt.stop_requested();
-      bool head = req.method == "HEAD";
-      if (resp.stream && !head && has_body(resp.status)) {
+      bool is_head = req.method == "HEAD";
+      if (resp.stream && !is_head && has_body(resp.status)) {
         // HTTP/1.0 cannot take chunks: the body ends when the connection does.
         bool chunked = req.version_major > 1 || req.version_minor >= 1;
         keep = keep && chunked;
@@ -361,7 +361,9 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
           break;
         }
       } else {
-        serialize(resp, head, !keep, out);
+        if (!data.empty() && out.capacity() < 4096)
+          out.reserve(4096); // a pipelined batch: grow once
+        serialize(resp, is_head, !keep, out);
       }
       if (!keep) {
         close = true;
@@ -381,7 +383,9 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
         sent_continue = true;
       }
     }
-    if (!out.empty()) {
+    // Responses wait while more requests may be in the socket (a pipelined
+    // batch bigger than one read): the whole batch goes out in one write.
+    if (!out.empty() && (socket_empty || close)) {
       st->now = phase::write;
       st->deadline = clock::now() + o.write_timeout;
       auto [ec, n] = co_await asio::async_write(st->socket, asio::buffer(out), use_tuple);
@@ -411,8 +415,11 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
       n = st->socket.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
       in_scratch = !ec;
       socket_empty = ec == asio::error::would_block || n < scratch.size();
-      if (ec == asio::error::would_block)
+      if (ec == asio::error::would_block) {
+        if (!out.empty())
+          continue; // nothing more now: send what is ready, then wait
         ec.clear();
+      }
     }
     if (!ec && n == 0) {
       auto [rec, rn] = co_await st->socket.async_read_some(asio::buffer(head), use_tuple);
