@@ -102,6 +102,47 @@ task<response> router::handle(request& req) const
   co_return co_await run(req, 0, m);
 }
 
+namespace {
+
+task<response> ready(response r)
+{
+  co_return r;
+}
+
+response unmatched(const router::match& m)
+{
+  auto r = plain(m.status, reason(m.status));
+  if (m.status == status::method_not_allowed)
+    r.headers.add("Allow", m.allow);
+  return r;
+}
+
+} // namespace
+
+task<response> router::dispatch(request& req) const
+{
+  if (!middleware_.empty())
+    return handle(req);
+  auto m = find(req);
+  if (!m.target)
+    return ready(unmatched(m));
+  return (*m.target)(req);
+}
+
+response router::answer(std::exception_ptr e, const request& req)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const error& err) {
+    return plain(err.status(), err.what());
+  } catch (const std::exception& err) {
+    spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
+  } catch (...) {
+    spdlog::error("{} {}: handler failed with a non-standard exception", req.method, req.target);
+  }
+  return plain(status::internal_server_error, "Internal Server Error");
+}
+
 task<response> next::operator()(request& req) const
 {
   return router_->run(req, index_, *match_);
@@ -112,12 +153,8 @@ task<response> router::run(request& req, std::size_t index, const match& m) cons
   try {
     if (index < middleware_.size())
       co_return co_await middleware_[index](req, next{*this, index + 1, m});
-    if (!m.target) {
-      auto r = plain(m.status, reason(m.status));
-      if (m.status == status::method_not_allowed)
-        r.headers.add("Allow", m.allow);
-      co_return r;
-    }
+    if (!m.target)
+      co_return unmatched(m);
     co_return co_await (*m.target)(req);
   } catch (const error& e) {
     co_return plain(e.status(), e.what());

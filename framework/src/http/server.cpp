@@ -27,6 +27,7 @@ namespace coronet::http {
 
 using asio::ip::tcp;
 using namespace std::chrono_literals;
+using namespace std::string_view_literals;
 
 server_options server_options::from(const config& cfg)
 {
@@ -84,25 +85,25 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
 {
   char number[16];
   auto code_end = std::to_chars(number, number + sizeof number, code(r.status)).ptr;
-  out.append("HTTP/1.1 ").append(number, code_end).append(" ").append(reason(r.status)).append("\r\n");
+  out.append("HTTP/1.1 "sv).append(number, code_end).append(" "sv).append(reason(r.status)).append("\r\n"sv);
   for (auto& [name, value] : r.headers) {
     if (iequals(name, "Content-Length") || iequals(name, "Connection") || iequals(name, "Date") ||
         iequals(name, "Transfer-Encoding"))
       continue; // the server owns the framing
-    out.append(name).append(": ").append(value).append("\r\n");
+    out.append(name).append(": "sv).append(value).append("\r\n"sv);
   }
   bool body = has_body(r.status);
   if (body && r.stream) {
     if (chunked)
-      out.append("Transfer-Encoding: chunked\r\n");
+      out.append("Transfer-Encoding: chunked\r\n"sv);
   } else if (body) {
     auto len_end = std::to_chars(number, number + sizeof number, r.body.size()).ptr;
-    out.append("Content-Length: ").append(number, len_end).append("\r\n");
+    out.append("Content-Length: "sv).append(number, len_end).append("\r\n"sv);
   }
-  out.append("Date: ").append(date_now()).append("\r\nServer: coronet\r\n");
+  out.append("Date: "sv).append(date_now()).append("\r\nServer: coronet\r\n"sv);
   if (close)
-    out.append("Connection: close\r\n");
-  out.append("\r\n");
+    out.append("Connection: close\r\n"sv);
+  out.append("\r\n"sv);
   if (!head && body && !r.stream)
     out.append(r.body);
 }
@@ -345,7 +346,12 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
         data_kept = true;
       }
       request& req = parser.finished();
-      auto resp = co_await s->routes.handle(req);
+      response resp;
+      try {
+        resp = co_await s->routes.dispatch(req);
+      } catch (...) {
+        resp = router::answer(std::current_exception(), req);
+      }
       // Decided after the handler: a request in flight when the server
       // began to stop gets Connection: close.
       bool keep = req.keep_alive && !s->rt.stop_requested();
@@ -361,8 +367,8 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
           break;
         }
       } else {
-        if (!data.empty() && out.capacity() < 4096)
-          out.reserve(4096); // a pipelined batch: grow once
+        if (out.capacity() < 4096)
+          out.reserve(!data.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
         serialize(resp, is_head, !keep, out);
       }
       if (!keep) {
