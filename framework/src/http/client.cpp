@@ -7,6 +7,7 @@
 #include "response_parser.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
@@ -210,7 +211,44 @@ task<std::error_code> connect_to(tcp::socket& socket, const std::vector<tcp::end
   co_return ec;
 }
 
-task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u)
+// A call's deadline without a task or a parallel group per call: a timer
+// whose handler marks the call late and cancels the socket operation it is
+// waiting on. The call checks `fired` before each new operation.
+struct call_timer {
+  explicit call_timer(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+  bool fired = false;
+  tcp::socket* waiting_on = nullptr;
+
+  static std::shared_ptr<call_timer> start(const asio::any_io_executor& ex, clock::time_point deadline)
+  {
+    auto t = std::make_shared<call_timer>(ex);
+    t->timer.expires_at(deadline);
+    t->timer.async_wait([t](std::error_code ec) {
+      if (ec || t->fired)
+        return;
+      t->fired = true;
+      if (t->waiting_on) {
+        std::error_code ignored;
+        t->waiting_on->cancel(ignored);
+      }
+    });
+    return t;
+  }
+  void stop()
+  {
+    waiting_on = nullptr;
+    timer.cancel();
+  }
+};
+
+// Stops the call's timer however the call ends.
+struct call_timer_guard {
+  call_timer& t;
+  ~call_timer_guard() { t.stop(); }
+};
+
+task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u, call_timer& late)
 {
   auto executor = co_await asio::this_coro::executor;
   if (pool.endpoints.empty()) {
@@ -229,13 +267,18 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
   }
   auto c = std::make_unique<connection>(executor);
   std::error_code ec;
+  late.waiting_on = &c->socket;
   try {
     auto op = connect_to(c->socket, pool.endpoints);
     ec = co_await with_timeout(std::move(op), st.options.connect_timeout);
   } catch (const timeout_error&) {
+    late.waiting_on = nullptr;
     throw client_error(client_errc::timeout,
       fmt::format("{}: connect timed out after {} ms", u.key, st.options.connect_timeout.count()));
   }
+  late.waiting_on = nullptr;
+  if (late.fired)
+    throw client_error(client_errc::timeout, fmt::format("{}: the call's time ran out while connecting", u.key));
   if (ec == asio::error::connection_refused)
     throw client_error(client_errc::refused, fmt::format("{}: connection refused", u.key));
   if (ec) {
@@ -251,10 +294,25 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
 enum class attempt_end { done, stale };
 
 task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
-  const request_options& o)
+  const request_options& o, clock::time_point deadline)
 {
   auto& pool = st.pool(worker, u);
-  co_await pool.slots.receive();
+  auto executor = co_await asio::this_coro::executor;
+  auto late_ptr = call_timer::start(executor, deadline);
+  call_timer& late = *late_ptr;
+  call_timer_guard stop_timer{late};
+  auto timed_out = [&] {
+    return client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
+  };
+  if (!pool.slots.try_receive()) {
+    // At the per-host limit: wait for a connection, within the deadline.
+    try {
+      auto wait = pool.slots.receive();
+      co_await with_deadline(std::move(wait), deadline);
+    } catch (const timeout_error&) {
+      throw timed_out();
+    }
+  }
   slot_guard guard{pool.slots};
   const std::string wire = request_bytes(method, u, o);
   const bool may_retry = idempotent(method);
@@ -272,13 +330,18 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
     if (reused)
       st.reuses.fetch_add(1, std::memory_order_relaxed);
     else
-      c = co_await open(st, pool, u);
+      c = co_await open(st, pool, u, late);
     const bool retry_allowed = reused && may_retry && attempt == 0;
 
     detail::response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes,
       method == "HEAD"};
+    if (late.fired)
+      throw timed_out();
+    late.waiting_on = &c->socket;
     auto [wec, written] = co_await asio::async_write(c->socket, asio::buffer(wire), use_tuple);
     (void)written;
+    if (late.fired)
+      throw timed_out();
     bool stale = false;
     if (wec) {
       if (!retry_allowed)
@@ -287,8 +350,12 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       stale = true;
     }
     while (!stale) {
+      if (late.fired)
+        throw timed_out();
       auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(c->buffer.get(), connection::buffer_size),
         use_tuple);
+      if (late.fired)
+        throw timed_out();
       detail::response_parser::result r;
       if (ec == asio::error::eof) {
         if (!parser.started() && retry_allowed) {
@@ -314,6 +381,7 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       if (r == detail::response_parser::result::complete)
         break;
     }
+    late.waiting_on = nullptr;
     if (stale) {
       st.retries.fetch_add(1, std::memory_order_relaxed);
       continue;
@@ -373,16 +441,15 @@ task<client_response> client::send(std::string method, std::string url, request_
   };
 
   try {
-    auto op = exchange(*st, *worker, method, u, options);
-    auto r = co_await with_deadline(std::move(op), deadline);
+    auto op = exchange(*st, *worker, method, u, options, deadline);
+    auto r = co_await std::move(op);
     record(outcome_of(r.status));
     co_return r;
-  } catch (const timeout_error&) {
-    record(to_string(client_errc::timeout));
-    throw client_error(client_errc::timeout, fmt::format("{} {}: no response within {} ms", method, url,
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
   } catch (const client_error& e) {
     record(to_string(e.kind()));
+    if (e.kind() == client_errc::timeout && std::string_view(e.what()).ends_with("no response in time"))
+      throw client_error(client_errc::timeout, fmt::format("{} {}: no response within {} ms", method, url,
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
     throw;
   }
 }
