@@ -3,7 +3,7 @@
 # present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check]
 #   (default)      build + tests + micro-benchmarks
 #   --loadtest     also the Go toolchain and nginx for the peers, and perf
-#   --fuzz         also clang (libFuzzer) for the fuzz run in scripts/test.sh
+#   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 set -euo pipefail
 
@@ -16,7 +16,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --loadtest) packages+=(golang-go util-linux nginx-light linux-perf) ;;
-    --fuzz) packages+=(clang) ;;
+    --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
