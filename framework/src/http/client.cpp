@@ -290,9 +290,6 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
   co_return c;
 }
 
-// Why an attempt ended without a response.
-enum class attempt_end { done, stale };
-
 task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
   const request_options& o, clock::time_point deadline)
 {
