@@ -99,6 +99,7 @@ std::size_t worker::run_remote()
     batch = remote_.take();
     has_remote_.store(false, std::memory_order_relaxed);
   }
+  fruitless_spins_ = 0; // other workers hand work here: spinning may pay again
   std::size_t n = 0;
   for (; resumable* r = batch.pop(); ++n)
     r->resume();
@@ -107,7 +108,11 @@ std::size_t worker::run_remote()
 
 bool worker::spin_for_remote(std::chrono::microseconds spin)
 {
-  if (spin.count() <= 0)
+  // Spinning pays only while work comes from other workers. After a few
+  // spins that found nothing (a server whose connections stay on their
+  // worker) stop spinning, and leave the core to others, until remote work
+  // shows up again.
+  if (spin.count() <= 0 || fruitless_spins_ >= max_fruitless_spins)
     return false;
   if (spinners_.fetch_add(1, std::memory_order_relaxed) >= max_spinners_) {
     spinners_.fetch_sub(1, std::memory_order_relaxed);
@@ -127,6 +132,7 @@ bool worker::spin_for_remote(std::chrono::microseconds spin)
       std::this_thread::yield();
   } while (!found && std::chrono::steady_clock::now() < until);
   spinners_.fetch_sub(1, std::memory_order_relaxed);
+  fruitless_spins_ = found ? 0 : fruitless_spins_ + 1;
   return found;
 }
 

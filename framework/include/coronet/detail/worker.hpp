@@ -123,6 +123,8 @@ private:
   ready_queue ready_;
 
   std::chrono::microseconds spin_;
+  static constexpr int max_fruitless_spins = 8;
+  int fruitless_spins_ = 0; // spins in a row that found no remote work
   std::atomic<int>& spinners_;
   int max_spinners_;
   spinlock remote_lock_;
