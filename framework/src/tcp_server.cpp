@@ -64,8 +64,8 @@ connection_metrics& tcp_metrics()
   auto& r = metrics::registry::global();
   static connection_metrics m{
     r.counters("coronet_tcp_connections_accepted_total", "Connections accepted.").with({}),
-    r.counters("coronet_tcp_accept_errors_total",
-      "Connections the server could not take (accept failed: out of descriptors, memory...).").with({}),
+    r.counters("coronet_tcp_connections_refused_total",
+      "Connections refused: accept failed (out of descriptors, memory...) and the server backed off.").with({}),
     r.gauges("coronet_tcp_connections_open", "Connections open now.").with({})};
   return m;
 }

@@ -205,6 +205,8 @@ TEST_CASE("gateway: injected errors give the right mix of partial answers and 50
   has("coronet_http_request_duration_seconds_count{route=\"/api/users/{id}/dashboard\"} 40");
   CHECK(metrics.body.find("coronet_tasks_spawned_total ") != std::string::npos);
   CHECK(metrics.body.find("coronet_tcp_connections_accepted_total ") != std::string::npos);
+  CHECK(metrics.body.find("coronet_tcp_connections_open ") != std::string::npos);
+  has("coronet_tcp_connections_refused_total 0");
 
   demo failing{{"--set", "backend.error_rate=1"}};
   auto r = get(failing.gateway->port, "/api/users/1/dashboard");
