@@ -44,29 +44,29 @@ def tree(pid):
     return out
 
 
-def cpu_ticks(pid):
+def proc_sum(pid, path, field):
+    """Sums field(text of /proc/P/<path>) over pid and its descendants."""
     total = 0
     for p in tree(pid):
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            with open(f"/proc/{p}/{path}") as f:
+                total += field(f.read())
         except OSError:
             pass
     return total
+
+
+def cpu_ticks(pid):
+    def utime_stime(stat):
+        fields = stat.rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return proc_sum(pid, "stat", utime_stime)
 
 
 def rss_kib(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    def vm_rss(status):
+        return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return proc_sum(pid, "status", vm_rss)
 
 
 def wait_port(port, timeout=15):

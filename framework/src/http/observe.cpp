@@ -8,6 +8,8 @@
 
 #include <charconv>
 #include <chrono>
+#include <string>
+#include <unordered_map>
 
 namespace coronet::http {
 
@@ -49,18 +51,32 @@ middleware request_metrics()
     auto start = std::chrono::steady_clock::now();
     auto r = co_await rest(req);
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    auto& m = request_families();
     std::string_view route = req.route.empty() ? std::string_view{"unmatched"} : std::string_view{req.route};
     char code_text[8];
     auto end = std::to_chars(code_text, code_text + sizeof code_text, code(r.status)).ptr;
+    std::string_view status_text(code_text, static_cast<std::size_t>(end - code_text));
     // Unknown methods are one series, not one per string a client sends.
     static constexpr std::string_view known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
     std::string_view method = "OTHER";
     for (auto k : known)
       if (req.method == k)
         method = k;
-    m.requests.with({route, method, std::string_view(code_text, static_cast<std::size_t>(end - code_text))}).inc();
-    m.duration.with({route}).observe(took.count());
+    // The series of a route, method and status, looked up in the registry
+    // (under its lock) once per worker thread, then from this cache.
+    struct series {
+      metrics::counter* requests;
+      metrics::histogram* duration;
+    };
+    thread_local std::unordered_map<std::string, series> cache;
+    thread_local std::string key;
+    key.assign(route).append(1, ' ').append(method).append(1, ' ').append(status_text);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      auto& m = request_families();
+      it = cache.emplace(key, series{&m.requests.with({route, method, status_text}), &m.duration.with({route})}).first;
+    }
+    it->second.requests->inc();
+    it->second.duration->observe(took.count());
     co_return r;
   };
 }

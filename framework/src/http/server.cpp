@@ -9,7 +9,6 @@
 #include "request_parser.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
