@@ -43,6 +43,13 @@ idle_timeout_ms = 60000        # keep-alive connection idle this long -> close
 write_timeout_ms = 30000       # a response not written in time -> close
 max_connections = 10000        # at the limit, accepting pauses
 shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests get
+
+[ws]
+max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009
+send_queue_messages = 64       # messages waiting to go out; then send() waits
+write_timeout_ms = 10000       # a peer that reads nothing this long is dropped
+idle_timeout_ms = 60000        # a silent peer is pinged at half this, dropped at the full time
+close_timeout_ms = 5000        # how long to wait for the peer's close frame
 )";
 
 const char* type_name(const config::value& v)

@@ -1,6 +1,7 @@
 #include <coronet/http/server.hpp>
 
 #include <coronet/config.hpp>
+#include <coronet/http/upgrade.hpp>
 #include <coronet/detail/intrusive_list.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/sync/select.hpp>
@@ -100,7 +101,9 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
     out.append("Content-Length: "sv).append(number, len_end).append("\r\n"sv);
   }
   out.append("Date: "sv).append(date_now()).append("\r\nServer: coronet\r\n"sv);
-  if (close)
+  if (r.upgrade && r.status == status::switching_protocols)
+    out.append("Connection: Upgrade\r\n"sv);
+  else if (close)
     out.append("Connection: close\r\n"sv);
   out.append("\r\n"sv);
   if (!head && body && !r.stream)
@@ -280,6 +283,28 @@ task<bool> stream_body(connection_state& st, const server_options& o, const resp
   co_return false;
 }
 
+// Sends the 101 response (after any earlier pipelined responses) and hands
+// the connection to the upgrade handler, with the bytes already received
+// after the request. The connection closes when the handler returns.
+task<void> switch_protocols(connection_state& st, server_state& s, const response& resp,
+  std::string_view rest, std::string& out)
+{
+  serialize(resp, false, false, out);
+  st.now = phase::write;
+  st.deadline = clock::now() + s.options.write_timeout;
+  auto [ec, n] = co_await asio::async_write(st.socket, asio::buffer(out), use_tuple);
+  if (ec)
+    co_return;
+  // The HTTP timeouts end here: the new protocol keeps its own.
+  s.watched[runtime::current_worker().value_or(0)].remove(&st);
+  upgraded u{st.socket, std::string(rest), s.rt};
+  try {
+    co_await resp.upgrade(u);
+  } catch (const std::exception& e) {
+    spdlog::error("upgraded connection failed: {}", e.what());
+  }
+}
+
 // Where a worker's connections read what does not fit their small buffer
 // (pipelined batches, big requests), parsed at once. The parser copies what
 // it keeps, so only the bytes after a complete request are saved, and only
@@ -297,6 +322,12 @@ struct watched_guard {
   ~watched_guard() { list.remove(&st); }
 };
 
+// GCC 12 misreads the coroutine frames' class-specific operator new/delete
+// pair (Asio's recycling allocator) in this function as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
 {
   const auto& o = s->options;
@@ -355,6 +386,12 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
       // began to stop gets Connection: close.
       bool keep = req.keep_alive && !s->rt.stop_requested();
       bool is_head = req.method == "HEAD";
+      if (resp.upgrade && resp.status == status::switching_protocols) {
+        co_await switch_protocols(*st, *s, resp, data, out);
+        close = true;
+        out.clear();
+        break;
+      }
       if (resp.stream && !is_head && has_body(resp.status)) {
         // HTTP/1.0 cannot take chunks: the body ends when the connection does.
         bool chunked = req.version_major > 1 || req.version_minor >= 1;
@@ -456,6 +493,9 @@ task<void> connection(tcp::socket& socket, std::shared_ptr<server_state> s)
   st->socket.shutdown(tcp::socket::shutdown_both, ignored);
   st->socket.close(ignored);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 } // namespace
 

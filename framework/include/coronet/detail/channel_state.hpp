@@ -6,6 +6,7 @@
 #include <coronet/detail/spinlock.hpp>
 #include <coronet/error.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <system_error>
@@ -30,7 +31,9 @@ enum class take_result { value, closed, would_block };
 template <class T>
 class channel_state final {
 public:
-  explicit channel_state(std::size_t capacity) : ring_(capacity), capacity_(capacity) {}
+  // The buffer starts small and doubles up to `capacity` as values wait, so
+  // a big, mostly empty channel (a client's outbox) costs little memory.
+  explicit channel_state(std::size_t capacity) : ring_(std::min<std::size_t>(capacity, 8)), capacity_(capacity) {}
 
   spinlock lock;
 
@@ -64,7 +67,7 @@ public:
       auto& slot = ring_[head_];
       out.emplace(std::move(*slot));
       slot.reset();
-      if (++head_ == capacity_)
+      if (++head_ == ring_.size())
         head_ = 0;
       --count_;
       // A parked sender may now move its value into the freed slot.
@@ -117,10 +120,23 @@ public:
 private:
   void push(T&& value)
   {
+    if (count_ == ring_.size())
+      grow();
     std::size_t tail = head_ + count_++;
-    if (tail >= capacity_)
-      tail -= capacity_;
+    if (tail >= ring_.size())
+      tail -= ring_.size();
     ring_[tail].emplace(std::move(value));
+  }
+
+  void grow()
+  {
+    std::vector<std::optional<T>> bigger(std::min(capacity_, ring_.size() * 2));
+    for (std::size_t i = 0; i < count_; ++i) {
+      auto& slot = ring_[(head_ + i) % ring_.size()];
+      bigger[i].emplace(std::move(*slot));
+    }
+    ring_.swap(bigger);
+    head_ = 0;
   }
 
   std::vector<std::optional<T>> ring_;

@@ -26,6 +26,8 @@
 
 namespace coronet::http {
 
+struct upgraded; // see upgrade.hpp
+
 // Where a streamed body goes. write() throws std::system_error when the
 // client is gone or too slow (http.write_timeout_ms); let it propagate.
 class body_writer {
@@ -38,28 +40,33 @@ protected:
 
 using body_producer = std::function<task<void>(body_writer&)>;
 
+// Takes the connection over after a 101 Switching Protocols response
+// (WebSocket: see websocket.hpp). The connection closes when it returns.
+using upgrade_handler = std::function<task<void>(upgraded&)>;
+
 struct response {
   http::status status = http::status::ok;
   http::headers headers;
   std::string body;
   body_producer stream; // when set, the body comes from here and `body` is ignored
+  upgrade_handler upgrade; // with status 101: runs on the connection once the headers are out
 
   static response text(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body), {}};
+    response r{s, {}, std::move(body), {}, {}};
     r.headers.add("Content-Type", "text/plain; charset=utf-8");
     return r;
   }
   static response json(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body), {}};
+    response r{s, {}, std::move(body), {}, {}};
     r.headers.add("Content-Type", "application/json");
     return r;
   }
   // The producer lives until the body ends; it may hold what it streams.
   static response streamed(http::status s, std::string content_type, body_producer producer)
   {
-    response r{s, {}, {}, std::move(producer)};
+    response r{s, {}, {}, std::move(producer), {}};
     r.headers.add("Content-Type", std::move(content_type));
     return r;
   }

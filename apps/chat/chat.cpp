@@ -1,0 +1,308 @@
+#include "chat.hpp"
+
+#include <coronet/utf8.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace chat {
+
+namespace {
+
+struct member {
+  std::shared_ptr<client> who;
+  std::string nick;
+};
+
+// Sends `text` to every member. A member whose outbox is full is dropped
+// from the room and disconnected; the others hear that it left.
+void broadcast(std::vector<member>& members, const std::string& room_name, std::size_t outbox_messages, line text)
+{
+  std::vector<std::string> dropped;
+  for (std::size_t i = 0; i < members.size();) {
+    if (members[i].who->deliver(text)) {
+      ++i;
+      continue;
+    }
+    if (members[i].who->end(fmt::format("error: too slow: {} messages waiting, disconnected", outbox_messages),
+          close_policy, true))
+      spdlog::info("client {} ({}) too slow, disconnected", members[i].who->id, members[i].nick);
+    dropped.push_back(std::move(members[i].nick));
+    members[i] = std::move(members.back());
+    members.pop_back();
+  }
+  for (auto& nick : dropped)
+    broadcast(members, room_name, outbox_messages,
+      make_line(fmt::format("* {} left {} (too slow)", nick, room_name)));
+}
+
+bool valid_name(std::string_view name, std::size_t max)
+{
+  if (name.empty() || name.size() > max)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.';
+  });
+}
+
+} // namespace
+
+coronet::task<void> room::run(std::shared_ptr<room> self)
+{
+  std::vector<member> members;
+  const auto outbox = self->settings_.outbox_messages;
+  while (auto e = co_await self->inbox.receive()) {
+    switch (e->what) {
+    case room_event::kind::join:
+      members.push_back({e->from, e->nick});
+      broadcast(members, self->name, outbox, make_line(fmt::format("* {} joined {}", e->nick, self->name)));
+      break;
+    case room_event::kind::leave: {
+      auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
+      if (it == members.end())
+        break; // already dropped as too slow
+      *it = std::move(members.back());
+      members.pop_back();
+      broadcast(members, self->name, outbox, make_line(fmt::format("* {} left {}", e->nick, self->name)));
+      break;
+    }
+    case room_event::kind::rename: {
+      auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
+      if (it == members.end())
+        break;
+      auto old = std::exchange(it->nick, e->nick);
+      broadcast(members, self->name, outbox, make_line(fmt::format("* {} is now {}", old, e->nick)));
+      break;
+    }
+    case room_event::kind::say:
+      broadcast(members, self->name, outbox, std::move(e->text));
+      break;
+    case room_event::kind::who: {
+      std::vector<std::string_view> nicks;
+      for (auto& m : members)
+        nicks.push_back(m.nick);
+      std::sort(nicks.begin(), nicks.end());
+      constexpr std::size_t shown = 100;
+      std::string text = fmt::format("* {} in {}: {}", members.size(), self->name,
+        fmt::join(nicks.begin(), nicks.begin() + static_cast<std::ptrdiff_t>(std::min(shown, nicks.size())), ", "));
+      if (nicks.size() > shown)
+        text += fmt::format(" and {} more", nicks.size() - shown);
+      e->reply->try_send(text);
+      break;
+    }
+    }
+  }
+}
+
+std::shared_ptr<client> hub::connect()
+{
+  std::lock_guard lock{mutex_};
+  if (stopping_)
+    return nullptr;
+  auto c = std::make_shared<client>(next_id_++, settings_.outbox_messages);
+  clients_.emplace(c->id, c);
+  return c;
+}
+
+void hub::disconnect(const client& c)
+{
+  std::lock_guard lock{mutex_};
+  clients_.erase(c.id);
+}
+
+bool hub::claim_nick(const std::string& nick, const std::string& old)
+{
+  std::lock_guard lock{mutex_};
+  if (!nicks_.insert(nick).second)
+    return false;
+  if (!old.empty())
+    nicks_.erase(old);
+  return true;
+}
+
+void hub::release_nick(const std::string& nick)
+{
+  std::lock_guard lock{mutex_};
+  nicks_.erase(nick);
+}
+
+std::shared_ptr<room> hub::enter(const std::string& name)
+{
+  std::lock_guard lock{mutex_};
+  auto& r = rooms_[name];
+  if (!r) {
+    r = std::make_shared<room>(name, settings_);
+    rt_.spawn(room::run(r));
+  }
+  ++r->members_;
+  return r;
+}
+
+void hub::leave(const std::shared_ptr<room>& r)
+{
+  std::lock_guard lock{mutex_};
+  if (--r->members_ == 0) {
+    rooms_.erase(r->name);
+    r->inbox.close(); // the room task ends after the events already queued
+  }
+}
+
+std::string hub::list_rooms()
+{
+  std::lock_guard lock{mutex_};
+  if (rooms_.empty())
+    return "* no rooms yet: /join ROOM makes one";
+  std::string text = "* rooms:";
+  for (auto& [name, r] : rooms_)
+    text += fmt::format(" {} ({})", name, r->members_);
+  return text;
+}
+
+void hub::shutdown()
+{
+  std::vector<std::shared_ptr<client>> everyone;
+  {
+    std::lock_guard lock{mutex_};
+    stopping_ = true;
+    for (auto& [id, weak] : clients_)
+      if (auto c = weak.lock())
+        everyone.push_back(std::move(c));
+  }
+  for (auto& c : everyone)
+    c->end("* server shutting down", close_going_away);
+}
+
+session::session(hub& h, std::shared_ptr<client> c)
+  : hub_(h), client_(std::move(c)), tokens_(h.config().max_messages_per_second),
+    refilled_(std::chrono::steady_clock::now())
+{
+}
+
+// A token bucket: max_messages_per_second, with a burst of as many.
+bool session::take_token()
+{
+  const double rate = hub_.config().max_messages_per_second;
+  auto now = std::chrono::steady_clock::now();
+  tokens_ = std::min(rate, tokens_ + std::chrono::duration<double>(now - refilled_).count() * rate);
+  refilled_ = now;
+  if (tokens_ < 1)
+    return false;
+  tokens_ -= 1;
+  return true;
+}
+
+coronet::task<bool> session::handle(std::string_view text)
+{
+  const auto& cfg = hub_.config();
+  if (!text.empty() && text.back() == '\r')
+    text.remove_suffix(1);
+  if (text.size() > cfg.max_line_bytes) {
+    reply(fmt::format("error: line too long (at most {} bytes)", cfg.max_line_bytes));
+    co_return true;
+  }
+  if (!coronet::valid_utf8(text)) {
+    reply("error: not valid UTF-8");
+    co_return true;
+  }
+  if (text.empty())
+    co_return true;
+  if (!take_token()) {
+    reply(fmt::format("error: too many messages (at most {} per second), dropped", cfg.max_messages_per_second));
+    co_return true;
+  }
+  if (text.front() != '/') {
+    if (!room_) {
+      reply(nick_.empty() ? "error: pick a nick with /nick NAME, then /join ROOM" : "error: join a room first: /join ROOM");
+      co_return true;
+    }
+    room_event e{room_event::kind::say, nullptr, {}, make_line(fmt::format("[{}] {}: {}", room_->name, nick_, text)), {}};
+    co_await room_->inbox.send(std::move(e));
+    co_return true;
+  }
+
+  auto space = text.find(' ');
+  auto command = text.substr(0, space);
+  auto arg = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
+  while (!arg.empty() && arg.front() == ' ')
+    arg.remove_prefix(1);
+  while (!arg.empty() && arg.back() == ' ')
+    arg.remove_suffix(1);
+
+  if (command == "/nick") {
+    if (!valid_name(arg, cfg.max_nick_bytes)) {
+      reply(fmt::format("error: a nick is 1 to {} letters, digits, '_', '-' or '.'", cfg.max_nick_bytes));
+      co_return true;
+    }
+    std::string nick{arg};
+    if (nick == nick_)
+      co_return true;
+    if (!hub_.claim_nick(nick, nick_)) {
+      reply(fmt::format("error: nick {} is taken", nick));
+      co_return true;
+    }
+    nick_ = nick;
+    if (room_) {
+      room_event e{room_event::kind::rename, client_, nick_, nullptr, {}};
+      co_await room_->inbox.send(std::move(e));
+    } else {
+      reply(fmt::format("* you are {}", nick_));
+    }
+  } else if (command == "/join") {
+    if (nick_.empty()) {
+      reply("error: pick a nick first: /nick NAME");
+    } else if (!valid_name(arg, cfg.max_room_bytes)) {
+      reply(fmt::format("error: a room name is 1 to {} letters, digits, '_', '-' or '.'", cfg.max_room_bytes));
+    } else if (!room_ || room_->name != arg) {
+      co_await join(std::string{arg});
+    }
+  } else if (command == "/rooms") {
+    reply(hub_.list_rooms());
+  } else if (command == "/who") {
+    if (!room_) {
+      reply("error: join a room first: /join ROOM");
+      co_return true;
+    }
+    coronet::channel<std::string> answer{1};
+    room_event e{room_event::kind::who, client_, {}, nullptr, answer};
+    co_await room_->inbox.send(std::move(e));
+    if (auto list = co_await answer.receive())
+      reply(std::move(*list));
+  } else if (command == "/quit") {
+    co_return false;
+  } else {
+    reply(fmt::format("error: unknown command {} (try /nick, /join, /rooms, /who, /quit)", command));
+  }
+  co_return true;
+}
+
+coronet::task<void> session::join(std::string name)
+{
+  co_await leave_room();
+  room_ = hub_.enter(name);
+  room_event e{room_event::kind::join, client_, nick_, nullptr, {}};
+  co_await room_->inbox.send(std::move(e));
+}
+
+coronet::task<void> session::leave_room()
+{
+  if (!room_)
+    co_return;
+  auto r = std::move(room_);
+  room_ = nullptr;
+  room_event e{room_event::kind::leave, client_, nick_, nullptr, {}};
+  co_await r->inbox.send(std::move(e));
+  hub_.leave(r);
+}
+
+coronet::task<void> session::finish()
+{
+  co_await leave_room();
+  if (!nick_.empty())
+    hub_.release_nick(nick_);
+}
+
+} // namespace chat

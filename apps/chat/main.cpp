@@ -1,0 +1,281 @@
+// coronet-chat: rooms shared by TCP clients (a line protocol: nc, telnet)
+// and browsers (WebSocket, with the page at / on the HTTP port).
+#include "chat.hpp"
+#include "page.hpp"
+
+#include <coronet/config.hpp>
+#include <coronet/http/observe.hpp>
+#include <coronet/http/server.hpp>
+#include <coronet/http/websocket.hpp>
+#include <coronet/net/tcp_server.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/sync/wait_group.hpp>
+#include <coronet/time.hpp>
+
+#include <asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+namespace http = coronet::http;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr const char* defaults = R"(
+[server]
+listen = "127.0.0.1:8090"      # HTTP: the chat page at / and WebSocket at /ws
+
+[chat]
+tcp_listen = "127.0.0.1:7070"  # the line protocol over TCP
+outbox_messages = 256          # lines waiting for a client; when full, it is disconnected
+max_messages_per_second = 20.0 # per client (a burst of as many); more get an error line
+max_line_bytes = 4096          # longer lines get an error line
+max_connections = 10000        # TCP clients at once; beyond this, accepting pauses
+idle_timeout_ms = 300000       # a TCP client silent this long is disconnected
+write_timeout_ms = 10000       # a client that takes nothing this long is disconnected
+shutdown_timeout_ms = 5000     # on SIGINT/SIGTERM, how long clients get to leave
+)";
+
+// Writes each line of the outbox to the socket, gathering what is queued
+// into one write; then the farewell line, then shuts the socket down, which
+// ends the reader too.
+coronet::task<void> tcp_writer(tcp::socket& socket, std::shared_ptr<chat::client> c,
+  std::chrono::milliseconds timeout, coronet::channel<std::monostate> done)
+{
+  std::string batch;
+  bool failed = false;
+  auto write = [&]() -> coronet::task<void> {
+    try {
+      co_await coronet::with_timeout(asio::async_write(socket, asio::buffer(batch), asio::use_awaitable), timeout);
+    } catch (const std::exception& e) {
+      spdlog::debug("client {}: write failed: {}", c->id, e.what());
+      failed = true;
+    }
+  };
+  while (auto l = co_await c->outbox.receive()) {
+    if (failed || (c->ending() && c->drop_queued()))
+      continue; // drain without writing
+    batch.assign(**l).push_back('\n');
+    while (batch.size() < 16 * 1024) {
+      auto more = c->outbox.try_receive();
+      if (!more)
+        break;
+      batch.append(**more).push_back('\n');
+    }
+    co_await write();
+    if (failed)
+      c->end({}, chat::close_normal);
+  }
+  if (!failed && !c->farewell().empty()) {
+    batch.assign(c->farewell()).push_back('\n');
+    co_await write();
+  }
+  std::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  done.close();
+}
+
+// One TCP client: reads lines (at most max_line_bytes; longer ones are
+// reported and skipped) and hands them to the session.
+coronet::task<void> tcp_client(tcp::socket& socket, chat::hub& hub)
+{
+  auto c = hub.connect();
+  if (!c)
+    co_return;
+  const auto& cfg = hub.config();
+  chat::session session{hub, c};
+  coronet::channel<std::monostate> writer_done;
+  coronet::spawn(tcp_writer(socket, c, cfg.write_timeout, writer_done));
+  session.reply(std::string(chat::welcome));
+
+  std::array<char, 512> buffer;
+  std::string pending;      // a line not yet complete
+  bool overlong = false;    // skipping the rest of a line that was too long
+  bool quit = false;
+  while (!quit) {
+    std::size_t n = 0;
+    try {
+      n = co_await coronet::with_timeout(socket.async_read_some(asio::buffer(buffer), asio::use_awaitable),
+        cfg.idle_timeout);
+    } catch (const coronet::timeout_error&) {
+      c->end("error: idle too long, disconnected", chat::close_normal);
+      break;
+    } catch (const std::system_error&) {
+      break; // gone, or shut down by the writer
+    }
+    std::string_view data{buffer.data(), n};
+    while (!data.empty() && !quit) {
+      auto newline = data.find('\n');
+      auto piece = data.substr(0, newline);
+      data.remove_prefix(newline == std::string_view::npos ? data.size() : newline + 1);
+      if (!overlong && pending.size() + piece.size() > cfg.max_line_bytes + 1) { // + 1: a '\r'
+        session.reply(fmt::format("error: line too long (at most {} bytes)", cfg.max_line_bytes));
+        overlong = true;
+        std::string{}.swap(pending);
+      }
+      if (!overlong)
+        pending.append(piece);
+      if (newline == std::string_view::npos)
+        break;
+      if (!overlong)
+        quit = !co_await session.handle(pending);
+      overlong = false;
+      pending.clear();
+    }
+  }
+  co_await session.finish();
+  c->end(quit ? "* bye" : "", chat::close_normal);
+  co_await writer_done.receive();
+  hub.disconnect(*c);
+}
+
+// Sends each line of the outbox as a text message; then the farewell and a
+// close frame.
+coronet::task<void> ws_writer(http::websocket& ws, std::shared_ptr<chat::client> c,
+  coronet::channel<std::monostate> done)
+{
+  bool failed = false;
+  while (auto l = co_await c->outbox.receive()) {
+    if (failed || (c->ending() && c->drop_queued()))
+      continue;
+    try {
+      co_await ws.send_text(**l);
+    } catch (const std::system_error&) {
+      failed = true; // closing or broken
+      c->end({}, chat::close_normal);
+    }
+  }
+  if (!failed && !c->farewell().empty())
+    ws.try_send({c->farewell(), false});
+  ws.close(c->close_code(), c->close_code() == chat::close_policy ? "too slow" : "");
+  done.close();
+}
+
+// One browser (or other WebSocket) client: each text message is a line.
+coronet::task<void> ws_client(http::websocket& ws, chat::hub& hub)
+{
+  auto c = hub.connect();
+  if (!c)
+    co_return;
+  chat::session session{hub, c};
+  coronet::channel<std::monostate> writer_done;
+  coronet::spawn(ws_writer(ws, c, writer_done));
+  session.reply(std::string(chat::welcome));
+  bool quit = false;
+  while (!quit) {
+    auto m = co_await ws.receive();
+    if (!m)
+      break;
+    if (m->binary) {
+      session.reply("error: send text messages, one line each");
+      continue;
+    }
+    std::string_view text = m->data;
+    while (!quit) {
+      auto newline = text.find('\n');
+      quit = !co_await session.handle(text.substr(0, newline));
+      if (newline == std::string_view::npos)
+        break;
+      text.remove_prefix(newline + 1);
+    }
+  }
+  co_await session.finish();
+  c->end(quit ? "* bye" : "", chat::close_normal);
+  co_await writer_done.receive();
+  hub.disconnect(*c);
+}
+
+coronet::task<http::response> page(const http::request&)
+{
+  auto r = http::response::text(http::status::ok, std::string(chat::page_html));
+  r.headers.set("Content-Type", "text/html; charset=utf-8");
+  r.headers.add("Cache-Control", "no-cache");
+  co_return r;
+}
+
+coronet::task<void> serve_tcp(coronet::runtime& rt, coronet::net::tcp_options options, chat::hub& hub,
+  coronet::wait_group& wg)
+{
+  try {
+    co_await coronet::net::serve_tcp(rt, options, [&hub](tcp::socket& s) { return tcp_client(s, hub); });
+  } catch (const std::system_error& e) {
+    spdlog::critical("cannot serve on {}: {}", options.listen, e.code().message());
+    rt.request_stop();
+  }
+  wg.done();
+}
+
+coronet::task<void> serve_http(coronet::runtime& rt, http::server_options options, http::router router,
+  coronet::wait_group& wg)
+{
+  auto listen = options.listen;
+  try {
+    co_await http::serve(rt, std::move(options), std::move(router));
+  } catch (const std::system_error& e) {
+    spdlog::critical("cannot serve on {}: {}", listen, e.code().message());
+    rt.request_stop();
+  }
+  wg.done();
+}
+
+coronet::task<void> say_goodbye(coronet::runtime& rt, chat::hub& hub)
+{
+  co_await rt.done().receive();
+  hub.shutdown();
+}
+
+coronet::task<void> serve_all(coronet::runtime& rt, coronet::net::tcp_options tcp_options,
+  http::server_options http_options, http::router router, chat::hub& hub)
+{
+  coronet::wait_group wg;
+  wg.add(2);
+  coronet::spawn(serve_tcp(rt, tcp_options, hub, wg));
+  coronet::spawn(serve_http(rt, std::move(http_options), std::move(router), wg));
+  coronet::spawn(say_goodbye(rt, hub));
+  co_await wg.wait();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  auto cfg = coronet::load_config(argc, argv, "chat", defaults);
+  chat::settings settings;
+  coronet::net::tcp_options tcp_options;
+  http::server_options http_options;
+  http::websocket_options ws_options;
+  try {
+    settings.outbox_messages = static_cast<std::size_t>(cfg.get_positive("chat.outbox_messages"));
+    settings.max_messages_per_second = cfg.get_double("chat.max_messages_per_second");
+    if (!(settings.max_messages_per_second > 0))
+      cfg.fail("chat.max_messages_per_second", "must be more than 0");
+    settings.max_line_bytes = static_cast<std::size_t>(cfg.get_positive("chat.max_line_bytes"));
+    settings.idle_timeout = cfg.get_positive_ms("chat.idle_timeout_ms");
+    settings.write_timeout = cfg.get_positive_ms("chat.write_timeout_ms");
+    tcp_options.listen = cfg.get_string("chat.tcp_listen");
+    try {
+      coronet::net::parse_endpoint(tcp_options.listen);
+    } catch (const std::invalid_argument& e) {
+      cfg.fail("chat.tcp_listen", e.what());
+    }
+    tcp_options.max_connections = static_cast<std::size_t>(cfg.get_positive("chat.max_connections"));
+    tcp_options.drain_timeout = cfg.get_positive_ms("chat.shutdown_timeout_ms");
+    http_options = http::server_options::from(cfg);
+    http_options.shutdown_timeout = tcp_options.drain_timeout;
+    ws_options = http::websocket_options::from(cfg);
+    if (ws_options.max_message_bytes < settings.max_line_bytes)
+      cfg.fail("ws.max_message_bytes", "must be at least chat.max_line_bytes");
+  } catch (const coronet::config_error& e) {
+    spdlog::critical("config error: {}", e.what());
+    return 2;
+  }
+
+  coronet::runtime rt{cfg};
+  chat::hub hub{rt, settings};
+  http::router router;
+  http::observe(router, rt, cfg);
+  router.get("/", page);
+  router.get("/ws", http::accept_websocket(ws_options, [&hub](http::websocket& ws) { return ws_client(ws, hub); }));
+  return rt.run_until_signal(serve_all(rt, tcp_options, std::move(http_options), std::move(router), hub));
+}
