@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages coronet needs, and nothing when they are all
 # present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check]
-#   (default)      build + tests + micro-benchmarks
+#   (default)      build + tests (python3-websockets, chromium: the chat's foreign clients) + micro-benchmarks
 #   --loadtest     also the Go toolchain and nginx for the peers, and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
@@ -11,7 +11,7 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  python3 python3-yaml curl procps netcat-openbsd wrk
+  python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do
   case "$arg" in

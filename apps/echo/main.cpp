@@ -1,14 +1,18 @@
 // coronet-echo: a binary-safe TCP echo server. Each connection is one task;
-// a connection idle for echo.idle_timeout_ms is closed.
+// a connection idle for echo.idle_timeout_ms is closed. With echo.udp, it
+// also echoes UDP datagrams on the same port (one socket per worker).
 #include <coronet/config.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/time.hpp>
 
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/udp.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <memory>
 
 namespace {
 
@@ -20,6 +24,7 @@ listen = "127.0.0.1:7000"
 idle_timeout_ms = 60000     # close a connection that sends nothing for this long
 max_connections = 10000     # beyond this, accepting pauses until one closes
 shutdown_timeout_ms = 10000 # on SIGINT/SIGTERM, how long clients get to leave
+udp = false                 # also echo UDP datagrams on the same port
 )";
 
 coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::milliseconds idle)
@@ -38,6 +43,52 @@ coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::millisecond
     }
     co_await asio::async_write(socket, asio::buffer(buffer.data(), n), asio::use_awaitable);
   }
+}
+
+using asio::ip::udp;
+
+// Echoes every datagram back to its sender until the runtime stops.
+coronet::task<void> udp_echo(std::shared_ptr<udp::socket> socket)
+{
+  std::array<char, 64 * 1024> buffer;
+  udp::endpoint from;
+  for (;;) {
+    std::error_code ec;
+    std::size_t n = 0;
+    std::tie(ec, n) = co_await socket->async_receive_from(asio::buffer(buffer), from,
+      asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || !socket->is_open())
+      co_return;
+    if (ec)
+      continue; // an ICMP error for an earlier reply: not this socket's fault
+    socket->send_to(asio::buffer(buffer.data(), n), from, 0, ec); // a full buffer drops it, as UDP may
+  }
+}
+
+coronet::task<void> close_on_stop(coronet::runtime& rt, std::shared_ptr<udp::socket> socket)
+{
+  co_await rt.done().receive();
+  std::error_code ignored;
+  socket->close(ignored);
+}
+
+// One UDP socket per worker on `at` (SO_REUSEPORT: the kernel spreads
+// senders), each on its worker's io_context. Returns the bound endpoint.
+udp::endpoint start_udp(coronet::runtime& rt, udp::endpoint at)
+{
+  for (std::size_t w = 0; w < rt.size(); ++w) {
+    auto socket = std::make_shared<udp::socket>(rt.executor(w));
+    socket->open(at.protocol());
+    socket->set_option(asio::socket_base::reuse_address(true));
+    int on = 1;
+    ::setsockopt(socket->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    socket->bind(at);
+    socket->non_blocking(true);
+    at = socket->local_endpoint(); // port 0: the others share the first one's port
+    rt.spawn(w, udp_echo(socket));
+    rt.spawn(w, close_on_stop(rt, socket));
+  }
+  return at;
 }
 
 } // namespace
@@ -62,6 +113,19 @@ int main(int argc, char** argv)
   }
 
   coronet::runtime rt{cfg};
+  if (cfg.get_bool("echo.udp")) {
+    // UDP first: with port 0 it picks the port, and TCP then takes the same.
+    auto tcp_at = coronet::net::parse_endpoint(options.listen);
+    try {
+      auto at = start_udp(rt, udp::endpoint{tcp_at.address(), tcp_at.port()});
+      options.listen = (at.address().is_v6() ? "[" + at.address().to_string() + "]" : at.address().to_string()) +
+                       ":" + std::to_string(at.port());
+      spdlog::info("udp echo on {}", options.listen);
+    } catch (const std::system_error& e) {
+      spdlog::critical("cannot serve UDP on {}: {}", options.listen, e.code().message());
+      return 1;
+    }
+  }
   auto handler = [idle](asio::ip::tcp::socket& s) { return echo(s, idle); };
   return rt.run_until_signal([](coronet::runtime& rt, coronet::net::tcp_options options,
                                coronet::net::connection_handler handler) -> coronet::task<void> {

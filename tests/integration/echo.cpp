@@ -4,6 +4,7 @@
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
@@ -98,4 +99,30 @@ TEST_CASE("echo server: a bad config value exits 2 naming the key")
   process server{{binary("coronet-echo"), "--set", "echo.max_connections=0"}};
   CHECK(server.wait() == 2);
   CHECK(server.output().find("echo.max_connections") != std::string::npos);
+}
+
+TEST_CASE("echo server: echo.udp echoes datagrams on the TCP port, TCP still works")
+{
+  coronet::test::app echo{"coronet-echo", {"--set", "echo.udp=true"}};
+  REQUIRE(echo.port != 0);
+  CHECK(echo.proc.output().find("udp echo on 127.0.0.1:" + std::to_string(echo.port)) != std::string::npos);
+
+  asio::io_context io;
+  asio::ip::udp::socket u{io, asio::ip::udp::endpoint{asio::ip::udp::v4(), 0}};
+  asio::ip::udp::endpoint server{asio::ip::address_v4::loopback(), echo.port};
+  for (std::string datagram : {std::string("ping"), std::string(1200, '\xab'), std::string("\0\r\n", 3)}) {
+    u.send_to(asio::buffer(datagram), server);
+    std::string back(2000, '\0');
+    asio::ip::udp::endpoint from;
+    // A lost datagram would block here; ctest's timeout reports it.
+    auto n = u.receive_from(asio::buffer(back), from);
+    back.resize(n);
+    CHECK(back == datagram);
+    CHECK(from == server);
+  }
+  auto s = connect(io, echo.port);
+  CHECK(round_trip(s, "tcp too") == "tcp too");
+
+  echo.proc.signal(SIGTERM);
+  CHECK(echo.proc.wait() == 0);
 }

@@ -64,6 +64,25 @@ TEST_CASE("channel buffered: values come out in the order they went in")
   CHECK(rt.block_on(body()) == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
 }
 
+TEST_CASE("channel buffered: the buffer grows on demand and keeps the order across its wrap-around")
+{
+  // The ring starts small and doubles: fill it while its head is mid-ring.
+  channel<int> ch{100};
+  int next_in = 0, next_out = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 7; ++i)
+      REQUIRE(ch.try_send(next_in++));
+    for (int i = 0; i < 5; ++i)
+      CHECK(ch.try_receive() == next_out++);
+  }
+  while (ch.try_send(next_in))
+    ++next_in;
+  CHECK(ch.size() == 100); // exactly the capacity, no more
+  while (auto v = ch.try_receive())
+    CHECK(*v == next_out++);
+  CHECK(next_out == next_in);
+}
+
 TEST_CASE("channel unbuffered: send waits until a receiver takes the value")
 {
   coronet::runtime rt{1};

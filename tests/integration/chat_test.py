@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""coronet-chat with clients that are not ours: raw TCP sockets, Python's
+`websockets` package, raw WebSocket frames for the protocol's edge cases, and
+the chat page in headless Chromium.
+
+    chat_test.py BIN_DIR TEST     (one ctest per TEST; `list` names them)
+"""
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import websockets
+
+BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
+TIMEOUT = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Chat:
+    """The real coronet-chat on loopback, on two free ports."""
+
+    def __init__(self, *sets):
+        self.tcp_port = free_port()
+        self.http_port = free_port()
+        argv = [os.path.join(BIN_DIR, "coronet-chat"), "--listen", f"127.0.0.1:{self.http_port}",
+                "--set", f"chat.tcp_listen=127.0.0.1:{self.tcp_port}", "--threads", "2"]
+        for s in sets:
+            argv += ["--set", s]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + TIMEOUT
+        while self.output().count("listening on") < 2:
+            assert self.proc.poll() is None, "coronet-chat exited:\n" + self.output()
+            assert time.time() < deadline, "coronet-chat did not start:\n" + self.output()
+            time.sleep(0.02)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(TIMEOUT)
+        return rc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Line:
+    """A line-protocol client over a raw TCP socket."""
+
+    def __init__(self, port, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.settimeout(TIMEOUT)
+        self.buffer = b""
+
+    def send(self, *lines):
+        self.sock.sendall(b"".join((l if isinstance(l, bytes) else l.encode()) + b"\n" for l in lines))
+
+    def line(self):
+        while b"\n" not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed; unread: %r" % self.buffer)
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
+
+    def until(self, predicate, what):
+        seen = []
+        while True:
+            try:
+                line = self.line()
+            except (EOFError, socket.timeout) as e:
+                raise AssertionError(f"never got {what}; got {seen}") from e
+            seen.append(line)
+            if predicate(line):
+                return line
+
+    def expect(self, text):
+        return self.until(lambda l: l == text, repr(text))
+
+    def close(self):
+        self.sock.close()
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+# --- the line protocol over TCP ---------------------------------------------
+
+def test_tcp_protocol():
+    with Chat() as chat:
+        a, b = Line(chat.tcp_port), Line(chat.tcp_port)
+        a.expect("* welcome to coronet-chat. Commands: /nick NAME, /join ROOM, /rooms, /who, /quit")
+        a.send("hello")
+        a.expect("error: pick a nick with /nick NAME, then /join ROOM")
+        a.send("/join lobby")
+        a.expect("error: pick a nick first: /nick NAME")
+        a.send("/nick bad nick!")
+        a.until(lambda l: l.startswith("error: a nick is"), "bad nick refused")
+        a.send("/nick alice", "/join lobby")
+        a.expect("* you are alice")
+        a.expect("* alice joined lobby")
+        b.send("/nick alice")
+        b.expect("error: nick alice is taken")
+        b.send("/nick bob", "/join lobby")
+        a.expect("* bob joined lobby")
+        b.expect("* bob joined lobby")
+        a.send("hi bob")
+        b.expect("[lobby] alice: hi bob")
+        a.expect("[lobby] alice: hi bob")
+        b.send("/who", "/rooms")
+        b.expect("* 2 in lobby: alice, bob")
+        b.expect("* rooms: lobby (2)")
+        a.send(b"caf\xc3\xa9 ok", b"\xff\xfe bad")
+        b.expect("[lobby] alice: café ok")
+        # The error comes straight back; the message goes round the room.
+        got = {a.line(), a.line()}
+        check(got == {"[lobby] alice: café ok", "error: not valid UTF-8"}, got)
+        a.send("x" * 5000, "after the long one")
+        a.expect("error: line too long (at most 4096 bytes)")
+        b.expect("[lobby] alice: after the long one")
+        a.send("/dance")
+        a.until(lambda l: l.startswith("error: unknown command /dance"), "unknown command refused")
+        b.send("/nick robert")
+        a.expect("* bob is now robert")
+        a.send("/quit")
+        a.until(lambda l: l == "* bye", "bye")
+        check(a.sock.recv(10) == b"", "the server closes after /quit")
+        b.expect("* alice left lobby")
+        b.send("/join dev")
+        b.expect("* robert joined dev")
+        b.send("/rooms")
+        b.expect("* rooms: dev (1)")  # lobby closed with its last member
+        check(chat.stop() == 0, "exit 0 on SIGTERM")
+
+
+def test_tcp_rate_limit():
+    with Chat("chat.max_messages_per_second=5") as chat:
+        a = Line(chat.tcp_port)
+        a.send("/nick fast", "/join r")  # two of the five tokens
+        a.send(*[f"m{i}" for i in range(10)])
+        lines = [a.line() for _ in range(1 + 2 + 10)]
+        said = [l for l in lines if l.startswith("[r] fast: ")]
+        refused = [l for l in lines if l.startswith("error: too many messages")]
+        check(len(said) == 3 and len(refused) == 7, f"3 said, 7 refused: {lines}")
+        check(said == ["[r] fast: m0", "[r] fast: m1", "[r] fast: m2"], said)
+
+
+def test_slow_reader_is_disconnected_others_unaffected():
+    with Chat("chat.outbox_messages=16", "chat.max_messages_per_second=100000") as chat:
+        slow = Line(chat.tcp_port, rcvbuf=4096)
+        slow.send("/nick slow", "/join busy")
+        reader = Line(chat.tcp_port)
+        reader.send("/nick reader", "/join busy")
+        talker = Line(chat.tcp_port)
+        talker.send("/nick talker", "/join busy")
+        reader.expect("* talker joined busy")
+        payload = "y" * 1000
+        count = 3000  # 3 MB: far more than the slow client's socket buffers and outbox hold
+        for i in range(0, count, 100):
+            talker.send(*[f"{n} {payload}" for n in range(i, i + 100)])
+        reader.until(lambda l: l == "* slow left busy (too slow)", "the slow client dropped")
+        got = reader.until(lambda l: l.startswith(f"[busy] talker: {count - 1} "), "every message")
+        check(got.endswith(payload), "messages intact")
+        check("client" in chat.output() and "too slow, disconnected" in chat.output(), chat.output())
+        # The slow client now reads: what it had, then the reason, then EOF.
+        last = slow.until(lambda l: l.startswith("error: too slow"), "the reason line")
+        check(last == "error: too slow: 16 messages waiting, disconnected", last)
+        check(slow.sock.recv(10) == b"", "then the connection closes")
+        check(chat.stop() == 0, "exit 0")
+
+
+def test_drain_says_goodbye():
+    with Chat() as chat:
+        a = Line(chat.tcp_port)
+        a.send("/nick a", "/join r")
+        a.expect("* a joined r")
+
+        async def ws_client():
+            async with websockets.connect(f"ws://127.0.0.1:{chat.http_port}/ws") as ws:
+                await ws.recv()
+                os.kill(chat.proc.pid, signal.SIGTERM)
+                try:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), TIMEOUT)
+                except websockets.ConnectionClosed as e:
+                    return e.code, e.reason
+
+        code, reason = asyncio.run(ws_client())
+        check((code, reason) == (1001, "server shutting down"), (code, reason))
+        a.expect("* server shutting down")
+        check(a.sock.recv(10) == b"", "closed")
+        check(chat.proc.wait(TIMEOUT) == 0, "exit 0")
+        check("still open" not in chat.output(), chat.output())
+
+
+# --- WebSocket with a client that is not ours --------------------------------
+
+def test_websocket_shares_rooms_with_tcp():
+    with Chat() as chat:
+        async def run():
+            url = f"ws://127.0.0.1:{chat.http_port}/ws"
+            async with websockets.connect(url) as ws:
+                assert (await ws.recv()).startswith("* welcome")
+                await ws.send("/nick web")
+                await ws.send("/join lobby")
+                assert await ws.recv() == "* you are web"
+                assert await ws.recv() == "* web joined lobby"
+                tcp = Line(chat.tcp_port)
+                tcp.send("/nick term", "/join lobby", "hello from tcp")
+                assert await ws.recv() == "* term joined lobby"
+                assert await ws.recv() == "[lobby] term: hello from tcp"
+                await ws.send("hello from the web\nand a second line")
+                tcp.expect("[lobby] web: hello from the web")
+                tcp.expect("[lobby] web: and a second line")
+                await ws.send(b"\x00binary")
+                assert await ws.recv() == "[lobby] web: hello from the web"
+                assert await ws.recv() == "[lobby] web: and a second line"
+                assert await ws.recv() == "error: send text messages, one line each"
+                await ws.send("z" * 5000)
+                assert await ws.recv() == "error: line too long (at most 4096 bytes)"
+                pong = await ws.ping(b"are you there")
+                await asyncio.wait_for(pong, TIMEOUT)
+                await ws.send("/quit")
+                assert await ws.recv() == "* bye"
+                try:
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+                    raise AssertionError("the server should close after /quit")
+                except websockets.ConnectionClosedOK as e:
+                    assert e.rcvd.code == 1000, e
+                tcp.expect("* web left lobby")
+        asyncio.run(run())
+        check(chat.stop() == 0, "exit 0")
+
+
+# --- WebSocket edge cases, frame by frame --------------------------------------
+
+def handshake(port, headers=None, path="/ws"):
+    key = base64.b64encode(os.urandom(16)).decode()
+    fields = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
+              "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+    fields.update(headers or {})
+    request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v is not None)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(TIMEOUT)
+    s.sendall((request + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = s.recv(1)
+        if not data:
+            break
+        head += data
+    return s, head.decode(), key
+
+
+def frame(opcode, payload, fin=True, mask=True, rsv=0):
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", b0, (0x80 if mask else 0) | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", b0, (0x80 if mask else 0) | 126, n)
+    else:
+        header = struct.pack("!BBQ", b0, (0x80 if mask else 0) | 127, n)
+    if not mask:
+        return header + payload
+    key = os.urandom(4)
+    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_frame(s):
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+    b0, b1 = exactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", exactly(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", exactly(8))[0]
+    check(not (b1 & 0x80), "server frames are not masked")
+    return b0 & 0x0F, exactly(n)
+
+
+def close_code_after(s, *frames):
+    """Sends frames; returns the code of the server's close frame, skipping data."""
+    for f in frames:
+        s.sendall(f)
+    while True:
+        op, payload = read_frame(s)
+        if op == 8:
+            return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+
+def test_websocket_handshake_refusals():
+    with Chat() as chat:
+        port = chat.http_port
+        s, head, key = handshake(port)
+        check(head.startswith("HTTP/1.1 101 "), head)
+        import hashlib
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        check(f"Sec-WebSocket-Accept: {accept}" in head, head)
+        check("Connection: Upgrade" in head and "Upgrade: websocket" in head, head)
+        s.close()
+        _, head, _ = handshake(port, {"Sec-WebSocket-Version": "8"})
+        check(head.startswith("HTTP/1.1 426 ") and "Sec-WebSocket-Version: 13" in head, head)
+        _, head, _ = handshake(port, {"Sec-WebSocket-Key": "too-short"})
+        check(head.startswith("HTTP/1.1 400 "), head)
+        _, head, _ = handshake(port, {"Upgrade": None})
+        check(head.startswith("HTTP/1.1 426 ") and "Upgrade: websocket" in head, head)
+        _, head, _ = handshake(port, {"Connection": "keep-alive"})
+        check(head.startswith("HTTP/1.1 400 "), head)
+        check(chat.stop() == 0, "exit 0")
+
+
+def test_websocket_protocol_violations():
+    with Chat("ws.max_message_bytes=8192") as chat:
+        port = chat.http_port
+
+        def fresh():
+            s, head, _ = handshake(port)
+            check(head.startswith("HTTP/1.1 101 "), head)
+            op, welcome = read_frame(s)
+            check(op == 1 and welcome.startswith(b"* welcome"), welcome)
+            return s
+
+        check(close_code_after(fresh(), frame(1, b"/nick x", mask=False)) == 1002, "unmasked frame -> 1002")
+        check(close_code_after(fresh(), frame(1, b"q" * 9000)) == 1009, "oversized message -> 1009")
+        check(close_code_after(fresh(), frame(1, b"q" * 5000, fin=False), frame(0, b"q" * 5000)) == 1009,
+              "oversized fragmented message -> 1009")
+        check(close_code_after(fresh(), frame(8, struct.pack("!H", 1005))) == 1002, "close code 1005 -> 1002")
+        check(close_code_after(fresh(), frame(8, struct.pack("!H", 999))) == 1002, "close code 999 -> 1002")
+        check(close_code_after(fresh(), frame(8, b"\x03")) == 1002, "one-byte close -> 1002")
+        check(close_code_after(fresh(), frame(1, b"\xff\xfe")) == 1007, "bad UTF-8 -> 1007")
+        check(close_code_after(fresh(), frame(1, b"x", rsv=0x40)) == 1002, "reserved bit -> 1002")
+        check(close_code_after(fresh(), frame(0, b"x")) == 1002, "stray continuation -> 1002")
+        check(close_code_after(fresh(), frame(9, b"x" * 126)) == 1002, "long ping -> 1002")
+        check(close_code_after(fresh(), frame(9, b"p", fin=False)) == 1002, "fragmented ping -> 1002")
+        check(close_code_after(fresh(), frame(3, b"x")) == 1002, "reserved opcode -> 1002")
+        check(close_code_after(fresh(), frame(1, b"a", fin=False), frame(1, b"b")) == 1002,
+              "new message inside a fragmented one -> 1002")
+        # A clean close is echoed with its code.
+        check(close_code_after(fresh(), frame(8, struct.pack("!H", 4000) + b"bye")) == 4000, "close echoed")
+
+        # Fragments with a ping between them: one message, and a pong.
+        s = fresh()
+        s.sendall(frame(1, b"/nick fr", fin=True) + frame(1, b"/join ", fin=False) + frame(9, b"hi") +
+                  frame(0, b"ro", fin=False) + frame(0, b"om"))
+        got = []
+        while len(got) < 3:
+            got.append(read_frame(s))
+        check((10, b"hi") in got, f"pong with the ping's payload: {got}")
+        check((1, b"* fr joined room") in got, f"fragments joined into one line: {got}")
+        # The server answers a close and then closes the connection.
+        check(close_code_after(s, frame(8, struct.pack("!H", 1000))) == 1000, "normal close echoed")
+        check(s.recv(10) == b"", "TCP closed after the close handshake")
+        check(chat.stop() == 0, "exit 0 after all that:\n" + chat.output())
+
+
+# --- the page, in a real browser -----------------------------------------------
+
+def test_browser_page():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    check(chromium, "chromium is not installed (scripts/setup.sh installs it)")
+    with Chat() as chat, tempfile.TemporaryDirectory() as profile:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{chat.http_port}/", timeout=TIMEOUT).read().decode()
+        check("<title>coronet chat</title>" in page and "http://" not in page and "https://" not in page,
+              "the page is self-contained")
+        browser = subprocess.Popen(
+            [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             f"http://127.0.0.1:{chat.http_port}/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            asyncio.run(drive_browser(browser, chat))
+        finally:
+            browser.kill()
+            browser.wait()
+        check(chat.stop() == 0, "exit 0")
+
+
+async def drive_browser(browser, chat):
+    devtools_port = None
+    deadline = time.time() + 30
+    while devtools_port is None:
+        line = await asyncio.get_running_loop().run_in_executor(None, browser.stderr.readline)
+        check(line or browser.poll() is None, "chromium exited")
+        check(time.time() < deadline, "chromium did not start")
+        if b"DevTools listening on ws://" in line:
+            devtools_port = int(line.split(b"ws://127.0.0.1:")[1].split(b"/")[0])
+    targets = []
+    while not any(t.get("type") == "page" and "127.0.0.1" in t.get("url", "") for t in targets):
+        check(time.time() < deadline, f"the page did not open: {targets}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list", timeout=TIMEOUT) as r:
+            targets = json.load(r)
+        await asyncio.sleep(0.1)
+    target = next(t for t in targets if t.get("type") == "page" and "127.0.0.1" in t.get("url", ""))
+
+    async with websockets.connect(target["webSocketDebuggerUrl"], max_size=None) as cdp:
+        ids = iter(range(1, 1 << 30))
+
+        async def evaluate(expression):
+            call = next(ids)
+            await cdp.send(json.dumps({"id": call, "method": "Runtime.evaluate",
+                                       "params": {"expression": expression, "returnByValue": True}}))
+            while True:
+                reply = json.loads(await cdp.recv())
+                if reply.get("id") == call:
+                    return reply["result"]["result"].get("value")
+
+        async def wait_for(expression, what):
+            end = time.time() + TIMEOUT
+            while time.time() < end:
+                if await evaluate(expression):
+                    return
+                await asyncio.sleep(0.05)
+            log = await evaluate("document.getElementById('log').innerText")
+            raise AssertionError(f"the page never showed {what}; it shows:\n{log}")
+
+        shows = lambda text: f"document.getElementById('log').innerText.includes({json.dumps(text)})"
+        await wait_for("document.getElementById('status').textContent === 'connected'", "connected")
+        # A person: types a nick and a room, presses Join, types a line, presses Send.
+        tcp = Line(chat.tcp_port)
+        tcp.send("/nick terminal", "/join garden")
+        tcp.expect("* terminal joined garden")
+        await evaluate("""
+            document.getElementById('nick').value = 'browser';
+            document.getElementById('room').value = 'garden';
+            document.getElementById('join').click();""")
+        await wait_for(shows("* browser joined garden"), "its join")
+        tcp.expect("* browser joined garden")
+        await evaluate("""
+            document.getElementById('text').value = 'hello from chromium';
+            document.getElementById('say').click();""")
+        tcp.expect("[garden] browser: hello from chromium")
+        tcp.send("hello back from the terminal")
+        await wait_for(shows("[garden] terminal: hello back from the terminal"), "the TCP client's line")
+
+
+TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[2] == "list":
+        print("\n".join(TESTS))
+        sys.exit(0)
+    TESTS[sys.argv[2]]()
+    print("ok:", sys.argv[2])
