@@ -18,9 +18,11 @@ struct member {
 };
 
 // Sends `text` to every member. A member whose outbox is full is dropped
-// from the room and disconnected; the others hear that it left.
-void broadcast(std::vector<member>& members, const std::string& room_name, std::size_t outbox_messages, line text)
+// from the room and disconnected; the others hear that it left, unless the
+// room is bigger than `announce_limit`.
+void broadcast(std::vector<member>& members, const std::string& room_name, const settings& cfg, line text)
 {
+  const auto outbox_messages = cfg.outbox_messages;
   std::vector<std::string> dropped;
   for (std::size_t i = 0; i < members.size();) {
     if (members[i].who->deliver(text)) {
@@ -34,9 +36,10 @@ void broadcast(std::vector<member>& members, const std::string& room_name, std::
     members[i] = std::move(members.back());
     members.pop_back();
   }
+  if (members.size() >= cfg.announce_limit)
+    return;
   for (auto& nick : dropped)
-    broadcast(members, room_name, outbox_messages,
-      make_line(fmt::format("* {} left {} (too slow)", nick, room_name)));
+    broadcast(members, room_name, cfg, make_line(fmt::format("* {} left {} (too slow)", nick, room_name)));
 }
 
 bool valid_name(std::string_view name, std::size_t max)
@@ -54,20 +57,27 @@ bool valid_name(std::string_view name, std::size_t max)
 coronet::task<void> room::run(std::shared_ptr<room> self)
 {
   std::vector<member> members;
-  const auto outbox = self->settings_.outbox_messages;
+  const auto& cfg = self->settings_;
+  const auto announce_limit = cfg.announce_limit;
   while (auto e = co_await self->inbox.receive()) {
     switch (e->what) {
-    case room_event::kind::join:
+    case room_event::kind::join: {
       members.push_back({e->from, e->nick});
-      broadcast(members, self->name, outbox, make_line(fmt::format("* {} joined {}", e->nick, self->name)));
+      auto notice = make_line(fmt::format("* {} joined {}", e->nick, self->name));
+      if (members.size() <= announce_limit)
+        broadcast(members, self->name, cfg, std::move(notice));
+      else
+        e->from->deliver(notice); // a big room is not told of every arrival
       break;
+    }
     case room_event::kind::leave: {
       auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
       if (it == members.end())
         break; // already dropped as too slow
       *it = std::move(members.back());
       members.pop_back();
-      broadcast(members, self->name, outbox, make_line(fmt::format("* {} left {}", e->nick, self->name)));
+      if (members.size() < announce_limit)
+        broadcast(members, self->name, cfg, make_line(fmt::format("* {} left {}", e->nick, self->name)));
       break;
     }
     case room_event::kind::rename: {
@@ -75,11 +85,11 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
       if (it == members.end())
         break;
       auto old = std::exchange(it->nick, e->nick);
-      broadcast(members, self->name, outbox, make_line(fmt::format("* {} is now {}", old, e->nick)));
+      broadcast(members, self->name, cfg, make_line(fmt::format("* {} is now {}", old, e->nick)));
       break;
     }
     case room_event::kind::say:
-      broadcast(members, self->name, outbox, std::move(e->text));
+      broadcast(members, self->name, cfg, std::move(e->text));
       break;
     case room_event::kind::who: {
       std::vector<std::string_view> nicks;

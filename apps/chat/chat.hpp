@@ -38,6 +38,7 @@ struct settings {
   std::size_t max_line_bytes = 4096;
   std::size_t max_nick_bytes = 32;
   std::size_t max_room_bytes = 64;
+  std::size_t announce_limit = 100; // bigger rooms tell only the one who joins or leaves
   std::chrono::milliseconds idle_timeout{300000};
   std::chrono::milliseconds write_timeout{10000};
 };

@@ -31,6 +31,7 @@ tcp_listen = "127.0.0.1:7070"  # the line protocol over TCP
 outbox_messages = 256          # lines waiting for a client; when full, it is disconnected
 max_messages_per_second = 20.0 # per client (a burst of as many); more get an error line
 max_line_bytes = 4096          # longer lines get an error line
+announce_limit = 100           # rooms bigger than this tell only the one who joins or leaves
 max_connections = 10000        # TCP clients at once; beyond this, accepting pauses
 idle_timeout_ms = 300000       # a TCP client silent this long is disconnected
 write_timeout_ms = 10000       # a client that takes nothing this long is disconnected
@@ -251,6 +252,7 @@ int main(int argc, char** argv)
     if (!(settings.max_messages_per_second > 0))
       cfg.fail("chat.max_messages_per_second", "must be more than 0");
     settings.max_line_bytes = static_cast<std::size_t>(cfg.get_positive("chat.max_line_bytes"));
+    settings.announce_limit = static_cast<std::size_t>(cfg.get_positive("chat.announce_limit"));
     settings.idle_timeout = cfg.get_positive_ms("chat.idle_timeout_ms");
     settings.write_timeout = cfg.get_positive_ms("chat.write_timeout_ms");
     tcp_options.listen = cfg.get_string("chat.tcp_listen");
