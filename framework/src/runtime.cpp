@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <csignal>
@@ -227,12 +229,31 @@ std::chrono::microseconds spin_from(const config& cfg)
 
 } // namespace
 
+namespace {
+
+// As Go does at startup: a server wants every descriptor the hard limit
+// allows, and the usual soft limit (1024) would refuse connections long
+// before the machine runs out of anything.
+void raise_open_file_limit()
+{
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
+  auto soft = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    spdlog::debug("open file limit raised from {} to {}", soft, limit.rlim_max);
+}
+
+} // namespace
+
 runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono::microseconds spin)
   : blocking_(blocking_threads == 0 ? 1 : blocking_threads)
 {
   // The logger registry is built on first use; build it before the workers
   // start, so they never race to create it.
   (void)spdlog::default_logger_raw();
+  raise_open_file_limit();
   threads = default_threads(threads);
   int cores = static_cast<int>(std::thread::hardware_concurrency());
   int max_spinners = std::max(1, cores);

@@ -179,8 +179,10 @@ def test_slow_reader_is_disconnected_others_unaffected():
     with Chat("chat.outbox_messages=16", "chat.max_messages_per_second=100000") as chat:
         slow = Line(chat.tcp_port, rcvbuf=4096)
         slow.send("/nick slow", "/join busy")
+        slow.expect("* slow joined busy")
         reader = Line(chat.tcp_port)
         reader.send("/nick reader", "/join busy")
+        reader.expect("* reader joined busy")
         talker = Line(chat.tcp_port)
         talker.send("/nick talker", "/join busy")
         reader.expect("* talker joined busy")

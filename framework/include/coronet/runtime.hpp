@@ -59,6 +59,8 @@ public:
   // threads == 0 means one worker per hardware thread. An idle worker spins
   // for `spin` waiting for wake-ups from other workers before it sleeps (0:
   // sleep at once), which keeps cross-worker hand-offs free of system calls.
+  // Like Go, it raises the soft open-file limit to the hard one, so a server
+  // is not refused connections at the usual 1024.
   explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4,
     std::chrono::microseconds spin = std::chrono::microseconds{20});
   // Reads runtime.threads, runtime.blocking_threads and runtime.spin_us.

@@ -1,9 +1,10 @@
-// The Go net/http twin of coronet-hello: /plaintext and /json, the same
-// bytes. Run with GOMAXPROCS=1 to compare against one coronet worker.
+// The Go net/http twin of coronet-hello: /plaintext, /json and POST /echo,
+// the same bytes. Run with GOMAXPROCS=1 to compare against one coronet worker.
 package main
 
 import (
 	"flag"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -20,6 +21,24 @@ func main() {
 	mux.HandleFunc("/json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"message":"Hello, World!"}`))
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+		if err != nil || len(body) > 1<<20 {
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Write(body)
 	})
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -12,3 +12,5 @@ end
 request = function()
   return req
 end
+
+dofile("report.lua")
