@@ -105,6 +105,10 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
       break;
     }
     }
+    // Let the members' writers on this worker drain their outboxes before
+    // the next line: a burst then costs a full outbox only to a client
+    // that really does not read.
+    co_await coronet::yield();
   }
 }
 
