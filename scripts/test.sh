@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up, builds and runs the test suite: a normal build, the
-# same suite under ASan+UBSan, then a bounded libFuzzer run of the request
-# path (CORONET_FUZZ_SECONDS, default 30).
+# Sets everything up, builds and runs the test suite: a normal build (then
+# every load-test scenario briefly, for correctness: loadtest/run.sh --quick),
+# the same suite under ASan+UBSan, then a bounded libFuzzer run of the
+# request path (CORONET_FUZZ_SECONDS, default 30).
 #   scripts/test.sh                 normal + address,undefined + fuzz
 #   scripts/test.sh --tsan          normal + address,undefined + thread + fuzz
 #   scripts/test.sh --only=normal|asan|tsan|fuzz
@@ -33,6 +34,10 @@ for variant in "${variants[@]}"; do
   coronet_build "$dir" -DCORONET_BUILD_TESTS=ON -DCORONET_BUILD_APPS=ON "${flags[@]}"
   echo "== $variant tests"
   ctest --test-dir "$dir" --output-on-failure -j "$CORONET_JOBS"
+  if [[ $variant == normal ]]; then
+    echo "== load-test scenarios, quick (correctness, not speed)"
+    loadtest/run.sh --quick --bin build/bin
+  fi
 done
 
 if (( fuzz )); then

@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""The load-testing suite: every scenario side by side with its peers.
+
+Called by loadtest/run.sh (which sets up and builds); see `run.sh --help`.
+For each scenario it starts the servers it needs, pins each server to one
+core and the load generator to the other (when there are two), warms up,
+runs wrk (or coronet's own load clients for echo and chat) for a set time,
+repeats, takes medians, stops everything it started (on failure and Ctrl-C
+too) and writes loadtest/results/<scenario>.json.
+
+With --quick, every scenario runs briefly with coronet only and the run
+asserts correctness (valid responses, no socket errors, no non-2xx), never
+speed.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+WRK_DIR = os.path.join(ROOT, "loadtest", "wrk")
+TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+SERVER_CORE, LOAD_CORE = ("0", "1") if CORES > 1 else (None, None)
+
+SCENARIOS = {
+    "plaintext": "GET /plaintext, 64 keep-alive connections",
+    "json": "GET /json, 64 keep-alive connections",
+    "pipelined": "GET /plaintext, 16 requests pipelined per connection, 64 connections",
+    "post-echo": "POST /echo with a 1 KiB body, 64 connections",
+    "gateway": "the gateway's dashboard (fan-out to three backends), backends answering at once and after 2 ms",
+    "connections": "10,000 concurrent keep-alive connections: RSS per connection and errors",
+    "echo": "TCP echo, 64 connections, 64-byte messages, one in flight each",
+    "chat": "10,000 chat clients in one room; then with 10% never reading",
+}
+
+
+class Failure(Exception):
+    """A clear, expected failure: printed without a traceback, exit 1."""
+
+
+# --- processes ------------------------------------------------------------------
+
+def tree(pid):
+    out = [pid]
+    for p in out:
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def proc_sum(pid, path, field):
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/{path}") as f:
+                total += field(f.read())
+        except OSError:
+            pass
+    return total
+
+
+def cpu_ticks(pid):
+    return proc_sum(pid, "stat", lambda s: sum(int(x) for x in s.rsplit(")", 1)[1].split()[11:13]))
+
+
+def status_kib(pid, key):
+    return proc_sum(pid, "status", lambda s: next(
+        (int(l.split()[1]) for l in s.splitlines() if l.startswith(key + ":")), 0))
+
+
+def pinned(core, argv):
+    return (["taskset", "-c", core] if core is not None else []) + argv
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port(port, proc, name, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise Failure(f"{name} exited with status {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Failure(f"{name} is not listening on {port} after {timeout} s")
+
+
+class Server:
+    """A server process in its own session; Processes.stop_all ends it."""
+
+    def __init__(self, procs, name, argv, port, env=None, core=None, logdir=None):
+        self.name, self.port, self.argv = name, port, argv
+        if not port_free(port):
+            raise Failure(f"port {port} is in use: stop what listens there, or pass --port-base N "
+                          f"(the suite uses ports {procs.base}..{procs.base + 99})")
+        log = open(os.path.join(logdir, f"{name}.log"), "wb") if logdir else subprocess.DEVNULL
+        self.proc = subprocess.Popen(pinned(core, argv), env={**os.environ, **(env or {})}, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        procs.started.append(self)
+        wait_port(port, self.proc, name)
+        self.cpu_before = 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+
+
+class Processes:
+    def __init__(self, base):
+        self.base = base
+        self.started = []
+
+    def stop_all(self):
+        while self.started:
+            self.started.pop().stop()
+
+
+# --- load generators --------------------------------------------------------------
+
+def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None):
+    cmd = pinned(LOAD_CORE, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script])
+    if timeout_s:
+        cmd.append(f"--timeout={timeout_s}s")
+    cmd.append(url)
+    if args:
+        cmd += ["--"] + [str(a) for a in args]
+    out = subprocess.run(cmd, cwd=WRK_DIR, capture_output=True, text=True)
+    m = re.search(r"^JSON (\{.*\})$", out.stdout, re.M)
+    if out.returncode != 0 or not m:
+        raise Failure(f"wrk failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
+    r = json.loads(m.group(1))
+    secs = r["duration_us"] / 1e6
+    return {"rps": r["requests"] / secs, "requests": r["requests"],
+            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+            "p999_ms": r["p999_us"] / 1000,
+            "socket_errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
+            "non2xx": r["non2xx"], "command": " ".join(cmd)}
+
+
+def load_client(bins, tool, args):
+    cmd = pinned(LOAD_CORE, [os.path.join(bins, tool)] + [str(a) for a in args])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise Failure(f"{tool} failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
+    r = json.loads(lines[-1])
+    r["command"] = " ".join(cmd)
+    r["stderr_tail"] = out.stderr[-2000:]
+    return r
+
+
+# --- scenarios ----------------------------------------------------------------------
+
+class Context:
+    def __init__(self, args, procs, bins, peer_bins, skipped_peers, logdir):
+        self.args, self.procs, self.bins, self.peer_bins, self.logdir = args, procs, bins, peer_bins, logdir
+        self.skipped_peers = skipped_peers
+        self.quick = args.quick
+        self.seconds = args.seconds
+        self.reps = 1 if args.quick else args.repetitions
+        self.skipped = {}
+
+    def port(self, n):
+        return self.procs.base + n
+
+    def server(self, name, argv, port, env=None, core=SERVER_CORE):
+        return Server(self.procs, name, argv, port, env, core, self.logdir)
+
+    def coronet(self, app, port, *extra, core=SERVER_CORE, threads=1):
+        return self.server("coronet" if app != "backend" else f"backend-{port}",
+                           [os.path.join(self.bins, f"coronet-{app}"), "--threads", str(threads), "--log-level",
+                            "warn", "--listen", f"127.0.0.1:{port}"] + list(extra), port, core=core)
+
+    def peer(self, name, binary, argv, port, env=None):
+        path = self.peer_bins.get(binary)
+        if not path:
+            self.skipped[name] = self.skipped_peers.get(binary, f"{binary} was not built")
+            return None
+        return self.server(name, [path] + argv, port, env)
+
+
+def measured(server, run):
+    """Runs `run()` and adds the server's CPU time per request to its result."""
+    before = cpu_ticks(server.proc.pid)
+    r = run()
+    used = cpu_ticks(server.proc.pid) - before
+    r["cpu_us_per_req"] = used / TICK * 1e6 / max(r["requests"], 1)
+    return r
+
+
+def fetch(url, data=None):
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as r:
+        return r.status, r.read()
+
+
+def http_scenario(ctx, name, path, script="plain.lua", args=(), connections=64, probe=None, peers=("go", "nginx", "floor")):
+    servers = [ctx.coronet("hello", ctx.port(0), "--set", "http.max_connections=30000")]
+    if not ctx.quick:
+        if "go" in peers:
+            s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
+            servers += [s] if s else []
+        if "nginx" in peers:
+            scratch = tempfile.mkdtemp(prefix="coronet-nginx-")
+            conf = os.path.join(scratch, "nginx.conf")
+            with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
+                text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{ctx.port(2)}")
+            with open(conf, "w") as f:
+                f.write(text)
+            servers.append(ctx.server("nginx", ["nginx", "-p", scratch, "-c", conf, "-e", "stderr"], ctx.port(2)))
+        if "floor" in peers:
+            servers.append(ctx.server("floor", [os.path.join(ctx.bins, "coronet-http-floor"), str(ctx.port(3))],
+                                      ctx.port(3)))
+    checks = []
+    if probe:
+        for s in servers:
+            status, body = fetch(f"http://127.0.0.1:{s.port}{path}", probe.get("data"))
+            ok = status == 200 and body == probe["body"]
+            checks.append({"check": f"{s.name} answers {path} correctly", "ok": ok,
+                           "detail": f"{status} {body[:60]!r}"})
+            if not ok:
+                raise Failure(f"{s.name}: {path} answered {status} {body[:80]!r}, expected {probe['body']!r}")
+    return run_cases(ctx, [(name, s, lambda secs, s=s: wrk(f"http://127.0.0.1:{s.port}{path}", secs, connections,
+                                                           script, args)) for s in servers], checks)
+
+
+def run_cases(ctx, cases, checks=None, warm=True):
+    """cases: (case, server, run), where run(seconds) loads the server once.
+    Warms each up for a second, then runs every case once per repetition,
+    interleaved, so that noise hits them alike."""
+    if warm:
+        for case, server, run in cases:
+            run(1)
+    runs = {(c, s.name): [] for c, s, _ in cases}
+    for rep in range(ctx.reps):
+        for case, server, run in cases:
+            r = measured(server, lambda: run(ctx.seconds))
+            r["peak_rss_kib"] = status_kib(server.proc.pid, "VmHWM")
+            runs[(case, server.name)].append(r)
+            print(f"  {case:24} {server.name:8} rep {rep + 1}: {r['rps']:>10.0f}/s  p99 {r['p99_ms']:.2f} ms  "
+                  f"cpu {r['cpu_us_per_req']:.2f} us  errors {r['socket_errors'] + r['non2xx']}", flush=True)
+    out = []
+    for (case, server), rs in runs.items():
+        out.append({"case": case, "server": server, "median": median_of(rs), "runs": rs})
+    return out, list(checks or [])
+
+
+def median_of(runs):
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: statistics.median([r[k] for r in runs]) for k in keys}
+
+
+def scenario_plaintext(ctx):
+    return http_scenario(ctx, "plaintext", "/plaintext", probe={"body": b"Hello, World!"})
+
+
+def scenario_json(ctx):
+    return http_scenario(ctx, "json", "/json", probe={"body": b'{"message":"Hello, World!"}'},
+                         peers=("go", "nginx"))
+
+
+def scenario_pipelined(ctx):
+    return http_scenario(ctx, "pipelined 16", "/plaintext", "pipeline.lua", (16,),
+                         probe={"body": b"Hello, World!"})
+
+
+def scenario_post_echo(ctx):
+    body = (b"coronet!" * 128)[:1024]
+    if not ctx.quick:  # nginx cannot echo a body without modules Debian's nginx-light lacks
+        ctx.skipped["nginx"] = "cannot echo a request body (no echo module in nginx-light)"
+    return http_scenario(ctx, "POST /echo 1 KiB", "/echo", "post.lua", (1024,),
+                         probe={"body": body, "data": body}, peers=("go",))
+
+
+def scenario_connections(ctx):
+    count = 2000 if ctx.quick else 10000
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    if hard < count + 200:
+        raise Failure(f"the open-file limit ({hard}) is below the {count} connections this scenario opens: "
+                      f"raise it (ulimit -Hn)")
+    servers = [ctx.coronet("hello", ctx.port(0), "--set", "http.max_connections=30000")]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+        scratch = tempfile.mkdtemp(prefix="coronet-nginx-")
+        conf = os.path.join(scratch, "nginx.conf")
+        with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
+            text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{ctx.port(2)}")
+        with open(conf, "w") as f:
+            f.write(text)
+        servers.append(ctx.server("nginx", ["nginx", "-p", scratch, "-c", conf, "-e", "stderr"], ctx.port(2)))
+    base = {s.name: status_kib(s.proc.pid, "VmRSS") for s in servers}
+
+    def run(s, secs):
+        r = wrk(f"http://127.0.0.1:{s.port}/plaintext", secs, count, timeout_s=10)
+        r["connections"] = count
+        r["rss_bytes_per_connection"] = (status_kib(s.proc.pid, "VmHWM") - base[s.name]) * 1024 / count
+        return r
+
+    cases = [(f"{count} connections", s, lambda secs, s=s: run(s, secs)) for s in servers]
+    return run_cases(ctx, cases, warm=False)
+
+
+def scenario_gateway(ctx):
+    results, checks = [], []
+    for latency in (0, 2):
+        ctx.procs.stop_all()
+        urls = {}
+        for i, role in enumerate(("users", "orders", "recommendations")):
+            port = ctx.port(10 + i)
+            ctx.coronet("backend", port, "--role", role, "--set", "log.access=false",
+                        "--set", f"backend.latency_ms={latency}", core=LOAD_CORE)
+            urls[role] = f"http://127.0.0.1:{port}"
+        gws = [ctx.coronet("gateway", ctx.port(20), "--set", "log.access=false",
+                           *sum((["--set", f"backends.{r}={u}"] for r, u in urls.items()), []))]
+        if not ctx.quick:
+            g = ctx.peer("go", "go-gateway", ["-listen", f"127.0.0.1:{ctx.port(21)}", "-users", urls["users"],
+                                              "-orders", urls["orders"], "-recommendations", urls["recommendations"]],
+                         ctx.port(21), {"GOMAXPROCS": "1"})
+            gws += [g] if g else []
+        for gw in gws:
+            status, body = fetch(f"http://127.0.0.1:{gw.port}/api/users/42/dashboard")
+            doc = json.loads(body)
+            ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
+            checks.append({"check": f"{gw.name} gateway answers a full dashboard (backends {latency} ms)", "ok": ok,
+                           "detail": body[:80].decode(errors="replace")})
+            if not ok:
+                raise Failure(f"{gw.name} gateway answered {status} {body[:200]!r}")
+        out, _ = run_cases(ctx, [(f"backends {latency} ms", gw,
+                                  lambda secs, gw=gw: wrk(f"http://127.0.0.1:{gw.port}", secs, 64, "gateway.lua"))
+                                 for gw in gws])
+        results += out
+    return results, checks
+
+
+def scenario_echo(ctx):
+    servers = [ctx.coronet("echo", ctx.port(30))]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-echo", ["-listen", f"127.0.0.1:{ctx.port(31)}"], ctx.port(31), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+
+    def run(s, seconds):
+        r = load_client(ctx.bins, "coronet-load-echo", ["--target", f"127.0.0.1:{s.port}", "--connections", 64,
+                                                        "--size", 64, "--seconds", seconds, "--warmup", 0.5])
+        return {"rps": r["messages_per_second"], "requests": r["messages"], "p50_ms": r["p50_us"] / 1000,
+                "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
+                "socket_errors": r["errors"], "non2xx": r["mismatches"], "command": r["command"]}
+
+    return run_cases(ctx, [("64 conns x 64 B", s, lambda secs, s=s: run(s, secs)) for s in servers],
+                     [{"check": "every echoed byte matches (mismatches are counted as non-2xx)", "ok": True}])
+
+
+def scenario_chat(ctx):
+    clients = 1000 if ctx.quick else 10000
+    rate = 20
+    servers = [ctx.coronet("chat", ctx.port(40), "--set", f"chat.tcp_listen=127.0.0.1:{ctx.port(41)}",
+                           "--set", "chat.max_connections=20000", "--set", "http.max_connections=20000")]
+    servers[0].port = ctx.port(41)  # measured on the line protocol
+    wait_port(ctx.port(41), servers[0].proc, "coronet chat")
+    if not ctx.quick:
+        s = ctx.peer("go", "go-chat", ["-listen", f"127.0.0.1:{ctx.port(42)}"], ctx.port(42), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+    counter = iter(range(1 << 30))
+
+    def run(s, silent, secs):
+        r = load_client(ctx.bins, "coronet-load-chat",
+                        ["--target", f"127.0.0.1:{s.port}", "--clients", clients, "--rate", rate,
+                         "--seconds", secs, "--warmup", 1, "--silent", silent, "--size", 200,
+                         "--room", f"r{next(counter)}"])
+        return {"rps": r["deliveries_per_second"], "requests": r["delivered"], "p50_ms": r["p50_us"] / 1000,
+                "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
+                "socket_errors": r["connect_errors"] + r["dropped_readers"], "non2xx": r["error_lines"],
+                "delivery_ratio": r["delivery_ratio"], "sent": r["sent"], "clients": clients,
+                "silent": r["silent"], "rss_kib_after": status_kib(s.proc.pid, "VmRSS"), "command": r["command"]}
+
+    cases = []
+    for s in servers:
+        cases.append((f"{clients} clients", s, lambda secs, s=s: run(s, 0, secs)))
+        cases.append((f"{clients} clients, 10% silent", s, lambda secs, s=s: run(s, 0.1, secs)))
+    return run_cases(ctx, cases, warm=False)
+
+
+# --- the run ----------------------------------------------------------------------
+
+def versions(peer_bins):
+    def first_line(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+    return {"coronet": first_line(["git", "-C", ROOT, "describe", "--always", "--dirty"]),
+            "compiler": first_line(["c++", "--version"]),
+            "go": first_line(["go", "version"]) if peer_bins else None,
+            "nginx": first_line(["nginx", "-v"]) if shutil.which("nginx") else None,
+            "wrk": first_line(["wrk", "-v"])}
+
+
+def machine():
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(next(l for l in f if l.startswith("MemTotal:")).split()[1]) // 1024
+    except (OSError, StopIteration):
+        pass
+    return {"cores": CORES, "cpu": model or platform.processor(), "memory_mib": mem, "kernel": platform.release(),
+            "server_core": SERVER_CORE, "load_core": LOAD_CORE}
+
+
+def quick_checks(results):
+    """--quick: correctness only."""
+    failures = []
+    for r in results:
+        m = r["median"]
+        if m.get("socket_errors", 0) or m.get("non2xx", 0):
+            failures.append(f"{r['case']} / {r['server']}: {m.get('socket_errors', 0):.0f} socket errors, "
+                            f"{m.get('non2xx', 0):.0f} non-2xx (or invalid replies)")
+        if m.get("requests", 0) <= 0:
+            failures.append(f"{r['case']} / {r['server']}: nothing was served")
+        if "delivery_ratio" in m and m["delivery_ratio"] < 0.999:
+            failures.append(f"{r['case']} / {r['server']}: only {m['delivery_ratio']:.4f} of the messages delivered")
+    return failures
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("scenarios", nargs="*")
+    p.add_argument("--list", action="store_true", help="print the scenario names and exit")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--repetitions", type=int, default=3)
+    p.add_argument("--port-base", type=int, default=18000)
+    p.add_argument("--bin")
+    p.add_argument("--peer", action="append", default=[], help="NAME=PATH of a built peer")
+    p.add_argument("--skipped-peer", action="append", default=[], help="NAME=REASON of a peer that did not build")
+    p.add_argument("--out", default=os.path.join(ROOT, "loadtest", "results"))
+    p.add_argument("--command", default="loadtest/run.sh")
+    args = p.parse_args()
+    if args.list:
+        print(" ".join(SCENARIOS))
+        return 0
+    names = args.scenarios or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"run.sh: unknown scenario {', '.join(unknown)}; the scenarios are: {', '.join(SCENARIOS)}",
+              file=sys.stderr)
+        return 2
+    if args.quick:
+        args.seconds = min(args.seconds, 2)
+    peer_bins = dict(kv.split("=", 1) for kv in args.peer)
+    skipped_peers = dict(kv.split("=", 1) for kv in args.skipped_peer)
+    procs = Processes(args.port_base)
+
+    def on_signal(signo, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    os.makedirs(args.out, exist_ok=True)
+    failures = []
+    try:
+        for name in names:
+            logdir = tempfile.mkdtemp(prefix=f"coronet-load-{name}-")
+            ctx = Context(args, procs, args.bin, peer_bins, skipped_peers, logdir)
+            print(f"== {name}: {SCENARIOS[name]}" + (" (quick: coronet only)" if args.quick else ""), flush=True)
+            try:
+                results, checks = globals()["scenario_" + name.replace("-", "_")](ctx)
+            except Failure as e:
+                procs.stop_all()
+                raise Failure(f"{name}: {e}\n(server logs in {logdir})")
+            finally:
+                procs.stop_all()
+            shutil.rmtree(logdir, ignore_errors=True)
+            doc = {"scenario": name, "description": SCENARIOS[name], "quick": args.quick,
+                   "command": args.command, "seconds": args.seconds, "repetitions": ctx.reps,
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+                   "versions": versions(peer_bins), "skipped": ctx.skipped, "checks": checks, "results": results}
+            if args.quick:
+                bad = quick_checks(results)
+                doc["quick_failures"] = bad
+                failures += [f"{name}: {b}" for b in bad]
+                print(f"   {'ok' if not bad else 'FAILED: ' + '; '.join(bad)}", flush=True)
+            for peer, why in ctx.skipped.items():
+                print(f"   skipped {peer}: {why}", flush=True)
+            path = os.path.join(args.out, f"{name}{'-quick' if args.quick else ''}.json")
+            with open(path, "w") as f:
+                json.dump(doc, f, indent=2)
+    except Failure as e:
+        print(f"run.sh: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("run.sh: interrupted; every server it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+    if failures:
+        print("run.sh --quick: FAILED\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
