@@ -73,8 +73,13 @@ def proc_sum(pid, path, field):
     return total
 
 
-def cpu_ticks(pid):
-    return proc_sum(pid, "stat", lambda s: sum(int(x) for x in s.rsplit(")", 1)[1].split()[11:13]))
+def cpu_ticks(pid, fields=slice(11, 13)):
+    """utime+stime (or the fields asked for) of pid and its descendants, in clock ticks."""
+    return proc_sum(pid, "stat", lambda s: sum(int(x) for x in s.rsplit(")", 1)[1].split()[fields]))
+
+
+def user_ticks(pid):
+    return cpu_ticks(pid, slice(11, 12))
 
 
 def status_kib(pid, key):
@@ -212,11 +217,14 @@ class Context:
 
 
 def measured(server, run):
-    """Runs `run()` and adds the server's CPU time per request to its result."""
-    before = cpu_ticks(server.proc.pid)
+    """Runs `run()` and adds the server's CPU time per request to its result:
+    all of it, and the user-space part (the rest is the kernel's: system
+    calls and, on loopback, much of the TCP work of both ends)."""
+    before, user_before = cpu_ticks(server.proc.pid), user_ticks(server.proc.pid)
     r = run()
-    used = cpu_ticks(server.proc.pid) - before
+    used, user = cpu_ticks(server.proc.pid) - before, user_ticks(server.proc.pid) - user_before
     r["cpu_us_per_req"] = used / TICK * 1e6 / max(r["requests"], 1)
+    r["user_cpu_us_per_req"] = user / TICK * 1e6 / max(r["requests"], 1)
     return r
 
 
@@ -329,7 +337,38 @@ def scenario_connections(ctx):
         return r
 
     cases = [(f"{count} connections", s, lambda secs, s=s: run(s, secs)) for s in servers]
-    return run_cases(ctx, cases, warm=False)
+    results, checks = run_cases(ctx, cases, warm=False)
+    # Then memory per idle keep-alive connection: each made one request and waits.
+    for r, s in zip(results, servers):
+        r["median"]["idle_bytes_per_connection"] = idle_rss(s, count)
+        print(f"  idle keep-alive          {s.name:8} {r['median']['idle_bytes_per_connection']:.0f} B/connection",
+              flush=True)
+    return results, checks
+
+
+def idle_rss(server, count):
+    """RSS growth per keep-alive connection that made one request and went idle."""
+    socks = []
+    base = status_kib(server.proc.pid, "VmRSS")
+    request = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(request)
+            socks.append(s)
+        for s in socks:
+            got = b""
+            while b"Hello, World!" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise Failure(f"{server.name} closed an idle connection")
+                got += chunk
+        time.sleep(1)  # lets the server's allocator settle before reading RSS (not a correctness wait)
+        grown = status_kib(server.proc.pid, "VmRSS") - base
+    finally:
+        for s in socks:
+            s.close()
+    return grown * 1024 / count
 
 
 def scenario_gateway(ctx):

@@ -274,6 +274,8 @@ int main(int argc, char** argv)
   }
 
   coronet::runtime rt{cfg};
+  spdlog::info("coronet-chat: line protocol on {} (nc, telnet); page at http://{}/ and WebSocket at /ws",
+    tcp_options.listen, http_options.listen);
   chat::hub hub{rt, settings};
   http::router router;
   http::observe(router, rt, cfg);

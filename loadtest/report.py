@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Turns loadtest/results/<scenario>.json into loadtest/RESULTS.md and SVG
+charts in loadtest/charts/ (throughput per server, latency percentiles per
+server), one pair per scenario. Called by loadtest/report.sh.
+
+The primitives section (loadtest/micro/compare.sh) is kept as it is, from
+results/primitives.md when it exists.
+"""
+import html
+import json
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RESULTS = os.path.join(ROOT, "loadtest", "results")
+CHARTS = os.path.join(ROOT, "loadtest", "charts")
+ORDER = ["plaintext", "json", "pipelined", "post-echo", "gateway", "connections", "echo", "chat"]
+COLORS = {"coronet": "#2b7bb9", "go": "#7fb800", "nginx": "#e0a100", "floor": "#8c8c8c"}
+UNITS = {"echo": "messages/s", "chat": "deliveries/s"}
+
+# What each issue asked of the numbers: (scenario, case, description, test(results by server) -> (text, met)).
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def targets(doc):
+    name = doc["scenario"]
+    by = {}
+    for r in doc["results"]:
+        by.setdefault(r["case"], {})[r["server"]] = r["median"]
+    out = []
+
+    def add(what, value, met):
+        out.append((what, value, "yes" if met else "**no**"))
+
+    if name == "plaintext":
+        c, g, n, f = (by.get("plaintext", {}).get(s) for s in ("coronet", "go", "nginx", "floor"))
+        if c and g:
+            add("throughput ≥ 1.5 × Go", f"{c['rps'] / g['rps']:.2f} ×", c["rps"] >= 1.5 * g["rps"])
+        if c and f:
+            add("CPU per request ≤ 1.15 × the epoll floor",
+                f"{c['cpu_us_per_req']:.2f} vs {f['cpu_us_per_req']:.2f} µs = {c['cpu_us_per_req'] / f['cpu_us_per_req']:.2f} ×",
+                c["cpu_us_per_req"] <= 1.15 * f["cpu_us_per_req"])
+        if c and n:
+            add("CPU per request below nginx", f"{c['cpu_us_per_req']:.2f} vs {n['cpu_us_per_req']:.2f} µs",
+                c["cpu_us_per_req"] < n["cpu_us_per_req"])
+    if name == "pipelined":
+        c, f = (by.get("pipelined 16", {}).get(s) for s in ("coronet", "floor"))
+        if c and f:
+            add("pipelined 16 ≥ 0.8 × the floor", f"{c['rps'] / f['rps']:.2f} ×", c["rps"] >= 0.8 * f["rps"])
+    if name == "gateway":
+        for case, row in by.items():
+            c, g = row.get("coronet"), row.get("go")
+            if c and g:
+                add(f"{case}: throughput > Go, p99 < Go",
+                    f"{c['rps'] / g['rps']:.2f} ×, p99 {c['p99_ms']:.1f} vs {g['p99_ms']:.1f} ms",
+                    c["rps"] > g["rps"] and c["p99_ms"] < g["p99_ms"])
+    if name == "connections":
+        for case, row in by.items():
+            c = row.get("coronet")
+            if c:
+                add(f"{case}: no errors", f"{c['socket_errors'] + c['non2xx']:.0f}", c["socket_errors"] + c["non2xx"] == 0)
+            if c and c.get("idle_bytes_per_connection") is not None:
+                add("idle keep-alive RSS ≤ 4 KiB per connection", f"{c['idle_bytes_per_connection']:.0f} B",
+                    c["idle_bytes_per_connection"] <= 4096)
+    if name == "echo":
+        for case, row in by.items():
+            c, g = row.get("coronet"), row.get("go")
+            if c and g:
+                add("echo ≥ 1.5 × Go's throughput", f"{c['rps'] / g['rps']:.2f} × "
+                    f"({c['rps']:.0f} vs {g['rps']:.0f} messages/s; server CPU {c['cpu_us_per_req']:.2f} vs "
+                    f"{g['cpu_us_per_req']:.2f} µs per message, of which user space {c['user_cpu_us_per_req']:.2f} vs "
+                    f"{g['user_cpu_us_per_req']:.2f} µs)", c["rps"] >= 1.5 * g["rps"])
+    if name == "chat":
+        all_reading = next((row for case, row in by.items() if "silent" not in case), {})
+        silent = next((row for case, row in by.items() if "silent" in case), {})
+        c, cs = all_reading.get("coronet"), silent.get("coronet")
+        if c:
+            add(f"{c.get('clients', 0):.0f} clients in one room without errors",
+                f"{c['socket_errors'] + c['non2xx']:.0f} errors, {c.get('delivery_ratio', 0):.4f} delivered",
+                c["socket_errors"] + c["non2xx"] == 0 and c.get("delivery_ratio", 0) >= 0.999)
+        if c and cs:
+            add("10% never reading: p99 delivery ≤ 1.5 × the all-reading p99",
+                f"{cs['p99_ms']:.1f} vs {c['p99_ms']:.1f} ms = {cs['p99_ms'] / c['p99_ms']:.2f} ×",
+                cs["p99_ms"] <= 1.5 * c["p99_ms"])
+            add("server RSS bounded with 10% never reading", f"peak {cs['peak_rss_kib'] / 1024:.0f} MiB "
+                f"(all reading: {c['peak_rss_kib'] / 1024:.0f} MiB)", cs["peak_rss_kib"] <= 2 * c["peak_rss_kib"])
+    return out
+
+
+# --- SVG -----------------------------------------------------------------------------
+
+def svg_bars(title, groups, series, unit, path):
+    """groups: [label]; series: [(name, [value per group])]. Grouped horizontal bars."""
+    bar_h, gap, left, width = 18, 14, 190, 760
+    rows = len(groups) * (len(series) * bar_h + gap)
+    height = 60 + rows + 30
+    top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
+    plot_w = width - left - 110
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="#fff"/>',
+           f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
+           f'{html.escape(title)}</text>',
+           f'<text x="{width / 2}" y="40" text-anchor="middle" fill="#555">{html.escape(unit)}</text>']
+    y = 56
+    for gi, group in enumerate(groups):
+        out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
+                   f'font-weight="bold">{html.escape(group)}</text>')
+        for name, values in series:
+            v = values[gi]
+            color = COLORS.get(name.split(" ")[0], "#555")
+            if v is not None:
+                w = max(1.0, plot_w * v / top)
+                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="{color}">'
+                           f'<title>{html.escape(name)}: {v:,.2f}</title></rect>')
+                out.append(f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 6}">{html.escape(name)} '
+                           f'{v:,.0f}</text>' if v >= 100 else
+                           f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 6}">{html.escape(name)} {v:,.2f}</text>')
+            else:
+                out.append(f'<text x="{left + 5}" y="{y + bar_h - 6}" fill="#999">{html.escape(name)}: —</text>')
+            y += bar_h
+        y += gap
+    out.append(f'<line x1="{left}" y1="50" x2="{left}" y2="{y}" stroke="#333"/>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def charts(doc):
+    name = doc["scenario"]
+    cases = list(dict.fromkeys(r["case"] for r in doc["results"]))
+    servers = list(dict.fromkeys(r["server"] for r in doc["results"]))
+    get = {(r["case"], r["server"]): r["median"] for r in doc["results"]}
+    unit = UNITS.get(name, "requests/s")
+    os.makedirs(CHARTS, exist_ok=True)
+    thr = os.path.join(CHARTS, f"{name}-throughput.svg")
+    svg_bars(f"{name}: throughput (higher is better)", cases,
+             [(s, [get.get((c, s), {}).get("rps") for c in cases]) for s in servers],
+             f"{unit}, median of {doc['repetitions']}", thr)
+    lat = os.path.join(CHARTS, f"{name}-latency.svg")
+    groups = [f"{c} / {s}" if len(cases) > 1 else s for c in cases for s in servers if (c, s) in get]
+    pairs = [(c, s) for c in cases for s in servers if (c, s) in get]
+    series = [(f"{label}", [get[p].get(key) for p in pairs])
+              for label, key in (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))]
+    svg_latency(f"{name}: latency percentiles (lower is better)", groups, series, lat)
+    return os.path.relpath(thr, os.path.join(ROOT, "loadtest")), os.path.relpath(lat, os.path.join(ROOT, "loadtest"))
+
+
+def svg_latency(title, groups, series, path):
+    shades = {"p50": "#9ecae1", "p90": "#6baed6", "p99": "#3182bd", "p99.9": "#08519c"}
+    bar_h, gap, left, width = 14, 12, 190, 760
+    height = 60 + len(groups) * (len(series) * bar_h + gap) + 30
+    top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
+    plot_w = width - left - 120
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="#fff"/>',
+           f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
+           f'{html.escape(title)}</text>',
+           f'<text x="{width / 2}" y="40" text-anchor="middle" fill="#555">milliseconds</text>']
+    y = 56
+    for gi, group in enumerate(groups):
+        out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
+                   f'font-weight="bold">{html.escape(group)}</text>')
+        for label, values in series:
+            v = values[gi]
+            if v is not None:
+                w = max(1.0, plot_w * v / top)
+                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{shades[label]}">'
+                           f'<title>{label}: {v:.3f} ms</title></rect>')
+                out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 4}">{label} {v:.2f}</text>')
+            y += bar_h
+        y += gap
+    out.append(f'<line x1="{left}" y1="50" x2="{left}" y2="{y}" stroke="#333"/>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+# --- Markdown --------------------------------------------------------------------------
+
+def fmt(v, spec=".2f"):
+    return "—" if v is None else format(v, spec)
+
+
+def section(doc):
+    name = doc["scenario"]
+    unit = UNITS.get(name, "req/s")
+    thr, lat = charts(doc)
+    m = doc["machine"]
+    v = doc["versions"]
+    lines = [f"## {name}", "", doc["description"] + ".", "",
+             f"Command: `{doc['command']}` ({doc['date']}); {doc['seconds']} s per run, medians of "
+             f"{doc['repetitions']}, runs interleaved. Server on core {m['server_core']}, load generator on core "
+             f"{m['load_core']}. Machine: {m['cores']} cores, {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}. "
+             f"Versions: coronet {v.get('coronet')}, {v.get('compiler')}; {v.get('go') or 'no Go'}; "
+             f"{v.get('nginx') or 'no nginx'}; {v.get('wrk')}.", ""]
+    for peer, why in doc.get("skipped", {}).items():
+        lines.append(f"Skipped: **{peer}**: {why}.  ")
+    base = {}
+    for r in doc["results"]:
+        if r["server"] == "coronet":
+            base[r["case"]] = r["median"]["rps"]
+    extra_rss = name == "connections"
+    lines += ["", f"| case | server | {unit} | × coronet | p50 ms | p90 ms | p99 ms | p99.9 ms | CPU µs/req (user) | "
+                  f"peak RSS MiB | {'RSS B/conn under load | idle B/conn | ' if extra_rss else ''}errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if extra_rss else "") + "---:|"]
+    for r in doc["results"]:
+        md = r["median"]
+        rel = md["rps"] / base[r["case"]] if base.get(r["case"]) else None
+        lines.append(f"| {r['case']} | {r['server']} | {md['rps']:,.0f} | {fmt(rel)} | {fmt(md.get('p50_ms'))} | "
+                     f"{fmt(md.get('p90_ms'))} | {fmt(md.get('p99_ms'))} | {fmt(md.get('p999_ms'))} | "
+                     f"{fmt(md.get('cpu_us_per_req'))} ({fmt(md.get('user_cpu_us_per_req'))}) | "
+                     f"{fmt(md.get('peak_rss_kib', 0) / 1024, '.1f')} | "
+                     + (f"{fmt(md.get('rss_bytes_per_connection'), '.0f')} | "
+                        f"{fmt(md.get('idle_bytes_per_connection'), '.0f')} | " if extra_rss else "")
+                     + f"{md.get('socket_errors', 0) + md.get('non2xx', 0):.0f} |")
+    t = targets(doc)
+    if t:
+        lines += ["", "| target | measured | met |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in t]
+    lines += ["", f"![{name} throughput]({thr})", f"![{name} latency]({lat})", ""]
+    return lines
+
+
+def main():
+    docs = {}
+    for name in ORDER:
+        path = os.path.join(RESULTS, f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                docs[name] = json.load(f)
+    if not docs:
+        print("report.sh: no results in loadtest/results: run loadtest/run.sh first", file=sys.stderr)
+        return 1
+    lines = ["# Results", "",
+             "Written by `loadtest/report.sh` from `loadtest/results/*.json` (made by `loadtest/run.sh`). "
+             "Each scenario runs coronet and its peers in the same run, each server pinned to one core "
+             "(one worker / GOMAXPROCS=1 / one nginx worker) and the load generator to the other; "
+             "ratios are what to read, as this machine is shared and noisy. "
+             "Errors are socket errors plus non-2xx responses (for echo: corrupted replies; for chat: error lines "
+             "and dropped readers). What the numbers mean, and why a target was missed: "
+             "[NOTES.md](NOTES.md).", "",
+             "| scenario | what | coronet | best peer | ratio |", "|---|---|---:|---|---:|"]
+    for name, doc in docs.items():
+        first = doc["results"][0]["case"]
+        row = {r["server"]: r["median"]["rps"] for r in doc["results"] if r["case"] == first}
+        peers = {k: v for k, v in row.items() if k not in ("coronet", "floor")}
+        best = max(peers.items(), key=lambda kv: kv[1]) if peers else None
+        c = row.get("coronet")
+        lines.append(f"| [{name}](#{name}) | {first}, {UNITS.get(name, 'req/s')} | {fmt(c, ',.0f')} | "
+                     f"{f'{best[0]} {best[1]:,.0f}' if best else '—'} | "
+                     f"{fmt(c / best[1]) + ' ×' if best and c else '—'} |")
+    lines.append("")
+    for name, doc in docs.items():
+        lines += section(doc)
+    prim = os.path.join(RESULTS, "primitives.md")
+    if os.path.exists(prim):
+        with open(prim) as f:
+            lines += ["## Primitives (loadtest/micro/compare.sh)", "", f.read().strip(), ""]
+    out = os.path.join(ROOT, "loadtest", "RESULTS.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    print(f"report: wrote {os.path.relpath(out, ROOT)} and {len(docs) * 2} charts in loadtest/charts/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
