@@ -328,6 +328,12 @@ def scenario_connections(ctx):
         with open(conf, "w") as f:
             f.write(text)
         servers.append(ctx.server("nginx", ["nginx", "-p", scratch, "-c", conf, "-e", "stderr"], ctx.port(2)))
+    # First, memory per idle keep-alive connection on the fresh servers: each
+    # connection made one request and waits.
+    idle = {}
+    for s in servers:
+        idle[s.name] = idle_rss(s, count)
+        print(f"  idle keep-alive          {s.name:8} {idle[s.name]:.0f} B/connection", flush=True)
     base = {s.name: status_kib(s.proc.pid, "VmRSS") for s in servers}
 
     def run(s, secs):
@@ -338,11 +344,8 @@ def scenario_connections(ctx):
 
     cases = [(f"{count} connections", s, lambda secs, s=s: run(s, secs)) for s in servers]
     results, checks = run_cases(ctx, cases, warm=False)
-    # Then memory per idle keep-alive connection: each made one request and waits.
-    for r, s in zip(results, servers):
-        r["median"]["idle_bytes_per_connection"] = idle_rss(s, count)
-        print(f"  idle keep-alive          {s.name:8} {r['median']['idle_bytes_per_connection']:.0f} B/connection",
-              flush=True)
+    for r in results:
+        r["median"]["idle_bytes_per_connection"] = idle[r["server"]]
     return results, checks
 
 

@@ -143,6 +143,8 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     acceptor->cancel(ignored);
   }(rt, acceptor));
 
+  std::error_code nb;
+  acceptor->non_blocking(true, nb); // for the batch below; async_accept is unaffected
   while (!rt.stop_requested()) {
     auto got = co_await select(slots.on_receive(), rt.done().on_receive());
     if (got.index() == 1)
@@ -164,6 +166,21 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     socket.set_option(tcp::no_delay(true));
     connections.running.add(1);
     spawn(guarded(handler, std::move(socket), slots, connections));
+    // Take what else is already waiting, up to a batch: one accept per turn
+    // of the event loop would leave a burst of connects queued for seconds
+    // behind busy connections. An error here (EMFILE...) is met again, and
+    // handled, by the next async_accept.
+    for (int batch = 0; batch < 64 && slots.try_receive(); ++batch) {
+      std::error_code more_ec;
+      tcp::socket more = acceptor->accept(more_ec); // non-blocking
+      if (more_ec) {
+        slots.try_send(std::monostate{});
+        break;
+      }
+      more.set_option(tcp::no_delay(true), more_ec);
+      connections.running.add(1);
+      spawn(guarded(handler, std::move(more), slots, connections));
+    }
   }
 
   // Connections the kernel completed but nobody accepted yet would be reset
