@@ -2,9 +2,9 @@
 // a connection idle for echo.idle_timeout_ms is closed. With echo.udp, it
 // also echoes UDP datagrams on the same port (one socket per worker).
 #include <coronet/config.hpp>
+#include <coronet/net/idle_watch.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/runtime.hpp>
-#include <coronet/time.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/udp.hpp>
@@ -27,21 +27,32 @@ shutdown_timeout_ms = 10000 # on SIGINT/SIGTERM, how long clients get to leave
 udp = false                 # also echo UDP datagrams on the same port
 )";
 
+// Echoes until the client leaves or stays silent for `idle`. Reads and
+// writes are tried at once (the socket is non-blocking) and only wait in the
+// reactor when they must; the idle timeout is one timer per connection, not
+// one per read.
 coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::milliseconds idle)
 {
+  constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
   std::array<char, 16 * 1024> buffer;
-  for (;;) {
-    std::size_t n = 0;
-    try {
-      n = co_await coronet::with_timeout(socket.async_read_some(asio::buffer(buffer), asio::use_awaitable), idle);
-    } catch (const coronet::timeout_error&) {
-      co_return; // idle: close
-    } catch (const std::system_error& e) {
-      if (e.code() == asio::error::eof || e.code() == asio::error::connection_reset)
-        co_return;
-      throw;
+  coronet::net::idle_watch watch{socket.get_executor(), idle};
+  std::error_code ec;
+  socket.non_blocking(true, ec);
+  while (!ec && !watch.expired()) {
+    std::size_t n = socket.read_some(asio::buffer(buffer), ec);
+    if (ec == asio::error::would_block)
+      std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(buffer), watch.bind(use_tuple));
+    if (ec)
+      break; // EOF, reset, or idle (operation_aborted)
+    watch.touch();
+    std::size_t sent = socket.write_some(asio::buffer(buffer.data(), n), ec);
+    if (ec == asio::error::would_block) {
+      ec.clear();
+      sent = 0;
     }
-    co_await asio::async_write(socket, asio::buffer(buffer.data(), n), asio::use_awaitable);
+    if (!ec && sent < n) // the client reads slowly: wait, as long as it is not idle
+      std::tie(ec, std::ignore) = co_await asio::async_write(socket, asio::buffer(buffer.data() + sent, n - sent),
+        watch.bind(use_tuple));
   }
 }
 
