@@ -91,6 +91,23 @@ def targets(doc):
 
 # --- SVG -----------------------------------------------------------------------------
 
+def svg_open(width, height, font_size, title, subtitle):
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{font_size}">',
+            f'<rect width="{width}" height="{height}" fill="#fff"/>',
+            f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
+            f'{html.escape(title)}</text>',
+            f'<text x="{width / 2}" y="40" text-anchor="middle" fill="#555">{html.escape(subtitle)}</text>']
+
+
+def svg_close(out, left, bottom, path):
+    """The axis line, then writes the file."""
+    out.append(f'<line x1="{left}" y1="50" x2="{left}" y2="{bottom}" stroke="#333"/>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def svg_bars(title, groups, series, unit, path):
     """groups: [label]; series: [(name, [value per group])]. Grouped horizontal bars."""
     bar_h, gap, left, width = 18, 14, 190, 760
@@ -98,12 +115,7 @@ def svg_bars(title, groups, series, unit, path):
     height = 60 + rows + 30
     top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
     plot_w = width - left - 110
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="#fff"/>',
-           f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
-           f'{html.escape(title)}</text>',
-           f'<text x="{width / 2}" y="40" text-anchor="middle" fill="#555">{html.escape(unit)}</text>']
+    out = svg_open(width, height, 12, title, unit)
     y = 56
     for gi, group in enumerate(groups):
         out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
@@ -122,10 +134,7 @@ def svg_bars(title, groups, series, unit, path):
                 out.append(f'<text x="{left + 5}" y="{y + bar_h - 6}" fill="#999">{html.escape(name)}: —</text>')
             y += bar_h
         y += gap
-    out.append(f'<line x1="{left}" y1="50" x2="{left}" y2="{y}" stroke="#333"/>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    svg_close(out, left, y, path)
 
 
 def charts(doc):
@@ -154,12 +163,7 @@ def svg_latency(title, groups, series, path):
     height = 60 + len(groups) * (len(series) * bar_h + gap) + 30
     top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
     plot_w = width - left - 120
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{width}" height="{height}" fill="#fff"/>',
-           f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
-           f'{html.escape(title)}</text>',
-           f'<text x="{width / 2}" y="40" text-anchor="middle" fill="#555">milliseconds</text>']
+    out = svg_open(width, height, 11, title, "milliseconds")
     y = 56
     for gi, group in enumerate(groups):
         out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
@@ -173,10 +177,7 @@ def svg_latency(title, groups, series, path):
                 out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 4}">{label} {v:.2f}</text>')
             y += bar_h
         y += gap
-    out.append(f'<line x1="{left}" y1="50" x2="{left}" y2="{y}" stroke="#333"/>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    svg_close(out, left, y, path)
 
 
 # --- Markdown --------------------------------------------------------------------------

@@ -208,6 +208,15 @@ class Context:
                            [os.path.join(self.bins, f"coronet-{app}"), "--threads", str(threads), "--log-level",
                             "warn", "--listen", f"127.0.0.1:{port}"] + list(extra), port, core=core)
 
+    def nginx(self, port):
+        """nginx with loadtest/http/nginx.conf, listening on `port`, in the run's log directory."""
+        conf = os.path.join(self.logdir, "nginx.conf")
+        with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
+            text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{port}")
+        with open(conf, "w") as f:
+            f.write(text)
+        return self.server("nginx", ["nginx", "-p", self.logdir, "-c", conf, "-e", "stderr"], port)
+
     def peer(self, name, binary, argv, port, env=None):
         path = self.peer_bins.get(binary)
         if not path:
@@ -240,13 +249,7 @@ def http_scenario(ctx, name, path, script="plain.lua", args=(), connections=64, 
             s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
             servers += [s] if s else []
         if "nginx" in peers:
-            scratch = tempfile.mkdtemp(prefix="coronet-nginx-")
-            conf = os.path.join(scratch, "nginx.conf")
-            with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
-                text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{ctx.port(2)}")
-            with open(conf, "w") as f:
-                f.write(text)
-            servers.append(ctx.server("nginx", ["nginx", "-p", scratch, "-c", conf, "-e", "stderr"], ctx.port(2)))
+            servers.append(ctx.nginx(ctx.port(2)))
         if "floor" in peers:
             servers.append(ctx.server("floor", [os.path.join(ctx.bins, "coronet-http-floor"), str(ctx.port(3))],
                                       ctx.port(3)))
@@ -321,13 +324,7 @@ def scenario_connections(ctx):
     if not ctx.quick:
         s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
         servers += [s] if s else []
-        scratch = tempfile.mkdtemp(prefix="coronet-nginx-")
-        conf = os.path.join(scratch, "nginx.conf")
-        with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
-            text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{ctx.port(2)}")
-        with open(conf, "w") as f:
-            f.write(text)
-        servers.append(ctx.server("nginx", ["nginx", "-p", scratch, "-c", conf, "-e", "stderr"], ctx.port(2)))
+        servers.append(ctx.nginx(ctx.port(2)))
     # First, memory per idle keep-alive connection on the fresh servers: each
     # connection made one request and waits.
     idle = {}

@@ -143,8 +143,24 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     acceptor->cancel(ignored);
   }(rt, acceptor));
 
+  // Accepts up to `most` connections already waiting, without waiting (the
+  // acceptor is non-blocking; async_accept is unaffected), as slots allow.
   std::error_code nb;
-  acceptor->non_blocking(true, nb); // for the batch below; async_accept is unaffected
+  acceptor->non_blocking(true, nb);
+  auto accept_waiting = [&](std::size_t most) {
+    for (std::size_t n = 0; n < most && slots.try_receive(); ++n) {
+      std::error_code ec;
+      tcp::socket socket = acceptor->accept(ec);
+      if (ec) {
+        slots.try_send(std::monostate{});
+        return;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      connections.running.add(1);
+      spawn(guarded(handler, std::move(socket), slots, connections));
+    }
+  };
+
   while (!rt.stop_requested()) {
     auto got = co_await select(slots.on_receive(), rt.done().on_receive());
     if (got.index() == 1)
@@ -170,34 +186,14 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     // of the event loop would leave a burst of connects queued for seconds
     // behind busy connections. An error here (EMFILE...) is met again, and
     // handled, by the next async_accept.
-    for (int batch = 0; batch < 64 && slots.try_receive(); ++batch) {
-      std::error_code more_ec;
-      tcp::socket more = acceptor->accept(more_ec); // non-blocking
-      if (more_ec) {
-        slots.try_send(std::monostate{});
-        break;
-      }
-      more.set_option(tcp::no_delay(true), more_ec);
-      connections.running.add(1);
-      spawn(guarded(handler, std::move(more), slots, connections));
-    }
+    accept_waiting(64);
   }
 
   // Connections the kernel completed but nobody accepted yet would be reset
   // when the acceptor closes, although their clients may have sent a
   // request already. Take them in (as slots allow) and let them drain too.
+  accept_waiting(max_connections);
   std::error_code ec;
-  acceptor->non_blocking(true, ec);
-  while (!ec && slots.try_receive()) {
-    tcp::socket socket = acceptor->accept(ec);
-    if (ec) {
-      slots.try_send(std::monostate{});
-      break;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
-    connections.running.add(1);
-    spawn(guarded(handler, std::move(socket), slots, connections));
-  }
   acceptor->close(ec);
 
   if (!connections.live.empty()) {
