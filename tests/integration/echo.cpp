@@ -94,6 +94,28 @@ TEST_CASE("echo server: SIGTERM with a client still connected drains, then close
   CHECK(ec == asio::error::eof); // shut down, not left hanging
 }
 
+TEST_CASE("echo server: at echo.max_connections the next client waits, then is served")
+{
+  coronet::test::app echo{"coronet-echo", {"--set", "echo.max_connections=1"}}; // one worker
+  REQUIRE(echo.port != 0);
+  asio::io_context io;
+  auto first = connect(io, echo.port);
+  CHECK(round_trip(first, "one") == "one");
+  auto second = connect(io, echo.port); // the kernel queues it; the server does not accept it
+  asio::write(second, asio::buffer(std::string("two")));
+  // A round trip on the first connection after the second one's bytes were
+  // sent: had the server accepted the second, its echo could be there now.
+  CHECK(round_trip(first, "again") == "again");
+  CHECK(second.available() == 0);
+  first.close(); // frees the slot
+  std::string back(3, '\0');
+  asio::read(second, asio::buffer(back));
+  CHECK(back == "two");
+  second.close();
+  echo.proc.signal(SIGTERM);
+  CHECK(echo.proc.wait() == 0);
+}
+
 TEST_CASE("echo server: a bad config value exits 2 naming the key")
 {
   process server{{binary("coronet-echo"), "--set", "echo.max_connections=0"}};
@@ -122,6 +144,7 @@ TEST_CASE("echo server: echo.udp echoes datagrams on the TCP port, TCP still wor
   }
   auto s = connect(io, echo.port);
   CHECK(round_trip(s, "tcp too") == "tcp too");
+  s.close();
 
   echo.proc.signal(SIGTERM);
   CHECK(echo.proc.wait() == 0);
