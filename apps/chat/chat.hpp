@@ -122,7 +122,7 @@ public:
   hub(coronet::runtime& rt, settings s) : rt_(rt), settings_(s) {}
   const settings& config() const noexcept { return settings_; }
 
-  // Registers a client; std::nullopt when the server is stopping.
+  // Registers a client; nullptr when the server is stopping.
   std::shared_ptr<client> connect();
   void disconnect(const client& c);
 
