@@ -125,10 +125,18 @@ int main(int argc, char** argv)
 
   coronet::runtime rt{cfg};
   if (cfg.get_bool("echo.udp")) {
-    // UDP first: with port 0 it picks the port, and TCP then takes the same.
     auto tcp_at = coronet::net::parse_endpoint(options.listen);
     try {
+      // Port 0: a port free for TCP, held by a bound socket while UDP takes
+      // the same number (a port UDP picked could be some TCP client's).
+      asio::ip::tcp::socket hold{rt.executor(0)};
+      if (tcp_at.port() == 0) {
+        hold.open(tcp_at.protocol());
+        hold.bind(tcp_at);
+        tcp_at.port(hold.local_endpoint().port());
+      }
       auto at = start_udp(rt, udp::endpoint{tcp_at.address(), tcp_at.port()});
+      hold.close();
       options.listen = (at.address().is_v6() ? "[" + at.address().to_string() + "]" : at.address().to_string()) +
                        ":" + std::to_string(at.port());
       spdlog::info("udp echo on {}", options.listen);
