@@ -253,27 +253,11 @@ func writer(conn net.Conn, c *client, finished chan struct{}) {
 			}
 			w.WriteString(line)
 			w.WriteByte('\n')
-			for more := true; more && w.Buffered() < 16*1024; {
-				select {
-				case l := <-c.outbox:
-					w.WriteString(l)
-					w.WriteByte('\n')
-				default:
-					more = false
-				}
-			}
+			takeQueued(w, c, 16*1024)
 			write()
 		case <-c.done:
 			if !c.dropRest && !failed {
-				for more := true; more; {
-					select {
-					case l := <-c.outbox:
-						w.WriteString(l)
-						w.WriteByte('\n')
-					default:
-						more = false
-					}
-				}
+				takeQueued(w, c, -1)
 			}
 			if !failed && c.farewell != "" {
 				w.WriteString(c.farewell)
@@ -284,6 +268,20 @@ func writer(conn net.Conn, c *client, finished chan struct{}) {
 			}
 			conn.(*net.TCPConn).CloseRead()
 			conn.Close()
+			return
+		}
+	}
+}
+
+// takeQueued moves the lines already in the outbox into w, while w holds
+// fewer than limit bytes (no limit when limit < 0).
+func takeQueued(w *bufio.Writer, c *client, limit int) {
+	for limit < 0 || w.Buffered() < limit {
+		select {
+		case l := <-c.outbox:
+			w.WriteString(l)
+			w.WriteByte('\n')
+		default:
 			return
 		}
 	}
