@@ -72,12 +72,15 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
     }
     case room_event::kind::leave: {
       auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
-      if (it == members.end())
-        break; // already dropped as too slow
-      *it = std::move(members.back());
-      members.pop_back();
-      if (members.size() < announce_limit)
-        broadcast(members, self->name, cfg, make_line(fmt::format("* {} left {}", e->nick, self->name)));
+      if (it != members.end()) { // else already dropped as too slow
+        *it = std::move(members.back());
+        members.pop_back();
+        if (members.size() < announce_limit)
+          broadcast(members, self->name, cfg, make_line(fmt::format("* {} left {}", e->nick, self->name)));
+      }
+      // Everything the client sent before leaving has been delivered (the
+      // inbox is in order): its session may now close the outbox.
+      e->reply->try_send(std::string{});
       break;
     }
     case room_event::kind::rename: {
@@ -307,8 +310,10 @@ coronet::task<void> session::leave_room()
     co_return;
   auto r = std::move(room_);
   room_ = nullptr;
-  room_event e{room_event::kind::leave, client_, nick_, nullptr, {}};
+  coronet::channel<std::string> done{1};
+  room_event e{room_event::kind::leave, client_, nick_, nullptr, done};
   co_await r->inbox.send(std::move(e));
+  co_await done.receive(); // the room has handled what came before
   hub_.leave(r);
 }
 

@@ -99,7 +99,7 @@ struct room_event {
   std::shared_ptr<client> from;
   std::string nick;                      // join, leave, rename: the (new) nick
   line text;                             // say: the formatted line
-  std::optional<coronet::channel<std::string>> reply; // who: where the list goes
+  std::optional<coronet::channel<std::string>> reply; // who: where the list goes; leave: told when done
 };
 
 class room {

@@ -157,6 +157,13 @@ def test_tcp_protocol():
         a.until(lambda l: l == "* bye", "bye")
         check(a.sock.recv(10) == b"", "the server closes after /quit")
         b.expect("* alice left lobby")
+        # Lines sent together with /quit still come back before the goodbye.
+        q = Line(chat.tcp_port)
+        q.send("/nick quick", "/join quiet", "said just before quitting", "/quit")
+        check([q.line() for _ in range(5)] == [
+            "* welcome to coronet-chat. Commands: /nick NAME, /join ROOM, /rooms, /who, /quit",
+            "* you are quick", "* quick joined quiet", "[quiet] quick: said just before quitting", "* bye"],
+            "in order, nothing lost")
         b.send("/join dev")
         b.expect("* robert joined dev")
         b.send("/rooms")

@@ -130,6 +130,7 @@ func (r *room) run() {
 					members = r.broadcast(members, fmt.Sprintf("* %s left %s", e.nick, r.name))
 				}
 			}
+			e.reply <- "" // what came before is delivered
 		case "rename":
 			if i := find(e.from); i >= 0 {
 				old := members[i].nick
@@ -302,7 +303,9 @@ func serve(h *hub, conn net.Conn) {
 	tokens, refilled := *ratePerSecond, time.Now()
 	leaveRoom := func() {
 		if current != nil {
-			current.inbox <- event{kind: "leave", from: c, nick: nick}
+			done := make(chan string, 1)
+			current.inbox <- event{kind: "leave", from: c, nick: nick, reply: done}
+			<-done
 			h.leave(current)
 			current = nil
 		}
