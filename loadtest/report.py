@@ -108,30 +108,30 @@ def svg_close(out, left, bottom, path):
         f.write("\n".join(out) + "\n")
 
 
-def svg_bars(title, groups, series, unit, path):
-    """groups: [label]; series: [(name, [value per group])]. Grouped horizontal bars."""
-    bar_h, gap, left, width = 18, 14, 190, 760
-    rows = len(groups) * (len(series) * bar_h + gap)
-    height = 60 + rows + 30
+def svg_bars(title, subtitle, groups, series, path, color, label, bar_h=18, font_size=12):
+    """Grouped horizontal bars. groups: [label]; series: [(name, [value per group])];
+    color(name) fills a bar, label(name, value) is written after it."""
+    gap = bar_h - 4
+    left = max(190, 7 * max((len(g) for g in groups), default=0) + 16)  # room for the longest group label
+    width = left + 570
+    height = 60 + len(groups) * (len(series) * bar_h + gap) + 30
     top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
-    plot_w = width - left - 110
-    out = svg_open(width, height, 12, title, unit)
+    plot_w = width - left - 120
+    out = svg_open(width, height, font_size, title, subtitle)
     y = 56
     for gi, group in enumerate(groups):
         out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
                    f'font-weight="bold">{html.escape(group)}</text>')
         for name, values in series:
             v = values[gi]
-            color = COLORS.get(name.split(" ")[0], "#555")
+            text = html.escape(label(name, v))
             if v is not None:
                 w = max(1.0, plot_w * v / top)
-                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="{color}">'
-                           f'<title>{html.escape(name)}: {v:,.2f}</title></rect>')
-                out.append(f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 6}">{html.escape(name)} '
-                           f'{v:,.0f}</text>' if v >= 100 else
-                           f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 6}">{html.escape(name)} {v:,.2f}</text>')
+                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="{color(name)}">'
+                           f'<title>{text}</title></rect>')
+                out.append(f'<text x="{left + w + 5:.1f}" y="{y + bar_h - 5}">{text}</text>')
             else:
-                out.append(f'<text x="{left + 5}" y="{y + bar_h - 6}" fill="#999">{html.escape(name)}: —</text>')
+                out.append(f'<text x="{left + 5}" y="{y + bar_h - 5}" fill="#999">{text}</text>')
             y += bar_h
         y += gap
     svg_close(out, left, y, path)
@@ -145,39 +145,20 @@ def charts(doc):
     unit = UNITS.get(name, "requests/s")
     os.makedirs(CHARTS, exist_ok=True)
     thr = os.path.join(CHARTS, f"{name}-throughput.svg")
-    svg_bars(f"{name}: throughput (higher is better)", cases,
-             [(s, [get.get((c, s), {}).get("rps") for c in cases]) for s in servers],
-             f"{unit}, median of {doc['repetitions']}", thr)
+    svg_bars(f"{name}: throughput (higher is better)", f"{unit}, median of {doc['repetitions']}", cases,
+             [(s, [get.get((c, s), {}).get("rps") for c in cases]) for s in servers], thr,
+             color=lambda server: COLORS.get(server, "#555"),
+             label=lambda server, v: f"{server}: —" if v is None else f"{server} {v:,.0f}" if v >= 100
+             else f"{server} {v:,.2f}")
     lat = os.path.join(CHARTS, f"{name}-latency.svg")
     groups = [f"{c} / {s}" if len(cases) > 1 else s for c in cases for s in servers if (c, s) in get]
     pairs = [(c, s) for c in cases for s in servers if (c, s) in get]
     series = [(f"{label}", [get[p].get(key) for p in pairs])
               for label, key in (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))]
-    svg_latency(f"{name}: latency percentiles (lower is better)", groups, series, lat)
-    return os.path.relpath(thr, os.path.join(ROOT, "loadtest")), os.path.relpath(lat, os.path.join(ROOT, "loadtest"))
-
-
-def svg_latency(title, groups, series, path):
     shades = {"p50": "#9ecae1", "p90": "#6baed6", "p99": "#3182bd", "p99.9": "#08519c"}
-    bar_h, gap, left, width = 14, 12, 190, 760
-    height = 60 + len(groups) * (len(series) * bar_h + gap) + 30
-    top = max((v for _, vals in series for v in vals if v is not None), default=1) or 1
-    plot_w = width - left - 120
-    out = svg_open(width, height, 11, title, "milliseconds")
-    y = 56
-    for gi, group in enumerate(groups):
-        out.append(f'<text x="{left - 8}" y="{y + len(series) * bar_h / 2 + 4}" text-anchor="end" '
-                   f'font-weight="bold">{html.escape(group)}</text>')
-        for label, values in series:
-            v = values[gi]
-            if v is not None:
-                w = max(1.0, plot_w * v / top)
-                out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{shades[label]}">'
-                           f'<title>{label}: {v:.3f} ms</title></rect>')
-                out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 4}">{label} {v:.2f}</text>')
-            y += bar_h
-        y += gap
-    svg_close(out, left, y, path)
+    svg_bars(f"{name}: latency percentiles (lower is better)", "milliseconds", groups, series, lat,
+             color=shades.get, label=lambda p, v: f"{p} —" if v is None else f"{p} {v:.2f}", bar_h=14, font_size=11)
+    return os.path.relpath(thr, os.path.join(ROOT, "loadtest")), os.path.relpath(lat, os.path.join(ROOT, "loadtest"))
 
 
 # --- Markdown --------------------------------------------------------------------------

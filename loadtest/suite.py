@@ -416,8 +416,8 @@ def scenario_echo(ctx):
                 "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
                 "socket_errors": r["errors"], "non2xx": r["mismatches"], "command": r["command"]}
 
-    return run_cases(ctx, [("64 conns x 64 B", s, lambda secs, s=s: run(s, secs)) for s in servers],
-                     [{"check": "every echoed byte matches (mismatches are counted as non-2xx)", "ok": True}])
+    # Echoed bytes that differ are counted as non-2xx, which --quick fails on.
+    return run_cases(ctx, [("64 conns x 64 B", s, lambda secs, s=s: run(s, secs)) for s in servers])
 
 
 def scenario_chat(ctx):

@@ -7,11 +7,13 @@
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/http/websocket.hpp>
+#include <coronet/net/idle_watch.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>
 
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -94,17 +96,17 @@ coronet::task<void> tcp_client(tcp::socket& socket, chat::hub& hub)
   std::string pending;      // a line not yet complete
   bool overlong = false;    // skipping the rest of a line that was too long
   bool quit = false;
+  coronet::net::idle_watch watch{socket.get_executor(), cfg.idle_timeout};
   while (!quit) {
-    std::size_t n = 0;
-    try {
-      n = co_await coronet::with_timeout(socket.async_read_some(asio::buffer(buffer), asio::use_awaitable),
-        cfg.idle_timeout);
-    } catch (const coronet::timeout_error&) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer),
+      watch.bind(asio::experimental::as_tuple(asio::use_awaitable)));
+    if (watch.expired()) {
       c->end("error: idle too long, disconnected", chat::close_normal);
       break;
-    } catch (const std::system_error&) {
-      break; // gone, or shut down by the writer
     }
+    if (ec)
+      break; // gone, or shut down by the writer
+    watch.touch();
     std::string_view data{buffer.data(), n};
     while (!data.empty() && !quit) {
       auto newline = data.find('\n');

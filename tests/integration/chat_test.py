@@ -183,6 +183,14 @@ def test_tcp_rate_limit():
         check(said == ["[r] fast: m0", "[r] fast: m1", "[r] fast: m2"], said)
 
 
+def test_tcp_idle_timeout():
+    with Chat("chat.idle_timeout_ms=300") as chat:
+        a = Line(chat.tcp_port)
+        a.expect("error: idle too long, disconnected")
+        check(a.sock.recv(10) == b"", "then the connection closes")
+        check(chat.stop() == 0, "exit 0")
+
+
 def test_slow_reader_is_disconnected_others_unaffected():
     with Chat("chat.outbox_messages=16", "chat.max_messages_per_second=100000") as chat:
         slow = Line(chat.tcp_port, rcvbuf=4096)
@@ -428,7 +436,7 @@ def test_browser_page():
         finally:
             browser.kill()
             browser.wait()
-        check(chat.stop() == 0, "exit 0")
+        check(chat.stop() == 0, "exit 0:\n" + chat.output())
 
 
 async def drive_browser(browser, chat):
