@@ -68,6 +68,15 @@ void worker::run()
   current_ = nullptr;
 }
 
+bool worker::run_leftovers()
+{
+  recycling_scope recycling;
+  current_ = this;
+  std::size_t ran = run_ready() + run_remote();
+  current_ = nullptr;
+  return ran > 0;
+}
+
 std::size_t worker::run_ready()
 {
   std::size_t n = 0;
@@ -278,6 +287,18 @@ runtime::~runtime()
     w->context().stop();
   for (auto& t : threads_)
     t.join();
+  // A task woken just before its worker stopped (a channel closed, a wait
+  // group done) has not run since: run it on to its next suspension, so it
+  // ends or waits in its io_context, whose destruction then frees it, rather
+  // than being leaked. A task that keeps waking others is given a bounded
+  // number of rounds.
+  for (int round = 0; round < 64; ++round) {
+    bool ran = false;
+    for (auto& w : workers_)
+      ran |= w->run_leftovers();
+    if (!ran)
+      break;
+  }
 }
 
 asio::any_io_executor runtime::executor(std::size_t worker) const

@@ -1,11 +1,17 @@
 #include <coronet/runtime.hpp>
 
+#include <coronet/sync/channel.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <support/run.hpp>
 
+#include <asio/io_context.hpp>
+#include <asio/query.hpp>
+
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <csignal>
+#include <future>
 #include <stdexcept>
 #include <thread>
 
@@ -163,4 +169,49 @@ TEST_CASE("yield lets the other ready tasks run first, in order")
     co_return order;
   };
   CHECK(rt.block_on(body()) == std::vector<int>{0, 1, 2, 3});
+}
+
+namespace {
+
+// Sets its flag when destroyed, with the frame that holds it.
+struct frame_probe {
+  std::atomic<bool>* released;
+  ~frame_probe() { released->store(true); }
+};
+
+task<void> wait_for_close(coronet::channel<int>& c, std::promise<void>& parking, std::atomic<bool>& woke,
+  std::atomic<bool>& released)
+{
+  frame_probe probe{&released};
+  parking.set_value();
+  co_await c.receive();
+  woke.store(true);
+}
+
+// Blocks its worker's thread until worker 0 is stopping, then wakes the task
+// parked there: the wake-up arrives after that worker's last round.
+task<void> close_once_stopped(coronet::runtime& rt, coronet::channel<int>& c)
+{
+  auto& stopping = static_cast<asio::io_context&>(asio::query(rt.executor(0), asio::execution::context));
+  while (!stopping.stopped())
+    std::this_thread::yield();
+  c.close();
+  co_return;
+}
+
+} // namespace
+
+TEST_CASE("a task woken as the runtime stops still runs on, and its frame is released")
+{
+  coronet::channel<int> c;
+  std::promise<void> parking;
+  std::atomic<bool> woke{false}, released{false};
+  {
+    coronet::runtime rt{2};
+    rt.spawn(0, wait_for_close(c, parking, woke, released));
+    parking.get_future().wait();
+    rt.spawn(1, close_once_stopped(rt, c));
+  }
+  CHECK(woke.load());
+  CHECK(released.load());
 }

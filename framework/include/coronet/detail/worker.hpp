@@ -95,6 +95,9 @@ public:
   bool is_current() const noexcept { return current_ == this; }
 
   void run(); // the thread's body
+  // After the thread has ended: runs the tasks woken but not yet run, up to
+  // their next suspension, on the calling thread. False when there were none.
+  bool run_leftovers();
 
   // Resume `r` on this worker, never inline.
   void schedule(resumable* r)
