@@ -54,18 +54,28 @@ bool valid_name(std::string_view name, std::size_t max)
 
 } // namespace
 
-coronet::task<void> room::run(std::shared_ptr<room> self)
+coronet::task<void> room::run(std::shared_ptr<room> self, coronet::wait_group& running)
+{
+  try {
+    co_await serve(*self);
+  } catch (const std::exception& e) {
+    spdlog::error("room {} failed: {}", self->name, e.what());
+  }
+  running.done();
+}
+
+coronet::task<void> room::serve(room& self)
 {
   std::vector<member> members;
-  const auto& cfg = self->settings_;
+  const auto& cfg = self.settings_;
   const auto announce_limit = cfg.announce_limit;
-  while (auto e = co_await self->inbox.receive()) {
+  while (auto e = co_await self.inbox.receive()) {
     switch (e->what) {
     case room_event::kind::join: {
       members.push_back({e->from, e->nick});
-      auto notice = make_line(fmt::format("* {} joined {}", e->nick, self->name));
+      auto notice = make_line(fmt::format("* {} joined {}", e->nick, self.name));
       if (members.size() <= announce_limit)
-        broadcast(members, self->name, cfg, std::move(notice));
+        broadcast(members, self.name, cfg, std::move(notice));
       else
         e->from->deliver(notice); // a big room is not told of every arrival
       break;
@@ -76,7 +86,7 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
         *it = std::move(members.back());
         members.pop_back();
         if (members.size() < announce_limit)
-          broadcast(members, self->name, cfg, make_line(fmt::format("* {} left {}", e->nick, self->name)));
+          broadcast(members, self.name, cfg, make_line(fmt::format("* {} left {}", e->nick, self.name)));
       }
       // Everything the client sent before leaving has been delivered (the
       // inbox is in order): its session may now close the outbox.
@@ -88,11 +98,11 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
       if (it == members.end())
         break;
       auto old = std::exchange(it->nick, e->nick);
-      broadcast(members, self->name, cfg, make_line(fmt::format("* {} is now {}", old, e->nick)));
+      broadcast(members, self.name, cfg, make_line(fmt::format("* {} is now {}", old, e->nick)));
       break;
     }
     case room_event::kind::say:
-      broadcast(members, self->name, cfg, std::move(e->text));
+      broadcast(members, self.name, cfg, std::move(e->text));
       break;
     case room_event::kind::who: {
       std::vector<std::string_view> nicks;
@@ -100,7 +110,7 @@ coronet::task<void> room::run(std::shared_ptr<room> self)
         nicks.push_back(m.nick);
       std::sort(nicks.begin(), nicks.end());
       constexpr std::size_t shown = 100;
-      std::string text = fmt::format("* {} in {}: {}", members.size(), self->name,
+      std::string text = fmt::format("* {} in {}: {}", members.size(), self.name,
         fmt::join(nicks.begin(), nicks.begin() + static_cast<std::ptrdiff_t>(std::min(shown, nicks.size())), ", "));
       if (nicks.size() > shown)
         text += fmt::format(" and {} more", nicks.size() - shown);
@@ -153,7 +163,8 @@ std::shared_ptr<room> hub::enter(const std::string& name)
   auto& r = rooms_[name];
   if (!r) {
     r = std::make_shared<room>(name, settings_);
-    rt_.spawn(room::run(r));
+    rooms_running_.add(1);
+    rt_.spawn(room::run(r, rooms_running_));
   }
   ++r->members_;
   return r;

@@ -9,6 +9,7 @@
 // holds the rooms and nicks, under a mutex, for every worker.
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
+#include <coronet/sync/wait_group.hpp>
 #include <coronet/task.hpp>
 
 #include <atomic>
@@ -108,11 +109,13 @@ public:
   const std::string name;
   coronet::channel<room_event> inbox;
 
-  // The room's task: ends when the hub closes the inbox (last member gone).
-  static coronet::task<void> run(std::shared_ptr<room> self);
+  // The room's task: ends when the hub closes the inbox (last member gone),
+  // and then counts itself done in `running`.
+  static coronet::task<void> run(std::shared_ptr<room> self, coronet::wait_group& running);
 
 private:
   friend class hub;
+  static coronet::task<void> serve(room& self);
   std::size_t members_ = 0; // guarded by the hub's mutex
   const settings& settings_;
 };
@@ -138,6 +141,8 @@ public:
 
   // Says goodbye to every client (server stopping).
   void shutdown();
+  // Returns once every room's task has ended (each after its last member).
+  coronet::task<void> rooms_closed() { return rooms_running_.wait(); }
 
 private:
   coronet::runtime& rt_;
@@ -148,6 +153,7 @@ private:
   std::map<std::string, std::shared_ptr<room>, std::less<>> rooms_;
   std::unordered_set<std::string> nicks_;
   std::unordered_map<std::uint64_t, std::weak_ptr<client>> clients_;
+  coronet::wait_group rooms_running_;
 };
 
 // The protocol, whatever the transport: one per connected client.

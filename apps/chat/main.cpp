@@ -237,6 +237,9 @@ coronet::task<void> serve_all(coronet::runtime& rt, coronet::net::tcp_options tc
   coronet::spawn(serve_http(rt, std::move(http_options), std::move(router), wg));
   coronet::spawn(say_goodbye(rt, hub));
   co_await wg.wait();
+  // Every session has ended, so every room is closing: let each deliver
+  // what is queued before the process exits.
+  co_await hub.rooms_closed();
 }
 
 } // namespace

@@ -233,7 +233,8 @@ struct websocket::state {
 
   channel<std::string> out; // frames for the writer; closed once a close frame is queued
   channel<std::monostate> writer_done;
-  channel<std::monostate> ended;
+  channel<std::monostate> ended;      // closed when the session and the writer are done
+  channel<std::monostate> watch_done; // closed when stop_watch() returns
 
   // Deadlines: the timer cancels the pending read through this signal.
   asio::steady_timer timer;
@@ -565,6 +566,16 @@ struct websocket::state {
     writer_done.close();
   }
 
+  // Closes the connection with 1001 when the runtime stops before the
+  // session ends.
+  task<void> stop_watch()
+  {
+    co_await select(rt.done().on_receive(), ended.on_receive());
+    if (!ended.closed())
+      queue_close(close_code::going_away, "server shutting down");
+    watch_done.close();
+  }
+
   std::weak_ptr<state> self;
 };
 
@@ -611,18 +622,6 @@ const std::string& websocket::close_reason() const noexcept
   return state_->reason;
 }
 
-namespace {
-
-// Closes the connection with 1001 when the runtime stops first.
-task<void> stop_watch(std::shared_ptr<channel<std::monostate>> ended, runtime& rt, std::function<void()> on_stop)
-{
-  co_await select(rt.done().on_receive(), ended->on_receive());
-  if (!ended->closed())
-    on_stop();
-}
-
-} // namespace
-
 task<void> websocket::run(upgraded& connection, websocket_options options,
   std::function<task<void>(websocket&)> session)
 {
@@ -630,11 +629,7 @@ task<void> websocket::run(upgraded& connection, websocket_options options,
   auto s = ws.state_;
   s->arm();
   spawn([](std::shared_ptr<state> s) -> task<void> { co_await s->writer(); }(s));
-  auto ended = std::make_shared<channel<std::monostate>>();
-  spawn(stop_watch(ended, s->rt, [weak = s->self]() {
-    if (auto s = weak.lock())
-      s->queue_close(close_code::going_away, "server shutting down");
-  }));
+  spawn([](std::shared_ptr<state> s) -> task<void> { co_await s->stop_watch(); }(s));
 
   try {
     co_await session(ws);
@@ -648,7 +643,8 @@ task<void> websocket::run(upgraded& connection, websocket_options options,
   while (co_await s->receive()) {
   }
   co_await s->writer_done.receive();
-  ended->close();
+  s->ended.close();
+  co_await s->watch_done.receive();
   s->timer.cancel();
   std::error_code ignored;
   s->socket.shutdown(tcp::socket::shutdown_both, ignored);
