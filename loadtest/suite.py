@@ -174,15 +174,33 @@ def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None):
             "non2xx": r["non2xx"], "command": " ".join(cmd)}
 
 
-def load_client(bins, tool, args):
+def load_client(bins, tool, args, server=None):
+    """Runs one of our load clients. They print "window: start" and "window:
+    end" as the measured window opens and closes: the server's CPU time is
+    sampled there, so connecting, warming up and the tail are not counted
+    against the requests of the window."""
     cmd = pinned(LOAD_CORE, [os.path.join(bins, tool)] + [str(a) for a in args])
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    window = {}
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        stdout = []
+        for line in proc.stdout:
+            mark = line.strip()
+            if server and mark in ("window: start", "window: end"):
+                window[mark] = (cpu_ticks(server.proc.pid), user_ticks(server.proc.pid))
+            stdout.append(line)
+        proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    lines = [l for l in stdout if l.startswith("{")]
     if not lines:
-        raise Failure(f"{tool} failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
+        raise Failure(f"{tool} failed ({' '.join(cmd)}):\n{''.join(stdout)}{stderr}")
     r = json.loads(lines[-1])
     r["command"] = " ".join(cmd)
-    r["stderr_tail"] = out.stderr[-2000:]
+    r["stderr_tail"] = stderr[-2000:]
+    if len(window) == 2:
+        (used0, user0), (used1, user1) = window["window: start"], window["window: end"]
+        r["window_ticks"] = (used1 - used0, user1 - user0)
     return r
 
 
@@ -232,6 +250,7 @@ def measured(server, run):
     before, user_before = cpu_ticks(server.proc.pid), user_ticks(server.proc.pid)
     r = run()
     used, user = cpu_ticks(server.proc.pid) - before, user_ticks(server.proc.pid) - user_before
+    used, user = r.pop("window_ticks", None) or (used, user)  # our load clients say when they measure
     r["cpu_us_per_req"] = used / TICK * 1e6 / max(r["requests"], 1)
     r["user_cpu_us_per_req"] = user / TICK * 1e6 / max(r["requests"], 1)
     return r
@@ -410,11 +429,13 @@ def scenario_echo(ctx):
         servers += [s] if s else []
 
     def run(s, seconds):
-        r = load_client(ctx.bins, "coronet-load-echo", ["--target", f"127.0.0.1:{s.port}", "--connections", 64,
-                                                        "--size", 64, "--seconds", seconds, "--warmup", 0.5])
+        r = load_client(ctx.bins, "coronet-load-echo",
+                        ["--target", f"127.0.0.1:{s.port}", "--connections", 64, "--size", 64,
+                         "--seconds", seconds, "--warmup", 0.5], server=s)
         return {"rps": r["messages_per_second"], "requests": r["messages"], "p50_ms": r["p50_us"] / 1000,
                 "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
-                "socket_errors": r["errors"], "non2xx": r["mismatches"], "command": r["command"]}
+                "socket_errors": r["errors"], "non2xx": r["mismatches"], "command": r["command"],
+                "window_ticks": r.get("window_ticks")}
 
     # Echoed bytes that differ are counted as non-2xx, which --quick fails on.
     return run_cases(ctx, [("64 conns x 64 B", s, lambda secs, s=s: run(s, secs)) for s in servers])
@@ -436,12 +457,13 @@ def scenario_chat(ctx):
         r = load_client(ctx.bins, "coronet-load-chat",
                         ["--target", f"127.0.0.1:{s.port}", "--clients", clients, "--rate", rate,
                          "--seconds", secs, "--warmup", 1, "--silent", silent, "--size", 200,
-                         "--room", f"r{next(counter)}"])
+                         "--room", f"r{next(counter)}"], server=s)
         return {"rps": r["deliveries_per_second"], "requests": r["delivered"], "p50_ms": r["p50_us"] / 1000,
                 "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
                 "socket_errors": r["connect_errors"] + r["dropped_readers"], "non2xx": r["error_lines"],
                 "delivery_ratio": r["delivery_ratio"], "sent": r["sent"], "clients": clients,
-                "silent": r["silent"], "rss_kib_after": status_kib(s.proc.pid, "VmRSS"), "command": r["command"]}
+                "silent": r["silent"], "rss_kib_after": status_kib(s.proc.pid, "VmRSS"), "command": r["command"],
+                "window_ticks": r.get("window_ticks")}
 
     cases = []
     for s in servers:

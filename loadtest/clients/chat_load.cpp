@@ -238,6 +238,8 @@ int main(int argc, char** argv)
         paced.done();
       }(std::move(mine), rate / static_cast<double>(rt.size()), s, paced));
     }
+    paced.add(1);
+    rt.spawn(0, load::announce_window(s.start, s.end, paced));
     co_await paced.wait();
     co_await coronet::sleep_for(1s); // the last deliveries
   }(rt, all, rate, s));

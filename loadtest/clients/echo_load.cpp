@@ -71,9 +71,10 @@ coronet::task<void> run(coronet::runtime& rt, tcp::endpoint at, int connections,
   auto start = load::clock::now() + std::chrono::duration_cast<load::clock::duration>(std::chrono::duration<double>(warmup));
   auto end = start + std::chrono::duration_cast<load::clock::duration>(std::chrono::duration<double>(seconds));
   coronet::wait_group wg;
-  wg.add(connections);
+  wg.add(connections + 1);
   for (int i = 0; i < connections; ++i)
     rt.spawn(connection(at, size, start, end, t, wg));
+  rt.spawn(load::announce_window(start, end, wg));
   co_await wg.wait();
 }
 

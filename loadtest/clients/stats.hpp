@@ -8,11 +8,29 @@
 #include <string>
 #include <vector>
 
+#include <coronet/sync/wait_group.hpp>
+#include <coronet/time.hpp>
 #include <fmt/format.h>
+
+#include <cstdio>
 
 namespace load {
 
 using clock = std::chrono::steady_clock;
+
+// Prints "window: start" and "window: end" on stdout as the measured window
+// opens and closes, so whoever watches the server (loadtest/suite.py) takes
+// its CPU time over the same window; then counts itself done in `wg`.
+inline coronet::task<void> announce_window(clock::time_point start, clock::time_point end, coronet::wait_group& wg)
+{
+  co_await coronet::sleep_until(start);
+  std::printf("window: start\n");
+  std::fflush(stdout);
+  co_await coronet::sleep_until(end);
+  std::printf("window: end\n");
+  std::fflush(stdout);
+  wg.done();
+}
 
 // Samples in microseconds. Each task keeps its own and merges once at the end.
 class latencies {
