@@ -18,7 +18,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <random>
 
 namespace http = coronet::http;
@@ -68,17 +67,6 @@ settings read_settings(const coronet::config& cfg)
   if (s.error_rate < 0 || s.error_rate > 1)
     cfg.fail("backend.error_rate", "must be between 0 and 1");
   return s;
-}
-
-std::int64_t parse_id(std::optional<std::string_view> text)
-{
-  std::int64_t id = 0;
-  if (!text)
-    throw http::error{http::status::bad_request, "missing id"};
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
-  if (ec != std::errc{} || end != text->data() + text->size() || id <= 0)
-    throw http::error{http::status::bad_request, "id must be a positive integer"};
-  return id;
 }
 
 // A small, well-mixed hash so the made-up data looks varied but never changes.
@@ -154,20 +142,19 @@ int main(int argc, char** argv)
   const settings* at = &s;
   if (s.role == "users") {
     router.get("/users/{id}", [at](http::request& req) -> task<http::response> {
-      auto id = parse_id(req.param("id"));
+      auto id = http::positive_integer(req.param("id"), "id");
       co_await behave(*at);
       co_return answer(user(id));
     });
   } else if (s.role == "orders") {
     router.get("/orders", [at](http::request& req) -> task<http::response> {
-      auto given = req.query("user");
-      auto id = parse_id(given ? std::optional<std::string_view>{*given} : std::nullopt);
+      auto id = http::positive_integer(req.query("user"), "user");
       co_await behave(*at);
       co_return answer(orders(id));
     });
   } else {
     router.get("/recommendations/{id}", [at](http::request& req) -> task<http::response> {
-      auto id = parse_id(req.param("id"));
+      auto id = http::positive_integer(req.param("id"), "id");
       co_await behave(*at);
       co_return answer(recommendations(id));
     });

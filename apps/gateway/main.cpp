@@ -22,7 +22,6 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <charconv>
 #include <optional>
 
 namespace http = coronet::http;
@@ -128,15 +127,6 @@ task<void> call(gateway& g, service which, std::string url, http::request_option
   results.try_send(std::move(p));
 }
 
-std::int64_t parse_id(std::optional<std::string_view> text)
-{
-  std::int64_t id = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), id);
-  if (ec != std::errc{} || end != text->data() + text->size() || id <= 0)
-    throw http::error{http::status::bad_request, "user id must be a positive integer"};
-  return id;
-}
-
 http::response json_answer(http::status s, const json& body)
 {
   return http::response::json(s, body.dump());
@@ -144,7 +134,7 @@ http::response json_answer(http::status s, const json& body)
 
 task<http::response> dashboard(gateway& g, http::request& req)
 {
-  auto id = parse_id(req.param("id"));
+  auto id = http::positive_integer(req.param("id"), "user id");
   auto deadline = coronet::clock::now() + g.s.request_timeout;
   const std::array<std::string, 3> urls{
     fmt::format("{}/users/{}", g.s.base[users], id),

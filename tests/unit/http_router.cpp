@@ -211,3 +211,20 @@ TEST_CASE("request_ids: keeps a sane incoming id, replaces a hostile one, echoes
   auto second = run(r, make("GET", "/x"));
   CHECK(first.headers.get("X-Request-Id") != second.headers.get("X-Request-Id"));
 }
+
+TEST_CASE("positive_integer: an id from a route or query parameter, or a 400 that names it")
+{
+  CHECK(http::positive_integer(std::optional<std::string_view>{"42"}, "user id") == 42);
+  CHECK(http::positive_integer(std::optional<std::string>{"9223372036854775807"}, "user") == INT64_MAX);
+  for (const char* bad : {"", "0", "-3", "7x", " 7", "+7", "1.5", "99999999999999999999"}) {
+    CAPTURE(bad);
+    try {
+      http::positive_integer(std::optional<std::string_view>{bad}, "user id");
+      FAIL("accepted");
+    } catch (const http::error& e) {
+      CHECK(e.status() == http::status::bad_request);
+      CHECK(std::string(e.what()) == "user id must be a positive integer");
+    }
+  }
+  CHECK_THROWS_AS(http::positive_integer(std::optional<std::string>{}, "user"), http::error);
+}

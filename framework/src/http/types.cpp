@@ -1,9 +1,12 @@
+#include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/request.hpp>
 #include <coronet/http/status.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <string>
 
 namespace coronet::http {
 
@@ -118,6 +121,22 @@ std::optional<std::string> percent_decode(std::string_view text, bool plus_is_sp
     }
   }
   return out;
+}
+
+std::int64_t positive_integer(std::optional<std::string_view> text, std::string_view what)
+{
+  std::int64_t n = 0;
+  if (text) {
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+    if (ec == std::errc{} && end == text->data() + text->size() && n > 0)
+      return n;
+  }
+  throw error{status::bad_request, std::string(what) + " must be a positive integer"};
+}
+
+std::int64_t positive_integer(const std::optional<std::string>& text, std::string_view what)
+{
+  return positive_integer(text ? std::optional<std::string_view>{*text} : std::nullopt, what);
 }
 
 std::optional<std::string> request::query(std::string_view name) const

@@ -2,6 +2,7 @@
 // An HTTP/1.1 request as a handler sees it.
 #include <coronet/http/headers.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +59,13 @@ struct request {
   std::optional<std::string> query(std::string_view name) const;
   std::optional<std::string_view> header(std::string_view name) const noexcept { return headers.get(name); }
 };
+
+// A route or query parameter as a positive integer (an id): throws
+// http::error 400 "<what> must be a positive integer" when it is absent or is
+// not one, which the server answers as a 400 with that message.
+//   auto id = http::positive_integer(req.param("id"), "user id");
+std::int64_t positive_integer(std::optional<std::string_view> text, std::string_view what);
+std::int64_t positive_integer(const std::optional<std::string>& text, std::string_view what);
 
 // Percent-decodes `text` ('+' as space when `plus_is_space`); std::nullopt
 // for a malformed escape.
