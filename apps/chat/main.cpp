@@ -9,12 +9,11 @@
 #include <coronet/http/websocket.hpp>
 #include <coronet/net/idle_watch.hpp>
 #include <coronet/net/tcp_server.hpp>
+#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
-#include <coronet/time.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -50,7 +49,7 @@ coronet::task<void> tcp_writer(tcp::socket& socket, std::shared_ptr<chat::client
   bool failed = false;
   auto write = [&]() -> coronet::task<void> {
     try {
-      co_await coronet::with_timeout(asio::async_write(socket, asio::buffer(batch), asio::use_awaitable), timeout);
+      co_await coronet::net::write_all(socket, asio::buffer(batch), timeout);
     } catch (const std::exception& e) {
       spdlog::debug("client {}: write failed: {}", c->id, e.what());
       failed = true;

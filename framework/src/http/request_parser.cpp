@@ -150,8 +150,12 @@ int request_parser::on_header_value_complete(llhttp_t* p)
 bool request_parser::finish_target()
 {
   std::string_view t = current_.target;
-  if (t == "*")
-    return current_.method == "OPTIONS" && (current_.path = "*", true);
+  if (t == "*") {
+    if (current_.method != "OPTIONS")
+      return false;
+    current_.path.assign(1, '*');
+    return true;
+  }
   if (t.empty() || t.front() != '/') {
     auto scheme = t.find("://");
     if (scheme == std::string_view::npos || scheme == 0)

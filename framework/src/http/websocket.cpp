@@ -2,6 +2,7 @@
 
 #include <coronet/config.hpp>
 #include <coronet/http/upgrade.hpp>
+#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/select.hpp>
 #include <coronet/time.hpp>
@@ -11,7 +12,6 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -538,25 +538,16 @@ struct websocket::state {
       }
       if (broken)
         continue; // drain: the queue must not block senders
-      std::error_code ec;
-      std::size_t sent = socket.write_some(asio::buffer(batch), ec); // the socket is non-blocking
-      if (ec == asio::error::would_block) {
-        ec.clear();
-        sent = 0;
+      bool failed = false;
+      try {
+        co_await net::write_all(socket, asio::buffer(batch), options.write_timeout);
+      } catch (const timeout_error&) {
+        spdlog::debug("websocket: peer reads nothing for {} ms, dropped", options.write_timeout.count());
+        failed = true;
+      } catch (const std::system_error&) {
+        failed = true;
       }
-      if (!ec && sent < batch.size()) {
-        try {
-          co_await with_timeout(asio::async_write(socket, asio::buffer(batch.data() + sent, batch.size() - sent),
-                                  asio::use_awaitable),
-            options.write_timeout);
-        } catch (const timeout_error&) {
-          spdlog::debug("websocket: peer reads nothing for {} ms, dropped", options.write_timeout.count());
-          ec = make_error_code(errc::timed_out);
-        } catch (const std::system_error& e) {
-          ec = e.code();
-        }
-      }
-      if (ec) {
+      if (failed) {
         break_connection();
         out.close();
       }
