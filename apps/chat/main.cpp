@@ -14,8 +14,6 @@
 #include <coronet/sync/wait_group.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/post.hpp>
-#include <asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -60,11 +58,6 @@ coronet::task<void> tcp_writer(tcp::socket& socket, std::shared_ptr<chat::client
   while (auto l = co_await c->outbox.receive()) {
     if (failed || (c->ending() && c->drop_queued()))
       continue; // drain without writing
-    // Write after the worker's next turn through its reactor, so the rest of
-    // the fan-out runs first and what it queued meanwhile goes out in this
-    // write. Measured with 10,000 clients (loadtest/NOTES.md): writing at
-    // once fell behind, half the lines arriving seconds late.
-    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     batch.assign(**l).push_back('\n');
     while (batch.size() < 16 * 1024) {
       auto more = c->outbox.try_receive();
