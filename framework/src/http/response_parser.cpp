@@ -13,19 +13,29 @@ response_parser& self(llhttp_t* p)
 
 } // namespace
 
+// The callbacks are the same for every parser: one table for all.
+const llhttp_settings_t& response_parser::settings()
+{
+  static const llhttp_settings_t table = [] {
+    llhttp_settings_t t;
+    llhttp_settings_init(&t);
+    t.on_message_begin = on_message_begin;
+    t.on_status = on_status;
+    t.on_header_field = on_header_field;
+    t.on_header_value = on_header_value;
+    t.on_header_value_complete = on_header_value_complete;
+    t.on_headers_complete = on_headers_complete;
+    t.on_body = on_body;
+    t.on_message_complete = on_message_complete;
+    return t;
+  }();
+  return table;
+}
+
 response_parser::response_parser(std::size_t max_header_bytes, std::size_t max_body_bytes, bool head_request)
   : max_header_bytes_(max_header_bytes), max_body_bytes_(max_body_bytes), head_(head_request)
 {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = on_message_begin;
-  settings_.on_status = on_status;
-  settings_.on_header_field = on_header_field;
-  settings_.on_header_value = on_header_value;
-  settings_.on_header_value_complete = on_header_value_complete;
-  settings_.on_headers_complete = on_headers_complete;
-  settings_.on_body = on_body;
-  settings_.on_message_complete = on_message_complete;
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
+  llhttp_init(&parser_, HTTP_RESPONSE, &settings());
   parser_.data = this;
 }
 

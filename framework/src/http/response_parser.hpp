@@ -46,12 +46,12 @@ private:
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, std::size_t n);
   static int on_message_complete(llhttp_t* p);
+  static const llhttp_settings_t& settings();
   int fail(std::string message, bool too_large);
   result check(llhttp_errno_t err);
 
   std::size_t max_header_bytes_, max_body_bytes_;
   bool head_;
-  llhttp_settings_t settings_;
   llhttp_t parser_;
   parsed_response current_;
   std::string field_, value_;
