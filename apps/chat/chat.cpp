@@ -60,6 +60,7 @@ coronet::task<void> room::run(std::shared_ptr<room> self, coronet::wait_group& r
     co_await serve(*self);
   } catch (const std::exception& e) {
     spdlog::error("room {} failed: {}", self->name, e.what());
+    self->inbox.close(); // its members' sends fail instead of waiting forever
   }
   running.done();
 }

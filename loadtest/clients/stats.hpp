@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -11,8 +12,6 @@
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>
 #include <fmt/format.h>
-
-#include <cstdio>
 
 namespace load {
 

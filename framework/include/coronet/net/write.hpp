@@ -6,9 +6,9 @@
 // The write is tried at once (the socket is switched to non-blocking mode);
 // only what the socket buffer cannot take is awaited in the reactor, under
 // `timeout`: a peer that reads nothing for that long gets
-// coronet::timeout_error. A failed write throws std::system_error. With_timeout
-// around every write would arm a timer and start a task each time, which is
-// what a connection that writes often should not pay for. Use it from the
+// coronet::timeout_error. A failed write throws std::system_error. (Wrapping
+// every write in with_timeout would start a task and arm a timer each time,
+// which a connection that writes often should not pay for.) Use it from the
 // socket's worker, one writer at a time.
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
