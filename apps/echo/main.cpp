@@ -4,11 +4,11 @@
 #include <coronet/config.hpp>
 #include <coronet/net/idle_watch.hpp>
 #include <coronet/net/tcp_server.hpp>
+#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/udp.hpp>
-#include <asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -28,9 +28,9 @@ udp = false                 # also echo UDP datagrams on the same port
 )";
 
 // Echoes until the client leaves or stays silent for `idle`. Reads and
-// writes are tried at once (the socket is non-blocking) and only wait in the
-// reactor when they must; the idle timeout is one timer per connection, not
-// one per read.
+// writes (net::write_all) are tried at once (the socket is non-blocking) and
+// only wait in the reactor when they must; the idle timeout is one timer per
+// connection, not one per read.
 coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::milliseconds idle)
 {
   constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -45,14 +45,11 @@ coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::millisecond
     if (ec)
       break; // EOF, reset, or idle (operation_aborted)
     watch.touch();
-    std::size_t sent = socket.write_some(asio::buffer(buffer.data(), n), ec);
-    if (ec == asio::error::would_block) {
-      ec.clear();
-      sent = 0;
+    try {
+      co_await coronet::net::write_all(socket, asio::buffer(buffer.data(), n), idle); // a slow reader: up to `idle`
+    } catch (const std::exception&) {
+      break; // gone, or read nothing for `idle`
     }
-    if (!ec && sent < n) // the client reads slowly: wait, as long as it is not idle
-      std::tie(ec, std::ignore) = co_await asio::async_write(socket, asio::buffer(buffer.data() + sent, n - sent),
-        watch.bind(use_tuple));
   }
 }
 
