@@ -16,6 +16,11 @@ coronet_require(tomlplusplus libtomlplusplus-dev)
 coronet_require(CLI11 libcli11-dev)
 coronet_require(nlohmann_json nlohmann-json3-dev)
 
+find_package(OpenSSL 3 QUIET)
+if(NOT OpenSSL_FOUND)
+  message(FATAL_ERROR "coronet needs OpenSSL 3: install the Debian package 'libssl-dev' (scripts/setup.sh installs everything).")
+endif()
+
 include(coronet_asio)
 
 # llhttp: a system library when the distribution has one, else a static

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 packages=(
-  g++ cmake make pkg-config ccache ca-certificates
+  g++ cmake make pkg-config ccache ca-certificates libssl-dev openssl
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk

@@ -7,9 +7,8 @@
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/http/websocket.hpp>
-#include <coronet/net/idle_watch.hpp>
+#include <coronet/net/stream.hpp>
 #include <coronet/net/tcp_server.hpp>
-#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
 
@@ -42,16 +41,14 @@ shutdown_timeout_ms = 5000     # on SIGINT/SIGTERM, how long clients get to leav
 // Writes each line of the outbox to the socket, gathering what is queued
 // into one write; then the farewell line, then shuts the socket down, which
 // ends the reader too.
-coronet::task<void> tcp_writer(tcp::socket& socket, std::shared_ptr<chat::client> c,
-  std::chrono::milliseconds timeout, coronet::channel<std::monostate> done)
+coronet::task<void> tcp_writer(coronet::net::stream& s, std::shared_ptr<chat::client> c,
+  coronet::channel<std::monostate> done)
 {
   std::string batch;
   bool failed = false;
   auto write = [&]() -> coronet::task<void> {
-    try {
-      co_await coronet::net::write_all(socket, asio::buffer(batch), timeout);
-    } catch (const std::exception& e) {
-      spdlog::debug("client {}: write failed: {}", c->id, e.what());
+    if (auto ec = co_await s.write(asio::buffer(batch))) {
+      spdlog::debug("client {}: write failed: {}", c->id, ec.message());
       failed = true;
     }
   };
@@ -73,14 +70,13 @@ coronet::task<void> tcp_writer(tcp::socket& socket, std::shared_ptr<chat::client
     batch.assign(c->farewell()).push_back('\n');
     co_await write();
   }
-  std::error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  s.shut_down();
   done.close();
 }
 
 // One TCP client: reads lines (at most max_line_bytes; longer ones are
 // reported and skipped) and hands them to the session.
-coronet::task<void> tcp_client(tcp::socket& socket, chat::hub& hub)
+coronet::task<void> tcp_client(coronet::net::stream& s, chat::hub& hub)
 {
   auto c = hub.connect();
   if (!c)
@@ -88,24 +84,23 @@ coronet::task<void> tcp_client(tcp::socket& socket, chat::hub& hub)
   const auto& cfg = hub.config();
   chat::session session{hub, c};
   coronet::channel<std::monostate> writer_done;
-  coronet::spawn(tcp_writer(socket, c, cfg.write_timeout, writer_done));
+  s.set_write_timeout(cfg.write_timeout);
+  coronet::spawn(tcp_writer(s, c, writer_done));
   session.reply(std::string(chat::welcome));
 
   std::array<char, 512> buffer;
   std::string pending;      // a line not yet complete
   bool overlong = false;    // skipping the rest of a line that was too long
   bool quit = false;
-  coronet::net::idle_watch watch{socket.get_executor(), cfg.idle_timeout};
   while (!quit) {
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer),
-      watch.bind(asio::experimental::as_tuple(asio::use_awaitable)));
-    if (watch.expired()) {
+    s.set_read_deadline(coronet::clock::now() + cfg.idle_timeout); // later each time: no timer work
+    auto [ec, n] = co_await s.read_some(asio::buffer(buffer));
+    if (ec == coronet::net::timed_out) {
       c->end("error: idle too long, disconnected", chat::close_normal);
       break;
     }
     if (ec)
       break; // gone, or shut down by the writer
-    watch.touch();
     std::string_view data{buffer.data(), n};
     while (!data.empty() && !quit) {
       auto newline = data.find('\n');
@@ -200,9 +195,9 @@ coronet::task<void> serve_tcp(coronet::runtime& rt, coronet::net::tcp_options op
   coronet::wait_group& wg)
 {
   try {
-    co_await coronet::net::serve_tcp(rt, options, [&hub](tcp::socket& s) { return tcp_client(s, hub); });
-  } catch (const std::system_error& e) {
-    spdlog::critical("cannot serve on {}: {}", options.listen, e.code().message());
+    co_await coronet::net::serve_tcp(rt, options, [&hub](coronet::net::stream& s) { return tcp_client(s, hub); });
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
     rt.request_stop();
   }
   wg.done();

@@ -2,9 +2,8 @@
 // a connection idle for echo.idle_timeout_ms is closed. With echo.udp, it
 // also echoes UDP datagrams on the same port (one socket per worker).
 #include <coronet/config.hpp>
-#include <coronet/net/idle_watch.hpp>
+#include <coronet/net/stream.hpp>
 #include <coronet/net/tcp_server.hpp>
-#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 
 #include <asio/experimental/as_tuple.hpp>
@@ -27,29 +26,20 @@ shutdown_timeout_ms = 10000 # on SIGINT/SIGTERM, how long clients get to leave
 udp = false                 # also echo UDP datagrams on the same port
 )";
 
-// Echoes until the client leaves or stays silent for `idle`. Reads and
-// writes (net::write_all) are tried at once (the socket is non-blocking) and
-// only wait in the reactor when they must; the idle timeout is one timer per
-// connection, not one per read.
-coronet::task<void> echo(asio::ip::tcp::socket& socket, std::chrono::milliseconds idle)
+// Echoes until the client leaves or stays silent for `idle`. The stream
+// tries reads and writes at once and waits in the reactor only when it
+// must; moving the read deadline on each read costs no timer work.
+coronet::task<void> echo(coronet::net::stream& s, std::chrono::milliseconds idle)
 {
-  constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
   std::array<char, 16 * 1024> buffer;
-  coronet::net::idle_watch watch{socket.get_executor(), idle};
-  std::error_code ec;
-  socket.non_blocking(true, ec);
-  while (!ec && !watch.expired()) {
-    std::size_t n = socket.read_some(asio::buffer(buffer), ec);
-    if (ec == asio::error::would_block)
-      std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(buffer), watch.bind(use_tuple));
+  s.set_write_timeout(idle); // a client that reads nothing for `idle` is gone too
+  for (;;) {
+    s.set_read_deadline(coronet::clock::now() + idle);
+    auto [ec, n] = co_await s.read_some(asio::buffer(buffer));
     if (ec)
-      break; // EOF, reset, or idle (operation_aborted)
-    watch.touch();
-    try {
-      co_await coronet::net::write_all(socket, asio::buffer(buffer.data(), n), idle); // a slow reader: up to `idle`
-    } catch (const std::exception&) {
-      break; // gone, or read nothing for `idle`
-    }
+      break; // EOF, reset, or idle
+    if (co_await s.write(asio::buffer(buffer.data(), n)))
+      break;
   }
 }
 
@@ -142,13 +132,13 @@ int main(int argc, char** argv)
       return 1;
     }
   }
-  auto handler = [idle](asio::ip::tcp::socket& s) { return echo(s, idle); };
+  auto handler = [idle](coronet::net::stream& s) { return echo(s, idle); };
   return rt.run_until_signal([](coronet::runtime& rt, coronet::net::tcp_options options,
                                coronet::net::connection_handler handler) -> coronet::task<void> {
     try {
       co_await coronet::net::serve_tcp(rt, options, std::move(handler));
-    } catch (const std::system_error& e) {
-      spdlog::critical("cannot serve on {}: {}", options.listen, e.code().message());
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
       throw;
     }
   }(rt, options, handler));

@@ -45,14 +45,6 @@ request_timeout_ms = 1000  # the whole dashboard request
 users = "http://127.0.0.1:8081"
 orders = "http://127.0.0.1:8082"
 recommendations = "http://127.0.0.1:8083"
-
-[client]
-max_connections_per_host = 256  # per worker; calls past it wait for a free one
-max_idle_per_host = 256         # per worker; kept open for reuse
-connect_timeout_ms = 1000
-request_timeout_ms = 10000      # default budget of a call (the gateway sets its own)
-idle_timeout_ms = 30000         # a pooled connection unused this long is not reused
-max_response_body_bytes = 16777216
 )";
 
 enum service { users, orders, recommendations };
@@ -72,9 +64,9 @@ settings read_settings(const coronet::config& cfg)
   for (std::size_t i = 0; i < service_names.size(); ++i) {
     auto key = std::string("backends.") + service_names[i];
     s.base[i] = cfg.get_string(key);
-    if (s.base[i].rfind("http://", 0) != 0)
-      cfg.fail(key, "must be an http:// URL");
-    while (s.base[i].size() > 7 && s.base[i].back() == '/')
+    if (s.base[i].rfind("http://", 0) != 0 && s.base[i].rfind("https://", 0) != 0)
+      cfg.fail(key, "must be an http:// or https:// URL");
+    while (s.base[i].size() > 8 && s.base[i].back() == '/')
       s.base[i].pop_back();
   }
   return s;

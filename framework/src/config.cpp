@@ -44,6 +44,25 @@ write_timeout_ms = 30000       # a response not written in time -> close
 max_connections = 10000        # at the limit, accepting pauses
 shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests get
 
+[tls]
+cert_file = ""                 # PEM certificate (chain); with key_file, the listener speaks TLS
+key_file = ""                  # PEM private key; SIGHUP reloads both for new connections
+client_ca_file = ""            # when set, clients must present a certificate this CA signed (mTLS)
+min_version = "1.2"            # "1.2" or "1.3"
+handshake_timeout_ms = 10000   # a handshake not done in time closes the connection
+
+[client]
+max_connections_per_host = 256 # per worker; calls past it wait for a free one
+max_idle_per_host = 256        # per worker; kept open for reuse
+connect_timeout_ms = 1000      # TCP connect, and the TLS handshake after it
+request_timeout_ms = 10000     # default budget of a call, connect to last byte
+idle_timeout_ms = 30000        # a pooled connection unused this long is not reused
+max_response_body_bytes = 16777216
+ca_file = ""                   # PEM CAs to trust for https://; empty: the system's store
+cert_file = ""                 # a client certificate to present (mTLS), PEM
+key_file = ""                  # its private key, PEM
+insecure_skip_verify = false   # trust any server certificate (logged as a warning)
+
 [ws]
 max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009
 send_queue_messages = 64       # messages waiting to go out; then send() waits

@@ -1,6 +1,7 @@
 #include <coronet/runtime.hpp>
 
 #include <coronet/config.hpp>
+#include <coronet/error.hpp>
 #include <coronet/detail/parked_op.hpp>
 #include <coronet/detail/worker.hpp>
 
@@ -397,6 +398,30 @@ void runtime::request_stop()
     spdlog::info("stopping: draining in-flight work");
 }
 
+void runtime::on_reload(std::function<void()> f)
+{
+  std::lock_guard lock{reload_mutex_};
+  reloaders_.push_back(std::move(f));
+}
+
+namespace {
+
+// A service that could not start: exit status 2, as for a bad flag.
+bool exits_with_2(std::exception_ptr e)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const config_error&) {
+    return true;
+  } catch (const startup_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+} // namespace
+
 int runtime::run_until_signal(task<void> main)
 {
   std::mutex mutex;
@@ -412,10 +437,22 @@ int runtime::run_until_signal(task<void> main)
     finished_cv.notify_all();
   };
 
-  auto signals = std::make_unique<asio::signal_set>(workers_[0]->context(), SIGINT, SIGTERM);
+  auto signals = std::make_unique<asio::signal_set>(workers_[0]->context(), SIGINT, SIGTERM, SIGHUP);
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signo) {
     if (ec)
       return;
+    if (signo == SIGHUP) {
+      std::vector<std::function<void()>> reloaders;
+      {
+        std::lock_guard lock{reload_mutex_};
+        reloaders = reloaders_;
+      }
+      spdlog::info("received SIGHUP: {} to reload", reloaders.empty() ? "nothing" : "reloading");
+      for (auto& f : reloaders)
+        f();
+      signals->async_wait(on_signal);
+      return;
+    }
     if (!stop_requested()) {
       spdlog::info("received signal {}", signo);
       request_stop();
@@ -431,7 +468,7 @@ int runtime::run_until_signal(task<void> main)
   w0.counters().spawned_remote.fetch_add(1, std::memory_order_relaxed);
   asio::co_spawn(w0.context(), std::move(main), [&](std::exception_ptr e) {
     spawn_completion{&w0}(e);
-    finish(e ? 1 : 0);
+    finish(!e ? 0 : exits_with_2(e) ? 2 : 1);
   });
 
   std::unique_lock lock{mutex};

@@ -26,6 +26,13 @@ public:
   timeout_error() : std::system_error(make_error_code(errc::timed_out)) {}
 };
 
+// A service cannot start: its address is in use, a file it needs cannot be
+// used. run_until_signal exits with status 2 on it, as on a config_error.
+class startup_error final : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 } // namespace coronet
 
 template <>

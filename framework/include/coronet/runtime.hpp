@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <future>
 #include <memory>
 #include <optional>
@@ -85,9 +86,15 @@ public:
 
   // Runs `main` on worker 0 until it finishes. The first SIGINT/SIGTERM
   // requests a graceful stop (done() closes; servers stop accepting and
-  // drain); a second one stops at once. Returns 0 when `main` finished
-  // normally, 1 when it threw (logged), 130 after a forced stop.
+  // drain); a second one stops at once. SIGHUP runs the on_reload()
+  // callbacks. Returns 0 when `main` finished normally, 2 when it threw a
+  // config_error or startup_error (a bad config, a port in use), 1 when it
+  // threw anything else (logged), 130 after a forced stop.
   int run_until_signal(task<void> main);
+
+  // Called on SIGHUP (on worker 0; it should not block for long), e.g. to
+  // load a rotated certificate. Callable from any thread.
+  void on_reload(std::function<void()> f);
 
   // Graceful stop: closes done(). Idempotent, callable from any thread.
   void request_stop();
@@ -117,6 +124,8 @@ private:
   std::atomic<std::size_t> next_{0};
   std::atomic<int> spinners_{0};
   channel<std::monostate> done_;
+  std::mutex reload_mutex_;
+  std::vector<std::function<void()>> reloaders_;
   asio::thread_pool blocking_;
 };
 

@@ -6,12 +6,13 @@
 
 #include "response_parser.hpp"
 
-#include <asio/connect.hpp>
-#include <asio/steady_timer.hpp>
+#include <coronet/net/stream.hpp>
+
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/write.hpp>
+#include <asio/ssl/error.hpp>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <atomic>
 #include <charconv>
@@ -36,6 +37,7 @@ std::string_view to_string(client_errc e) noexcept
   case client_errc::timeout: return "timeout";
   case client_errc::malformed_response: return "malformed_response";
   case client_errc::response_too_large: return "response_too_large";
+  case client_errc::tls: return "tls";
   }
   return "unknown";
 }
@@ -50,6 +52,8 @@ client_options client_options::from(const config& cfg)
   o.request_timeout = cfg.get_positive_ms("client.request_timeout_ms");
   o.idle_timeout = cfg.get_positive_ms("client.idle_timeout_ms");
   o.max_response_body_bytes = size("client.max_response_body_bytes");
+  o.tls = net::tls_client_options::from(cfg);
+  o.tls_context = net::make_client_tls(o.tls, &cfg);
   return o;
 }
 
@@ -58,22 +62,30 @@ namespace {
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 struct url_parts {
+  bool tls = false;
   std::string host;
   unsigned short port = 80;
-  std::string target; // "/path?query"
-  std::string key;    // "host:port", the pool's name
+  std::string target;    // "/path?query"
+  std::string authority; // "host:port" as in the URL, the Host header
+  std::string key;       // "https://host:port", the pool's name
 };
 
 url_parts parse_url(std::string_view url)
 {
   auto bad = [&](const char* why) { return client_error(client_errc::bad_url, fmt::format("bad URL '{}': {}", url, why)); };
-  constexpr std::string_view scheme = "http://";
-  if (url.substr(0, scheme.size()) != scheme)
-    throw bad("only http:// is supported");
-  auto rest = url.substr(scheme.size());
+  url_parts u;
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") {
+    rest = url.substr(7);
+  } else if (url.substr(0, 8) == "https://") {
+    rest = url.substr(8);
+    u.tls = true;
+    u.port = 443;
+  } else {
+    throw bad("only http:// and https:// are supported");
+  }
   auto slash = rest.find_first_of("/?");
   auto authority = rest.substr(0, slash);
-  url_parts u;
   u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (u.target.front() == '?')
     u.target.insert(0, "/");
@@ -105,7 +117,8 @@ url_parts parse_url(std::string_view url)
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
       throw bad("spaces or control characters in the path");
   u.host = std::string(host);
-  u.key = std::string(authority);
+  u.authority = std::string(authority);
+  u.key = (u.tls ? "https://" : "http://") + u.authority;
   return u;
 }
 
@@ -115,9 +128,12 @@ bool idempotent(std::string_view method)
 }
 
 struct connection {
-  explicit connection(const asio::any_io_executor& ex) : socket(ex), buffer(new char[buffer_size]) {}
+  connection(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> tls)
+    : stream(ex, std::move(tls)), buffer(new char[buffer_size])
+  {
+  }
   static constexpr std::size_t buffer_size = 8 * 1024;
-  tcp::socket socket;
+  net::stream stream;
   std::unique_ptr<char[]> buffer; // responses are read here; reused while the connection is
   clock::time_point idle_since;
 };
@@ -131,6 +147,7 @@ struct host_pool {
   std::vector<tcp::endpoint> endpoints;
   std::vector<std::unique_ptr<connection>> idle; // most recently used last
   channel<std::monostate> slots;                 // a token per connection in use
+  std::shared_ptr<SSL_SESSION> session;          // TLS: resumed by the next connection
 };
 
 // Gives the slot back however the exchange ends.
@@ -144,7 +161,7 @@ struct slot_guard {
 bool alive(connection& c)
 {
   char byte;
-  auto n = ::recv(c.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  auto n = ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -166,7 +183,11 @@ client_metrics& client_families()
 } // namespace
 
 struct client::state {
-  state(runtime& r, client_options o) : rt(r), options(o), pools(r.size()) {}
+  state(runtime& r, client_options o) : rt(r), options(std::move(o)), pools(r.size())
+  {
+    if (!options.tls_context)
+      options.tls_context = net::make_client_tls(options.tls);
+  }
   runtime& rt;
   client_options options;
   // Per worker: only that worker's thread touches its map.
@@ -192,7 +213,7 @@ std::string request_bytes(std::string_view method, const url_parts& u, const req
   wire.reserve(128 + o.body.size());
   wire.append(method).append(" ").append(u.target).append(" HTTP/1.1\r\n");
   if (!o.headers.contains("Host"))
-    wire.append("Host: ").append(u.key).append("\r\n");
+    wire.append("Host: ").append(u.authority).append("\r\n");
   for (auto& [name, value] : o.headers) {
     if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") || iequals(name, "Connection"))
       continue; // the client owns the framing
@@ -204,51 +225,11 @@ std::string request_bytes(std::string_view method, const url_parts& u, const req
   return wire;
 }
 
-task<std::error_code> connect_to(tcp::socket& socket, const std::vector<tcp::endpoint>& endpoints)
-{
-  auto [ec, at] = co_await asio::async_connect(socket, endpoints, use_tuple);
-  (void)at;
-  co_return ec;
-}
-
-// A call's deadline without a task or a parallel group per call: a timer
-// whose handler marks the call late and cancels the socket operation it is
-// waiting on. The call checks `fired` before each new operation.
-struct call_timer {
-  explicit call_timer(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
-  bool fired = false;
-  tcp::socket* waiting_on = nullptr;
-
-  static std::shared_ptr<call_timer> start(const asio::any_io_executor& ex, clock::time_point deadline)
-  {
-    auto t = std::make_shared<call_timer>(ex);
-    t->timer.expires_at(deadline);
-    t->timer.async_wait([t](std::error_code ec) {
-      if (ec || t->fired)
-        return;
-      t->fired = true;
-      if (t->waiting_on) {
-        std::error_code ignored;
-        t->waiting_on->cancel(ignored);
-      }
-    });
-    return t;
-  }
-  void stop()
-  {
-    waiting_on = nullptr;
-    timer.cancel();
-  }
-};
-
-// Stops the call's timer however the call ends.
-struct call_timer_guard {
-  call_timer& t;
-  ~call_timer_guard() { t.stop(); }
-};
-
-task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u, call_timer& late)
+// A new connection: resolved (once per pool), connected, and for https://
+// the TLS handshake, with the session of an earlier connection resumed.
+// All of it within the connect timeout and the call's deadline.
+task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u,
+  clock::time_point deadline)
 {
   auto executor = co_await asio::this_coro::executor;
   if (pool.endpoints.empty()) {
@@ -265,39 +246,58 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
         pool.endpoints.push_back(r.endpoint());
     }
   }
-  auto c = std::make_unique<connection>(executor);
-  std::error_code ec;
-  late.waiting_on = &c->socket;
-  try {
-    auto op = connect_to(c->socket, pool.endpoints);
-    ec = co_await with_timeout(std::move(op), st.options.connect_timeout);
-  } catch (const timeout_error&) {
-    late.waiting_on = nullptr;
-    throw client_error(client_errc::timeout,
-      fmt::format("{}: connect timed out after {} ms", u.key, st.options.connect_timeout.count()));
-  }
-  late.waiting_on = nullptr;
-  if (late.fired)
-    throw client_error(client_errc::timeout, fmt::format("{}: the call's time ran out while connecting", u.key));
+  auto c = std::make_unique<connection>(executor, u.tls ? st.options.tls_context : nullptr);
+  auto connect_by = std::min(deadline, clock::now() + st.options.connect_timeout);
+  c->stream.set_write_deadline(connect_by);
+  c->stream.set_read_deadline(connect_by);
+  auto timed_out = [&](std::string_view what) {
+    return connect_by == deadline
+      ? client_error(client_errc::timeout, fmt::format("{}: the call's time ran out while {}", u.key, what))
+      : client_error(client_errc::timeout,
+          fmt::format("{}: {} timed out after {} ms", u.key, what, st.options.connect_timeout.count()));
+  };
+  auto ec = co_await c->stream.connect(pool.endpoints);
+  if (ec == net::timed_out)
+    throw timed_out("connecting");
   if (ec == asio::error::connection_refused)
     throw client_error(client_errc::refused, fmt::format("{}: connection refused", u.key));
   if (ec) {
     pool.endpoints.clear(); // resolve again next time
     throw client_error(client_errc::connect_failed, fmt::format("{}: connect failed: {}", u.key, ec.message()));
   }
-  c->socket.set_option(tcp::no_delay(true), ec);
+  if (u.tls) {
+    auto* ssl = static_cast<SSL*>(c->stream.native_tls());
+    if (pool.session)
+      SSL_set_session(ssl, pool.session.get());
+    ec = co_await c->stream.handshake(u.host);
+    if (ec == net::timed_out)
+      throw timed_out("in the TLS handshake");
+    if (ec) // a certificate that does not verify, no common version...: not retried
+      throw client_error(client_errc::tls, fmt::format("{}: TLS handshake failed: {}", u.key,
+        net::tls_error_message(ec, ssl)));
+  }
   st.connects.fetch_add(1, std::memory_order_relaxed);
   co_return c;
+}
+
+// Keeps the TLS session of a connection that served a whole response, for
+// the next connection to resume (TLS 1.3 tickets arrive after the handshake,
+// so this is taken after the response, not right after the handshake).
+void keep_session(host_pool& pool, connection& c)
+{
+  auto* ssl = static_cast<SSL*>(c.stream.native_tls());
+  if (!ssl)
+    return;
+  if (SSL_SESSION* s = SSL_get1_session(ssl); s && SSL_SESSION_is_resumable(s))
+    pool.session.reset(s, SSL_SESSION_free);
+  else if (s)
+    SSL_SESSION_free(s);
 }
 
 task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
   const request_options& o, clock::time_point deadline)
 {
   auto& pool = st.pool(worker, u);
-  auto executor = co_await asio::this_coro::executor;
-  auto late_ptr = call_timer::start(executor, deadline);
-  call_timer& late = *late_ptr;
-  call_timer_guard stop_timer{late};
   auto timed_out = [&] {
     return client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
   };
@@ -316,7 +316,9 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
 
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<connection> c;
-    while (!pool.idle.empty() && !c) {
+    // A retry goes to a new connection: the other idle ones are likely as
+    // stale as the one that failed (a server that closes idle connections).
+    while (attempt == 0 && !pool.idle.empty() && !c) {
       c = std::move(pool.idle.back());
       pool.idle.pop_back();
       st.idle_counts[worker].fetch_sub(1, std::memory_order_relaxed);
@@ -327,17 +329,15 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
     if (reused)
       st.reuses.fetch_add(1, std::memory_order_relaxed);
     else
-      c = co_await open(st, pool, u, late);
+      c = co_await open(st, pool, u, deadline);
     const bool retry_allowed = reused && may_retry && attempt == 0;
 
     detail::response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes,
       method == "HEAD"};
-    if (late.fired)
-      throw timed_out();
-    late.waiting_on = &c->socket;
-    auto [wec, written] = co_await asio::async_write(c->socket, asio::buffer(wire), use_tuple);
-    (void)written;
-    if (late.fired)
+    c->stream.set_write_deadline(deadline);
+    c->stream.set_read_deadline(deadline);
+    auto wec = co_await c->stream.write(asio::buffer(wire));
+    if (wec == net::timed_out)
       throw timed_out();
     bool stale = false;
     if (wec) {
@@ -347,14 +347,11 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       stale = true;
     }
     while (!stale) {
-      if (late.fired)
-        throw timed_out();
-      auto [ec, n] = co_await c->socket.async_read_some(asio::buffer(c->buffer.get(), connection::buffer_size),
-        use_tuple);
-      if (late.fired)
+      auto [ec, n] = co_await c->stream.read_some(asio::buffer(c->buffer.get(), connection::buffer_size));
+      if (ec == net::timed_out)
         throw timed_out();
       detail::response_parser::result r;
-      if (ec == asio::error::eof) {
+      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         if (!parser.started() && retry_allowed) {
           stale = true;
           break;
@@ -364,7 +361,7 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
           throw client_error(client_errc::closed, fmt::format("{} {}{}: {}", method, u.key, u.target,
             parser.error_message()));
       } else if (ec) {
-        if (!parser.started() && retry_allowed && ec == asio::error::connection_reset) {
+        if (!parser.started() && retry_allowed && (ec == asio::error::connection_reset || c->stream.is_tls())) {
           stale = true;
           break;
         }
@@ -378,12 +375,12 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       if (r == detail::response_parser::result::complete)
         break;
     }
-    late.waiting_on = nullptr;
     if (stale) {
       st.retries.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     auto& got = parser.response();
+    keep_session(pool, *c);
     if (got.keep_alive && pool.idle.size() < st.options.max_idle_per_host) {
       c->idle_since = clock::now();
       pool.idle.push_back(std::move(c));

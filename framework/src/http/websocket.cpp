@@ -2,16 +2,11 @@
 
 #include <coronet/config.hpp>
 #include <coronet/http/upgrade.hpp>
-#include <coronet/net/write.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/select.hpp>
 #include <coronet/time.hpp>
 #include <coronet/utf8.hpp>
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -21,7 +16,6 @@
 
 namespace coronet::http {
 
-using asio::ip::tcp;
 using namespace std::string_view_literals;
 
 websocket_options websocket_options::from(const config& cfg)
@@ -42,8 +36,6 @@ websocket_options websocket_options::from(const config& cfg)
 }
 
 namespace {
-
-constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 enum opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 };
 
@@ -210,16 +202,16 @@ bool valid_close_code(std::uint16_t code)
 } // namespace
 
 struct websocket::state {
-  state(upgraded& u, websocket_options o)
-    : socket(u.socket), rt(u.rt), options(o), out(o.send_queue_messages), timer(u.socket.get_executor())
+  state(upgraded& u, websocket_options o) : stream(u.stream), rt(u.rt), options(o), out(o.send_queue_messages)
   {
+    stream.set_write_timeout(options.write_timeout);
     in.resize(std::max<std::size_t>(u.buffered.size(), 1024));
     std::memcpy(in.data(), u.buffered.data(), u.buffered.size());
     tail = u.buffered.size();
     last_read = clock::now();
   }
 
-  tcp::socket& socket;
+  net::stream& stream;
   runtime& rt;
   websocket_options options;
 
@@ -236,10 +228,8 @@ struct websocket::state {
   channel<std::monostate> ended;      // closed when the session and the writer are done
   channel<std::monostate> watch_done; // closed when stop_watch() returns
 
-  // Deadlines: the timer cancels the pending read through this signal.
-  asio::steady_timer timer;
-  asio::cancellation_signal read_cancel;
-  bool reading = false;
+  // The read deadline: a ping at half the idle time, the end at the full
+  // idle time, or at the close deadline once our close frame is queued.
   clock::time_point last_read;
   clock::time_point close_deadline{};
   bool pinged = false;
@@ -265,8 +255,7 @@ struct websocket::state {
   void break_connection()
   {
     broken = true;
-    std::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    stream.shut_down();
   }
 
   void queue_close(std::uint16_t c, std::string_view why)
@@ -280,51 +269,29 @@ struct websocket::state {
       break_connection(); // the peer reads nothing: no room even for the close frame
     out.close();
     close_deadline = clock::now() + options.close_timeout;
-    arm();
+    set_read_deadline();
   }
 
-  // The read deadline: a ping at half the idle time, the end at the full
-  // idle time or at the close deadline.
-  void arm()
+  void set_read_deadline()
   {
     auto half = options.idle_timeout / 2;
-    auto at = close_sent ? close_deadline : last_read + (pinged ? options.idle_timeout : half);
-    timer.expires_at(at);
-    timer.async_wait([weak = std::weak_ptr<state>(self)](std::error_code ec) {
-      if (auto s = weak.lock(); s && !ec)
-        s->tick();
-    });
+    stream.set_read_deadline(close_sent ? close_deadline : last_read + (pinged ? options.idle_timeout : half));
   }
 
-  void tick()
+  // The read deadline passed: ping a quiet peer at half the idle time, give
+  // up on it at the full time. False when the connection is to end.
+  bool on_read_deadline()
   {
-    auto now = clock::now();
-    if (close_sent) {
-      if (now >= close_deadline)
-        expire();
-      else
-        arm();
-      return;
+    if (close_sent || pinged) {
+      if (!close_sent)
+        queue_close(close_code::going_away, "idle timeout");
+      timed_out = true;
+      return false;
     }
-    auto quiet = now - last_read;
-    if (quiet >= options.idle_timeout) {
-      expire();
-      return;
-    }
-    if (quiet >= options.idle_timeout / 2 && !pinged) {
-      pinged = true;
-      offer(frame(opcode::ping, {}));
-    }
-    arm();
-  }
-
-  void expire()
-  {
-    if (!close_sent)
-      queue_close(close_code::going_away, "idle timeout");
-    timed_out = true;
-    if (reading)
-      read_cancel.emit(asio::cancellation_type::terminal);
+    pinged = true;
+    offer(frame(opcode::ping, {}));
+    set_read_deadline();
+    return true;
   }
 
   // Makes at least `n` unparsed bytes available; false when the connection
@@ -341,24 +308,21 @@ struct websocket::state {
       }
       if (in.size() < n)
         in.resize(std::max(n, in.size() * 2));
-      auto room = asio::buffer(in.data() + tail, in.size() - tail);
-      std::error_code ec;
-      std::size_t got = socket.read_some(room, ec); // the socket is non-blocking
-      if (ec == asio::error::would_block) {
-        reading = true;
-        auto [rec, rn] = co_await socket.async_read_some(room, asio::bind_cancellation_slot(read_cancel.slot(), use_tuple));
-        reading = false;
-        ec = rec;
-        got = rn;
+      auto [ec, got] = co_await stream.read_some(asio::buffer(in.data() + tail, in.size() - tail));
+      if (ec == net::timed_out) {
+        if (!on_read_deadline())
+          co_return false;
+        continue;
       }
       if (ec) {
-        if (!timed_out)
-          broken = true;
+        broken = true;
         co_return false;
       }
       tail += got;
       last_read = clock::now();
       pinged = false;
+      if (!close_sent)
+        set_read_deadline(); // later than before: costs no timer work
     }
     co_return true;
   }
@@ -538,16 +502,10 @@ struct websocket::state {
       }
       if (broken)
         continue; // drain: the queue must not block senders
-      bool failed = false;
-      try {
-        co_await net::write_all(socket, asio::buffer(batch), options.write_timeout);
-      } catch (const timeout_error&) {
+      auto ec = co_await stream.write(asio::buffer(batch));
+      if (ec == net::timed_out)
         spdlog::debug("websocket: peer reads nothing for {} ms, dropped", options.write_timeout.count());
-        failed = true;
-      } catch (const std::system_error&) {
-        failed = true;
-      }
-      if (failed) {
+      if (ec) {
         break_connection();
         out.close();
       }
@@ -567,13 +525,11 @@ struct websocket::state {
     watch_done.close();
   }
 
-  std::weak_ptr<state> self;
 };
 
 websocket::websocket(upgraded& connection, websocket_options options)
   : state_(std::make_shared<state>(connection, options))
 {
-  state_->self = state_;
 }
 
 websocket::~websocket() = default;
@@ -618,7 +574,7 @@ task<void> websocket::run(upgraded& connection, websocket_options options,
 {
   websocket ws{connection, options};
   auto s = ws.state_;
-  s->arm();
+  s->set_read_deadline();
   spawn([](std::shared_ptr<state> s) -> task<void> { co_await s->writer(); }(s));
   spawn([](std::shared_ptr<state> s) -> task<void> { co_await s->stop_watch(); }(s));
 
@@ -636,9 +592,7 @@ task<void> websocket::run(upgraded& connection, websocket_options options,
   co_await s->writer_done.receive();
   s->ended.close();
   co_await s->watch_done.receive();
-  s->timer.cancel();
-  std::error_code ignored;
-  s->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  // The server closes the stream (TLS: with close_notify) when this returns.
 }
 
 response websocket_handshake(const request& req)

@@ -1,5 +1,7 @@
 #pragma once
-// An asynchronous HTTP/1.1 client with a keep-alive connection pool per host.
+// An asynchronous HTTP/1.1 client with a keep-alive connection pool per host,
+// over TCP or TLS (https://: SNI, the host name and the certificate checked
+// against the system CA store or client.ca_file; sessions resumed).
 //
 //   http::client client{rt};
 //   auto r = co_await client.get("http://127.0.0.1:8081/users/7");
@@ -19,8 +21,10 @@
 // only when its response was complete and allowed keep-alive; one that
 // failed is closed. A request that meets a stale keep-alive connection (the
 // server closed it while it sat in the pool) before any byte of a response
-// is retried once on a new connection when its method is idempotent.
+// is retried once on a new connection when its method is idempotent. A TLS
+// failure (client_errc::tls) is never retried.
 #include <coronet/http/headers.hpp>
+#include <coronet/net/tls.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
@@ -47,10 +51,13 @@ struct client_options {
   std::chrono::milliseconds idle_timeout{30000};    // a pooled connection unused this long is closed
   std::size_t max_response_header_bytes = 64 * 1024;
   std::size_t max_response_body_bytes = 16 * 1024 * 1024;
+  net::tls_client_options tls; // for https://: CAs, client certificate, insecure_skip_verify
+  std::shared_ptr<asio::ssl::context> tls_context; // made from `tls` when not given
 
   // The [client] section: max_connections_per_host, max_idle_per_host,
   // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
-  // max_response_body_bytes.
+  // max_response_body_bytes, ca_file, cert_file, key_file,
+  // insecure_skip_verify. A TLS file that cannot be used is a config_error.
   static client_options from(const config& cfg);
 };
 
@@ -75,7 +82,7 @@ struct client_response {
 };
 
 enum class client_errc {
-  bad_url,            // not http://host[:port][/path]
+  bad_url,            // not http(s)://host[:port][/path]
   resolve_failed,     // the host name did not resolve
   refused,            // nothing listens there
   connect_failed,     // unreachable, or another connect error
@@ -84,6 +91,7 @@ enum class client_errc {
   timeout,            // the connect timeout, the call's timeout or its deadline passed
   malformed_response, // not HTTP/1.x as the parser accepts it
   response_too_large, // headers or body over the client's limits
+  tls,                // the TLS handshake failed: a certificate that does not verify, a wrong host name...
 };
 
 std::string_view to_string(client_errc e) noexcept;

@@ -8,11 +8,13 @@
 //   router.get("/hello", hello);
 //   return rt.run_until_signal(http::serve(rt, config, std::move(router)));
 #include <coronet/http/router.hpp>
+#include <coronet/net/tls.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 
 namespace coronet {
@@ -33,8 +35,9 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 10000;
   std::chrono::milliseconds shutdown_timeout{10000};
+  std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN http/1.1)
 
-  // server.listen and the [http] keys; a bad value is a config_error naming
+  // server.listen, the [http] keys and [tls]; a bad value is a config_error naming
   // where it was set.
   static server_options from(const config& cfg);
 };

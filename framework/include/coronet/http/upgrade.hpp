@@ -3,7 +3,7 @@
 // the 101 response is out. The server no longer applies its HTTP timeouts;
 // the handler owns the protocol and its deadlines, and should end when the
 // runtime stops (the server shuts the socket down after its drain timeout).
-#include <asio/ip/tcp.hpp>
+#include <coronet/net/stream.hpp>
 
 #include <string>
 
@@ -14,7 +14,7 @@ class runtime;
 namespace coronet::http {
 
 struct upgraded {
-  asio::ip::tcp::socket& socket; // owned by the server
+  net::stream& stream;           // owned by the server; no deadlines set
   std::string buffered;          // bytes the client sent after the upgrade request
   runtime& rt;
 };

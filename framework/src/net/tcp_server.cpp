@@ -11,10 +11,12 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/socket_base.hpp>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -24,6 +26,12 @@ namespace coronet::net {
 
 using asio::ip::tcp;
 using namespace std::chrono_literals;
+
+std::string to_string(const asio::ip::tcp::endpoint& at)
+{
+  auto address = at.address().to_string();
+  return at.address().is_v6() ? fmt::format("[{}]:{}", address, at.port()) : fmt::format("{}:{}", address, at.port());
+}
 
 asio::ip::tcp::endpoint parse_endpoint(std::string_view text)
 {
@@ -70,6 +78,25 @@ connection_metrics& tcp_metrics()
   return m;
 }
 
+// SO_REUSEPORT lets any process of the same user join the port and take a
+// share of its connections. A socket without it, that only binds, fails
+// with EADDRINUSE when anything already listens there (SO_REUSEADDR still
+// lets it pass TIME_WAIT leftovers of a previous run); our own acceptors
+// bind beside it, as it never listens.
+tcp::acceptor claim_address(asio::any_io_executor ex, const tcp::endpoint& at)
+{
+  tcp::acceptor claim{ex};
+  claim.open(at.protocol());
+  claim.set_option(asio::socket_base::reuse_address(true));
+  std::error_code ec;
+  claim.bind(at, ec);
+  if (ec == asio::error::address_in_use)
+    throw startup_error(fmt::format("cannot listen on {}: address in use", to_string(at)));
+  if (ec)
+    throw startup_error(fmt::format("cannot listen on {}: {}", to_string(at), ec.message()));
+  return claim;
+}
+
 tcp::acceptor open_acceptor(asio::any_io_executor ex, const tcp::endpoint& at)
 {
   tcp::acceptor acceptor{ex};
@@ -79,15 +106,21 @@ tcp::acceptor open_acceptor(asio::any_io_executor ex, const tcp::endpoint& at)
   int one = 1;
   ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 #endif
-  acceptor.bind(at);
-  acceptor.listen(asio::socket_base::max_listen_connections);
+  std::error_code ec;
+  acceptor.bind(at, ec);
+  if (!ec)
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec == asio::error::address_in_use)
+    throw startup_error(fmt::format("cannot listen on {}: address in use", to_string(at)));
+  if (ec)
+    throw startup_error(fmt::format("cannot listen on {}: {}", to_string(at), ec.message()));
   return acceptor;
 }
 
 // A worker's live connections, so a drain that runs out of time can shut
 // their sockets down.
 struct live_connection {
-  asio::ip::tcp::socket* socket = nullptr;
+  stream* s = nullptr;
   live_connection* prev_ = nullptr;
   live_connection* next_ = nullptr;
   bool linked_ = false;
@@ -98,26 +131,48 @@ struct worker_connections {
   wait_group running;
 };
 
-// Owns the connection's socket and runs the handler on it, logging what it
+// The TLS handshake under its timeout; false (counted, logged at debug)
+// when it failed, and the connection is to be closed.
+task<bool> handshake(stream& s, std::chrono::milliseconds timeout)
+{
+  s.set_read_deadline(clock::now() + timeout);
+  s.set_write_deadline(clock::now() + timeout);
+  auto ec = co_await s.handshake();
+  s.set_read_deadline(stream::no_deadline);
+  s.set_write_deadline(stream::no_deadline);
+  if (!ec)
+    co_return true;
+  auto reason = handshake_failure_reason(ec);
+  count_handshake_failure(reason);
+  spdlog::debug("tls handshake with {} failed ({}): {}", to_string(s.remote_endpoint()), reason,
+    tls_error_message(ec));
+  co_return false;
+}
+
+// Owns the connection's stream and runs the handler on it, logging what it
 // throws: one connection never takes the others down.
-task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std::monostate> slots,
-  worker_connections& connections)
+task<void> guarded(connection_handler& handler, tcp::socket socket, std::shared_ptr<tls_server> tls,
+  channel<std::monostate> slots, worker_connections& connections)
 {
   auto& m = tcp_metrics();
   m.accepted.inc();
   m.open.add(1);
-  live_connection entry{&socket};
+  stream s = tls ? stream{std::move(socket), tls->context(), tls_role::server} : stream{std::move(socket)};
+  live_connection entry{&s};
   connections.live.push_back(&entry);
   try {
-    co_await handler(socket);
+    bool ready = true;
+    if (tls)
+      ready = co_await handshake(s, tls->options().handshake_timeout);
+    if (ready)
+      co_await handler(s);
   } catch (const std::system_error& e) {
     if (e.code() != asio::error::operation_aborted)
       spdlog::warn("connection ended by error: {}", e.what());
   } catch (const std::exception& e) {
     spdlog::error("connection handler failed: {}", e.what());
   }
-  std::error_code ignored;
-  socket.close(ignored);
+  s.shut_down();
   connections.live.remove(&entry);
   m.open.add(-1);
   slots.try_send(std::monostate{});
@@ -126,8 +181,9 @@ task<void> guarded(connection_handler& handler, tcp::socket socket, channel<std:
 
 // One worker's share: accept until stopped, then drain.
 task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, std::size_t max_connections,
-  std::chrono::milliseconds drain_timeout, connection_handler handler, wait_group& finished)
+  const tcp_options& options, connection_handler handler, wait_group& finished)
 {
+  auto drain_timeout = options.drain_timeout;
   // A token per allowed connection: at the limit the loop waits for one to
   // come back instead of accepting (backpressure, not failure).
   channel<std::monostate> slots{max_connections};
@@ -157,7 +213,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
       }
       socket.set_option(tcp::no_delay(true), ec);
       connections.running.add(1);
-      spawn(guarded(handler, std::move(socket), slots, connections));
+      spawn(guarded(handler, std::move(socket), options.tls, slots, connections));
     }
   };
 
@@ -181,7 +237,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     }
     socket.set_option(tcp::no_delay(true));
     connections.running.add(1);
-    spawn(guarded(handler, std::move(socket), slots, connections));
+    spawn(guarded(handler, std::move(socket), options.tls, slots, connections));
     // Take what else is already waiting, up to a batch (a few milliseconds
     // of work): a small batch per turn of the event loop leaves a burst of
     // connects queued for seconds behind busy connections (10,000 at once:
@@ -206,9 +262,8 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     }
     if (!drained) {
       std::size_t open = 0;
-      std::error_code ignored;
       for (auto* c = connections.live.front(); c; c = c->next_, ++open)
-        c->socket->shutdown(tcp::socket::shutdown_both, ignored);
+        c->s->shut_down();
       spdlog::warn("drain: {} connections still open after {} ms; closed them", open, drain_timeout.count());
       try {
         co_await with_timeout(connections.running.wait(), 1s);
@@ -234,19 +289,23 @@ task<void> serve_tcp(runtime& rt, tcp_options options, connection_handler handle
 
   // Bind every acceptor before logging: port 0 becomes one real port shared
   // by all of them.
+  std::optional<tcp::acceptor> claim;
+  if (at.port() != 0)
+    claim.emplace(claim_address(rt.executor(0), at));
   std::vector<tcp::acceptor> acceptors;
   for (std::size_t i = 0; i < workers; ++i) {
     acceptors.push_back(open_acceptor(rt.executor(i), at));
     if (i == 0)
       at = acceptors[0].local_endpoint();
   }
-  spdlog::info("listening on {}:{} ({} workers, max {} connections)", at.address().to_string(), at.port(),
+  spdlog::info("listening on {}{} ({} workers, max {} connections)", to_string(at), options.tls ? " (TLS)" : "",
     workers, options.max_connections);
 
   wait_group finished;
   finished.add(static_cast<std::int64_t>(workers));
   for (std::size_t i = 0; i < workers; ++i)
-    rt.spawn(i, serve_worker(rt, std::make_shared<tcp::acceptor>(std::move(acceptors[i])), per_worker, options.drain_timeout, handler, finished));
+    rt.spawn(i, serve_worker(rt, std::make_shared<tcp::acceptor>(std::move(acceptors[i])), per_worker, options,
+      handler, finished));
   co_await finished.wait();
   spdlog::info("server stopped");
 }

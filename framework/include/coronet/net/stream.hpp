@@ -1,0 +1,129 @@
+#pragma once
+// A connected byte stream, plain TCP or TLS, with Go's deadlines: the one way
+// every protocol in coronet reads and writes bytes.
+//
+//   net::stream& s = ...;                        // from serve_tcp or net::connect
+//   s.set_read_deadline(clock::now() + 10s);     // for this read and the ones after
+//   auto [ec, n] = co_await s.read_some(asio::buffer(buf));
+//   if (ec == net::timed_out) ...                // the deadline passed
+//   s.set_write_timeout(30s);
+//   if (auto ec = co_await s.write(asio::buffer(reply))) ...
+//
+// Reads and writes are tried at once (the socket is non-blocking) and wait in
+// the reactor only for what the socket cannot do now. A deadline is a point
+// in time, as Go's SetReadDeadline: a wait that outlives it ends with
+// `net::timed_out`, and so does every wait after it until the deadline moves.
+// Deadlines cost one timer per stream that is re-armed only when it fires or
+// when a deadline moves earlier, never a timer per operation. Expected
+// network outcomes (EOF, reset, timeout) are error codes, not exceptions; a
+// cancellation of the awaiting task (with_timeout, a task group) reaches the
+// pending operation too.
+//
+// One reader and one writer may wait at the same time (a WebSocket reads
+// while its writer writes). Use a stream from its own worker only.
+#include <coronet/task.hpp>
+#include <coronet/time.hpp>
+
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+namespace asio::ssl {
+class context;
+template <class>
+class stream;
+} // namespace asio::ssl
+
+namespace coronet::net {
+
+// What a wait that passed its deadline ends with.
+inline const std::error_code timed_out = asio::error::timed_out;
+
+struct io_result {
+  std::error_code ec;
+  std::size_t bytes = 0;
+};
+
+enum class tls_role { client, server };
+
+class stream final {
+public:
+  // A plain TCP stream over a connected socket.
+  explicit stream(asio::ip::tcp::socket socket);
+  // A TLS stream over a connected socket; handshake() before anything else.
+  // The stream holds the context for its life.
+  stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, tls_role role);
+  // A client stream not yet connected: connect(), then handshake() when
+  // `tls` is set.
+  explicit stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> tls = nullptr);
+  ~stream();
+  stream(const stream&) = delete;
+  stream& operator=(const stream&) = delete;
+
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+
+  // At most buffer.size() bytes, as soon as any are there; {eof} when the
+  // peer has closed, {timed_out} past the read deadline.
+  task<io_result> read_some(asio::mutable_buffer buffer);
+  // Only what has already arrived: {would_block} when nothing has. Never waits.
+  io_result read_now(asio::mutable_buffer buffer);
+  // Waits for bytes without trying first: for a caller whose read_now just
+  // found nothing.
+  task<io_result> wait_read(asio::mutable_buffer buffer);
+  // All of `data`, under the write deadline.
+  task<std::error_code> write(asio::const_buffer data);
+  task<std::error_code> write(std::span<const asio::const_buffer> data);
+
+  void set_read_deadline(clock::time_point at) noexcept;
+  void set_write_deadline(clock::time_point at) noexcept;
+  void set_read_timeout(clock::duration d) noexcept { set_read_deadline(clock::now() + d); }
+  // How long each write may wait for the peer to take its bytes, counted
+  // from when it starts waiting (a write that the socket takes at once costs
+  // no clock and no timer). Replaces the write deadline; zero: none.
+  void set_write_timeout(clock::duration d) noexcept;
+  static constexpr clock::time_point no_deadline = clock::time_point::max();
+
+  // Connects to the first of `endpoints` that accepts, under the write
+  // deadline (TCP_NODELAY set).
+  task<std::error_code> connect(std::span<const asio::ip::tcp::endpoint> endpoints);
+
+  // TLS: the handshake, under the read deadline. The server name is sent as
+  // SNI and, unless verification is off in the context, checked against the
+  // peer's certificate. Plain streams: nothing to do.
+  task<std::error_code> handshake(std::string_view server_name = {});
+  // The protocol ALPN chose ("h2", "http/1.1"), empty when none or plain.
+  std::string_view alpn() const noexcept;
+
+  // An orderly end: TLS sends close_notify (waiting at most `grace` for the
+  // peer's), then the socket is shut down and closed.
+  task<void> close(clock::duration grace = std::chrono::seconds(1));
+  // An abrupt end: pending reads and writes fail at once. Safe from anywhere
+  // on the stream's worker, while operations wait.
+  void shut_down() noexcept;
+
+  asio::ip::tcp::endpoint remote_endpoint() const noexcept;
+  asio::any_io_executor get_executor() noexcept { return socket_.get_executor(); }
+  // The TCP socket under it, for options (no_delay, buffer sizes) only:
+  // protocol code reads and writes through the stream.
+  asio::ip::tcp::socket& lowest_layer() noexcept { return socket_; }
+
+  // SSL* of a TLS stream (certificate details, session reuse), else nullptr.
+  void* native_tls() noexcept;
+
+  struct deadlines;
+
+private:
+  task<std::error_code> wait_write(std::span<const asio::const_buffer> data, std::size_t skip);
+
+  asio::ip::tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::shared_ptr<deadlines> deadlines_;
+};
+
+} // namespace coronet::net

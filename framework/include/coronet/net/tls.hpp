@@ -1,0 +1,88 @@
+#pragma once
+// TLS contexts for servers and clients (OpenSSL 3 through asio::ssl).
+//
+//   auto tls = net::tls_server::from(cfg);        // nullptr unless [tls] names a certificate
+//   if (tls) rt.on_reload([tls] { tls->reload(); });  // SIGHUP: new certificate for new connections
+//
+//   auto ctx = net::make_client_tls(net::tls_client_options::from(cfg));
+//
+// Servers: TLS 1.2 or 1.3 only (tls.min_version), OpenSSL's modern cipher
+// list with the server's preference, no compression, no renegotiation,
+// session tickets for resumption, ALPN from `alpn`, and client certificates
+// required and verified when tls.client_ca_file is set (mTLS). Clients:
+// verification against the system CA store (or client.ca_file) by default;
+// the host name is checked in net::stream::handshake.
+#include <asio/ssl/context.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace coronet {
+class config;
+}
+
+namespace coronet::net {
+
+struct tls_server_options {
+  std::string cert_file;      // PEM, the chain after the leaf
+  std::string key_file;       // PEM
+  std::string client_ca_file; // PEM; when set, clients must present a certificate it signed
+  std::string min_version = "1.2";
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::vector<std::string> alpn{"http/1.1"}; // in the server's order of preference
+
+  bool enabled() const noexcept { return !cert_file.empty() || !key_file.empty(); }
+  // The [tls] section; a bad value is a config_error naming the key.
+  static tls_server_options from(const config& cfg);
+};
+
+// A server's TLS context, replaced as a whole by reload(): connections that
+// are open keep the context they began with.
+class tls_server final {
+public:
+  // Throws config_error naming the key and the file that cannot be used
+  // (and where the key was set, given the config).
+  explicit tls_server(tls_server_options options, const config* cfg = nullptr);
+  // nullptr when the config names no certificate.
+  static std::shared_ptr<tls_server> from(const config& cfg);
+
+  std::shared_ptr<asio::ssl::context> context() const;
+  const tls_server_options& options() const noexcept { return options_; }
+  // Reads the files again. On failure the old context stays, one error line
+  // is logged and false returned; it never throws.
+  bool reload() noexcept;
+
+private:
+  tls_server_options options_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<asio::ssl::context> current_;
+};
+
+struct tls_client_options {
+  std::string ca_file;   // PEM; empty: the system's CA store
+  std::string cert_file; // a client certificate to present (mTLS), PEM
+  std::string key_file;
+  bool insecure_skip_verify = false; // trust any certificate and name (logged as a warning)
+  std::vector<std::string> alpn{"http/1.1"};
+
+  // The client.* TLS keys.
+  static tls_client_options from(const config& cfg);
+};
+
+// Throws config_error naming the key and the file that cannot be used.
+std::shared_ptr<asio::ssl::context> make_client_tls(const tls_client_options& options, const config* cfg = nullptr);
+
+// Why a handshake failed, as a short label for logs and the
+// coronet_tls_handshake_failures_total{reason} metric: timeout, closed,
+// not_tls, version, cipher, certificate, protocol.
+std::string_view handshake_failure_reason(const std::error_code& ec) noexcept;
+void count_handshake_failure(std::string_view reason);
+// The reason OpenSSL gives for a TLS error code (verification included).
+std::string tls_error_message(const std::error_code& ec, void* native_ssl = nullptr);
+
+} // namespace coronet::net

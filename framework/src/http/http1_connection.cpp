@@ -1,0 +1,403 @@
+#include "http1_connection.hpp"
+
+#include <coronet/http/upgrade.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <span>
+
+namespace coronet::http::detail {
+
+using namespace std::chrono_literals;
+using namespace std::string_view_literals;
+
+namespace {
+
+// "Tue, 15 Nov 1994 08:12:31 GMT", formatted at most once a second per worker.
+std::string_view date_now()
+{
+  thread_local std::time_t last = 0;
+  thread_local char text[64] = {};
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  }
+  return text;
+}
+
+bool has_body(status s)
+{
+  int c = code(s);
+  return c >= 200 && c != 204 && c != 304;
+}
+
+// The status line and headers of `r`, then its body unless it is streamed
+// or answers a HEAD. A streamed body is chunked, or close-delimited when the
+// client cannot take chunks (`close` is then already true).
+void serialize(const response& r, bool head, bool close, bool chunked, std::string& out)
+{
+  char number[16];
+  auto code_end = std::to_chars(number, number + sizeof number, code(r.status)).ptr;
+  out.append("HTTP/1.1 "sv).append(number, code_end).append(" "sv).append(reason(r.status)).append("\r\n"sv);
+  for (auto& [name, value] : r.headers) {
+    if (iequals(name, "Content-Length") || iequals(name, "Connection") || iequals(name, "Date") ||
+        iequals(name, "Transfer-Encoding"))
+      continue; // the server owns the framing
+    out.append(name).append(": "sv).append(value).append("\r\n"sv);
+  }
+  bool body = has_body(r.status);
+  if (body && r.stream) {
+    if (chunked)
+      out.append("Transfer-Encoding: chunked\r\n"sv);
+  } else if (body) {
+    auto len_end = std::to_chars(number, number + sizeof number, r.body.size()).ptr;
+    out.append("Content-Length: "sv).append(number, len_end).append("\r\n"sv);
+  }
+  out.append("Date: "sv).append(date_now()).append("\r\nServer: coronet\r\n"sv);
+  if (r.upgrade && r.status == status::switching_protocols)
+    out.append("Connection: Upgrade\r\n"sv);
+  else if (close)
+    out.append("Connection: close\r\n"sv);
+  out.append("\r\n"sv);
+  if (!head && body && !r.stream)
+    out.append(r.body);
+}
+
+// The answer to a request the server refuses itself (400, 408, 413...),
+// after which the connection closes. Not inlined into a coroutine, so its
+// temporaries take no room in the frame.
+[[gnu::noinline]] void serialize_error(status s, std::string& out)
+{
+  serialize(response::text(s, std::string(reason(s)) + "\n"), false, true, true, out);
+}
+
+// Where a worker's connections read what does not fit their small buffer
+// (pipelined batches, big requests), parsed at once. The parser copies what
+// it keeps, so only the bytes after a complete request are saved, and only
+// before the handler might suspend.
+std::span<char> read_scratch()
+{
+  thread_local std::array<char, 64 * 1024> scratch;
+  return scratch;
+}
+
+// A keep-alive connection idle when the server stops is closed after this
+// grace: a client that just got a response may already have sent its next
+// request, and closing under it would cut that request off. In the grace the
+// request is served (with Connection: close).
+constexpr auto idle_close_grace = 20ms;
+
+// Writes a streamed body to the stream, chunked unless the client is
+// HTTP/1.0; each write under the write timeout.
+class stream_writer final : public body_writer {
+public:
+  stream_writer(net::stream& s, bool chunked) : stream_(s), chunked_(chunked) {}
+
+  task<void> write(std::string_view data) override
+  {
+    if (data.empty())
+      co_return; // an empty chunk would end the body
+    char size[24];
+    std::size_t size_len = 0;
+    if (chunked_) {
+      auto end = std::to_chars(size, size + sizeof size - 2, data.size(), 16).ptr;
+      *end++ = '\r';
+      *end++ = '\n';
+      size_len = static_cast<std::size_t>(end - size);
+    }
+    std::array<asio::const_buffer, 3> buffers{asio::buffer(size, size_len), asio::buffer(data),
+      asio::buffer("\r\n", chunked_ ? 2 : 0)};
+    if (auto ec = co_await stream_.write(buffers))
+      throw std::system_error(ec, "writing the response body");
+  }
+
+  task<void> finish()
+  {
+    if (!chunked_)
+      co_return;
+    if (auto ec = co_await stream_.write(asio::buffer("0\r\n\r\n", 5)))
+      throw std::system_error(ec, "writing the response body");
+  }
+
+private:
+  net::stream& stream_;
+  bool chunked_;
+};
+
+} // namespace
+
+http1_connection::http1_connection(net::stream& s, const http1_settings& settings)
+  : stream_(s),
+    settings_(settings),
+    parser_({settings.options.max_request_line_bytes, settings.options.max_header_bytes,
+      settings.options.max_headers, settings.options.max_body_bytes})
+{
+  stream_.set_write_timeout(settings.options.write_timeout);
+}
+
+// GCC 12 misreads the coroutine frames' class-specific operator new/delete
+// pair (Asio's recycling allocator) in these functions as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+// Answer what has arrived, send it, read more; until either side ends the
+// connection.
+task<void> http1_connection::serve()
+{
+  bool going = true;
+  while (going) {
+    going = co_await answer_buffered();
+    if (!going)
+      break;
+    expect_continue();
+    going = co_await flush();
+    if (!going || close_)
+      break;
+    going = co_await receive();
+  }
+  co_await stream_.close(200ms);
+}
+
+// Every complete request received is answered in order; the responses
+// gather in out_, so a pipelined batch goes out in one write. False when
+// the connection was handed over or cut short.
+task<bool> http1_connection::answer_buffered()
+{
+  while (!data_.empty()) {
+    std::size_t used = 0;
+    auto r = parser_.feed(data_, used);
+    data_.remove_prefix(used);
+    partial_ = used > 0 || partial_;
+    if (r == request_parser::result::error) {
+      spdlog::debug("bad request: {}", parser_.error_message());
+      serialize_error(parser_.error_status(), out_);
+      close_ = true;
+      co_return true;
+    }
+    if (r == request_parser::result::need_more)
+      break; // the parser took every byte
+    partial_ = false;
+    sent_continue_ = false;
+    phase_ = phase::between;
+    keep_unparsed();
+    bool going = co_await answer(parser_.finished());
+    if (!going)
+      co_return false;
+    if (close_)
+      co_return true;
+  }
+  release_kept();
+  co_return true;
+}
+
+task<bool> http1_connection::answer(request& req)
+{
+  response resp;
+  try {
+    resp = co_await settings_.routes.dispatch(req);
+  } catch (...) {
+    resp = router::answer(std::current_exception(), req);
+  }
+  // Decided after the handler: a request in flight when the server began
+  // to stop gets Connection: close.
+  bool keep = req.keep_alive && !settings_.rt.stop_requested();
+  bool is_head = req.method == "HEAD";
+  if (resp.upgrade && resp.status == status::switching_protocols) {
+    co_await switch_protocols(resp);
+    co_return false;
+  }
+  if (resp.stream && !is_head && has_body(resp.status)) {
+    // HTTP/1.0 cannot take chunks: the body ends when the connection does.
+    bool chunked = req.version_major > 1 || req.version_minor >= 1;
+    keep = keep && chunked;
+    serialize(resp, false, !keep, chunked, out_);
+    bool sent = co_await stream_body(resp, chunked);
+    if (!sent)
+      co_return false;
+  } else {
+    if (out_.capacity() < 4096)
+      out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
+    serialize(resp, is_head, !keep, true, out_);
+  }
+  close_ = !keep;
+  co_return true;
+}
+
+// Sends what out_ holds (this response's headers after any earlier
+// pipelined responses), then the streamed body. False when the connection
+// cannot go on: the client went away, or the producer failed after the
+// headers were out, so the body is cut short and the client must see the
+// connection close.
+task<bool> http1_connection::stream_body(const response& resp, bool chunked)
+{
+  stream_writer writer{stream_, chunked};
+  try {
+    auto ec = co_await stream_.write(asio::buffer(out_));
+    out_.clear();
+    if (ec)
+      co_return false;
+    co_await resp.stream(writer);
+    co_await writer.finish();
+    co_return true;
+  } catch (const std::system_error& e) {
+    spdlog::debug("streamed response cut short: {}", e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("streamed response failed: {}", e.what());
+  }
+  co_return false;
+}
+
+// Sends the 101 response (after any earlier pipelined responses) and hands
+// the stream to the upgrade handler, with the bytes already received after
+// the request. The connection closes when the handler returns.
+task<void> http1_connection::switch_protocols(const response& resp)
+{
+  serialize(resp, false, false, true, out_);
+  auto ec = co_await stream_.write(asio::buffer(out_));
+  std::string{}.swap(out_);
+  if (ec)
+    co_return;
+  // The HTTP deadlines end here: the new protocol sets its own.
+  stream_.set_read_deadline(net::stream::no_deadline);
+  stream_.set_write_timeout(clock::duration{0});
+  upgraded u{stream_, std::string(data_), settings_.rt};
+  data_ = {};
+  try {
+    co_await resp.upgrade(u);
+  } catch (const std::exception& e) {
+    spdlog::error("upgraded connection failed: {}", e.what());
+  }
+}
+
+void http1_connection::expect_continue()
+{
+  if (close_ || !partial_ || !parser_.headers_complete() || sent_continue_)
+    return;
+  auto expect = parser_.pending().header("Expect");
+  if (expect && iequals(*expect, "100-continue")) {
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+    sent_continue_ = true;
+  }
+}
+
+// Responses wait while more requests may be in the socket (a pipelined
+// batch bigger than one read): the whole batch goes out in one write.
+task<bool> http1_connection::flush()
+{
+  if (out_.empty() || !(socket_empty_ || close_))
+    co_return true;
+  auto ec = co_await stream_.write(asio::buffer(out_));
+  // Going to wait for the next request: an idle connection keeps no output
+  // buffer (this costs one allocation per response).
+  std::string{}.swap(out_);
+  co_return !ec;
+}
+
+// Reads what comes next into data_. False when the connection is over:
+// the client left, or a deadline passed (408 if it was sending headers).
+task<bool> http1_connection::receive()
+{
+  enter(!partial_ ? phase::idle : parser_.headers_complete() ? phase::body : phase::headers);
+  // A read that filled its buffer may have left more in the socket: take it
+  // at once into the worker's scratch buffer. Otherwise wait with a read into
+  // the connection's small buffer, which needs one system call per request
+  // (the reactor reads when the socket turns readable) and keeps an idle
+  // connection small.
+  auto scratch = read_scratch();
+  net::io_result r;
+  bool in_scratch = false;
+  if (!socket_empty_) {
+    r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
+    in_scratch = !r.ec;
+    socket_empty_ = r.ec == asio::error::would_block || r.bytes < scratch.size();
+    if (r.ec == asio::error::would_block) {
+      if (!out_.empty())
+        co_return true; // nothing more now: send what is ready, then wait
+      r.ec.clear();
+    }
+  }
+  if (!r.ec && r.bytes == 0) {
+    r = co_await stream_.wait_read(asio::buffer(head_));
+    socket_empty_ = r.bytes < head_.size();
+  }
+  if (r.ec == net::timed_out && draining_ && phase_ == phase::idle) {
+    // Stopping while idle. A request may have arrived just as the wait
+    // ended: serve it (with Connection: close) rather than reset a client
+    // that sent it in good faith.
+    r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
+    in_scratch = !r.ec;
+  }
+  if (r.ec) {
+    if (r.ec == net::timed_out && phase_ == phase::headers) {
+      serialize_error(status::request_timeout, out_);
+      co_await stream_.write(asio::buffer(out_));
+    }
+    co_return false;
+  }
+  if (r.bytes == 0)
+    co_return false; // unreachable: a 0-byte read is EOF, an error above
+  data_ = std::string_view{in_scratch ? scratch.data() : head_.data(), r.bytes};
+  data_in_scratch_ = in_scratch;
+  co_return true;
+}
+
+// Each phase of a request has its own time, counted from when it begins:
+// a client that sends a header a byte at a time still has only
+// http.header_timeout_ms for all of them.
+void http1_connection::enter(phase p) noexcept
+{
+  if (p == phase_)
+    return;
+  phase_ = p;
+  const auto& o = settings_.options;
+  auto now = clock::now();
+  switch (p) {
+  case phase::idle:
+    stream_.set_read_deadline(now + (draining_ || settings_.rt.stop_requested() ? idle_close_grace : o.idle_timeout));
+    break;
+  case phase::headers: stream_.set_read_deadline(now + o.header_timeout); break;
+  case phase::body: stream_.set_read_deadline(now + o.body_timeout); break;
+  case phase::between: break;
+  }
+}
+
+void http1_connection::drain() noexcept
+{
+  draining_ = true;
+  if (phase_ == phase::idle)
+    stream_.set_read_deadline(clock::now() + idle_close_grace);
+}
+
+// The scratch buffer is shared by the worker's connections: keep the rest
+// of a pipelined batch before the handler may suspend.
+void http1_connection::keep_unparsed()
+{
+  if (data_.empty() || !data_in_scratch_)
+    return;
+  kept_.assign(data_);
+  data_ = kept_;
+  data_in_scratch_ = false;
+}
+
+void http1_connection::release_kept()
+{
+  if (kept_.empty())
+    return;
+  kept_.clear();
+  if (kept_.capacity() > 16 * 1024)
+    kept_.shrink_to_fit();
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+} // namespace coronet::http::detail

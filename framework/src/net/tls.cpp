@@ -1,0 +1,318 @@
+#include <coronet/net/tls.hpp>
+
+#include <coronet/config.hpp>
+#include <coronet/metrics.hpp>
+#include <coronet/net/stream.hpp>
+
+#include <asio/ssl/error.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+namespace coronet::net {
+
+namespace {
+
+// The newest OpenSSL error on this thread's queue, or `fallback`; clears the queue.
+std::string openssl_error(std::string_view fallback)
+{
+  unsigned long last = 0;
+  while (unsigned long e = ERR_get_error())
+    last = e;
+  if (last == 0)
+    return std::string(fallback);
+  char text[256];
+  ERR_error_string_n(last, text, sizeof text);
+  const char* reason = ERR_reason_error_string(last);
+  return reason ? std::string(reason) : std::string(text);
+}
+
+// A file named by a key that cannot be used; turned into a config_error
+// that names the key, the file and where the key was set.
+struct bad_tls_file : std::runtime_error {
+  bad_tls_file(const char* k, const std::string& what) : std::runtime_error(what), key(k) {}
+  const char* key;
+};
+
+[[noreturn]] void bad_file(const char* key, const std::string& file, std::string_view why)
+{
+  throw bad_tls_file(key, fmt::format("'{}': {}", file, why));
+}
+
+template <class F>
+auto or_config_error(const config* cfg, F&& make)
+{
+  try {
+    return make();
+  } catch (const bad_tls_file& e) {
+    if (cfg)
+      throw config_error(fmt::format("{}: key '{}' {}", cfg->origin(e.key), e.key, e.what()));
+    throw config_error(fmt::format("key '{}' {}", e.key, e.what()));
+  }
+}
+
+void check_readable(const char* key, const std::string& file)
+{
+  std::ifstream in{file};
+  if (!in)
+    bad_file(key, file, std::error_code(errno, std::generic_category()).message());
+}
+
+// Server ALPN: the first of our protocols that the client offers.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+  void* arg)
+{
+  auto& wire = *static_cast<const std::string*>(arg);
+  unsigned char* chosen = nullptr;
+  unsigned char chosen_len = 0;
+  if (SSL_select_next_proto(&chosen, &chosen_len, reinterpret_cast<const unsigned char*>(wire.data()),
+        static_cast<unsigned>(wire.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK; // no protocol in common: go on without ALPN, as nginx does
+  *out = chosen;
+  *outlen = chosen_len;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string alpn_wire(const std::vector<std::string>& protocols)
+{
+  std::string wire;
+  for (auto& p : protocols) {
+    wire.push_back(static_cast<char>(p.size()));
+    wire.append(p);
+  }
+  return wire;
+}
+
+// Keeps the ALPN list alive as long as the context.
+struct server_context final : asio::ssl::context {
+  server_context() : asio::ssl::context(asio::ssl::context::tls_server) {}
+  std::string alpn;
+};
+
+std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options& o)
+{
+  check_readable("tls.cert_file", o.cert_file);
+  check_readable("tls.key_file", o.key_file);
+  if (!o.client_ca_file.empty())
+    check_readable("tls.client_ca_file", o.client_ca_file);
+  auto ctx = std::make_shared<server_context>();
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS); // an idle connection keeps no record buffers
+  if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
+    bad_file("tls.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
+  if (SSL_CTX_use_PrivateKey_file(native, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    bad_file("tls.key_file", o.key_file, "not a PEM private key: " + openssl_error("unreadable"));
+  if (SSL_CTX_check_private_key(native) != 1)
+    bad_file("tls.key_file", o.key_file, "does not match the certificate in '" + o.cert_file + "'");
+  if (!o.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(native, o.client_ca_file.c_str(), nullptr) != 1)
+      bad_file("tls.client_ca_file", o.client_ca_file, "no PEM certificates: " + openssl_error("unreadable"));
+    if (auto* names = SSL_load_client_CA_file(o.client_ca_file.c_str()))
+      SSL_CTX_set_client_CA_list(native, names);
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  // Resumed sessions must belong to this service (required with client certificates).
+  static const unsigned char id[] = "coronet";
+  SSL_CTX_set_session_id_context(native, id, sizeof id - 1);
+  ctx->alpn = alpn_wire(o.alpn);
+  SSL_CTX_set_alpn_select_cb(native, select_alpn, &ctx->alpn);
+  return ctx;
+}
+
+struct tls_metrics {
+  metrics::family<metrics::counter>& failures;
+};
+
+tls_metrics& families()
+{
+  static tls_metrics m{metrics::registry::global().counters("coronet_tls_handshake_failures_total",
+    "TLS handshakes that failed, by reason.", {"reason"})};
+  return m;
+}
+
+} // namespace
+
+tls_server_options tls_server_options::from(const config& cfg)
+{
+  tls_server_options o;
+  o.cert_file = cfg.get_string("tls.cert_file");
+  o.key_file = cfg.get_string("tls.key_file");
+  o.client_ca_file = cfg.get_string("tls.client_ca_file");
+  o.min_version = cfg.get_string("tls.min_version");
+  o.handshake_timeout = cfg.get_positive_ms("tls.handshake_timeout_ms");
+  if (o.min_version != "1.2" && o.min_version != "1.3")
+    cfg.fail("tls.min_version", "must be \"1.2\" or \"1.3\"");
+  if (o.cert_file.empty() != o.key_file.empty())
+    cfg.fail(o.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+      "must be set together with tls.cert_file and tls.key_file");
+  if (!o.enabled() && !o.client_ca_file.empty())
+    cfg.fail("tls.client_ca_file", "needs tls.cert_file and tls.key_file");
+  return o;
+}
+
+tls_server::tls_server(tls_server_options options, const config* cfg)
+  : options_(std::move(options)), current_(or_config_error(cfg, [&] { return make_server_context(options_); }))
+{
+  families();
+}
+
+std::shared_ptr<tls_server> tls_server::from(const config& cfg)
+{
+  auto o = tls_server_options::from(cfg);
+  if (!o.enabled())
+    return nullptr;
+  return std::make_shared<tls_server>(std::move(o), &cfg);
+}
+
+std::shared_ptr<asio::ssl::context> tls_server::context() const
+{
+  std::lock_guard lock{mutex_};
+  return current_;
+}
+
+bool tls_server::reload() noexcept
+{
+  try {
+    auto fresh = make_server_context(options_);
+    {
+      std::lock_guard lock{mutex_};
+      current_ = std::move(fresh);
+    }
+    spdlog::info("tls: reloaded the certificate from {}", options_.cert_file);
+    return true;
+  } catch (const bad_tls_file& e) {
+    spdlog::error("tls: reload failed, keeping the current certificate: key '{}' {}", e.key, e.what());
+    return false;
+  } catch (const std::exception& e) {
+    spdlog::error("tls: reload failed, keeping the current certificate: {}", e.what());
+    return false;
+  }
+}
+
+tls_client_options tls_client_options::from(const config& cfg)
+{
+  tls_client_options o;
+  o.ca_file = cfg.get_string("client.ca_file");
+  o.cert_file = cfg.get_string("client.cert_file");
+  o.key_file = cfg.get_string("client.key_file");
+  o.insecure_skip_verify = cfg.get_bool("client.insecure_skip_verify");
+  if (o.cert_file.empty() != o.key_file.empty())
+    cfg.fail(o.cert_file.empty() ? "client.cert_file" : "client.key_file",
+      "must be set together with client.cert_file and client.key_file");
+  return o;
+}
+
+namespace {
+
+std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options& o)
+{
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  // Sessions are kept by the client's pools (SSL_get1_session) for resumption.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  if (o.insecure_skip_verify) {
+    spdlog::warn("tls: client.insecure_skip_verify is set: server certificates are NOT checked");
+    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
+  } else {
+    if (!o.ca_file.empty()) {
+      check_readable("client.ca_file", o.ca_file);
+      if (SSL_CTX_load_verify_locations(native, o.ca_file.c_str(), nullptr) != 1)
+        bad_file("client.ca_file", o.ca_file, "no PEM certificates: " + openssl_error("unreadable"));
+    } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+      spdlog::warn("tls: the system CA store cannot be read: {}", openssl_error("unknown error"));
+    }
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  }
+  if (!o.cert_file.empty()) {
+    check_readable("client.cert_file", o.cert_file);
+    check_readable("client.key_file", o.key_file);
+    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
+      bad_file("client.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
+    if (SSL_CTX_use_PrivateKey_file(native, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      bad_file("client.key_file", o.key_file, "not a PEM private key: " + openssl_error("unreadable"));
+    if (SSL_CTX_check_private_key(native) != 1)
+      bad_file("client.key_file", o.key_file, "does not match the certificate in '" + o.cert_file + "'");
+  }
+  auto wire = alpn_wire(o.alpn);
+  SSL_CTX_set_alpn_protos(native, reinterpret_cast<const unsigned char*>(wire.data()),
+    static_cast<unsigned>(wire.size()));
+  return ctx;
+}
+
+} // namespace
+
+std::shared_ptr<asio::ssl::context> make_client_tls(const tls_client_options& o, const config* cfg)
+{
+  return or_config_error(cfg, [&] { return make_client_context(o); });
+}
+
+std::string_view handshake_failure_reason(const std::error_code& ec) noexcept
+{
+  if (ec == timed_out)
+    return "timeout";
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe || ec == asio::error::operation_aborted)
+    return "closed";
+  if (ec.category() != asio::error::get_ssl_category())
+    return "closed";
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+  case SSL_R_HTTP_REQUEST:
+  case SSL_R_HTTPS_PROXY_REQUEST:
+  case SSL_R_WRONG_VERSION_NUMBER:
+  case SSL_R_PACKET_LENGTH_TOO_LONG:
+  case SSL_R_RECORD_LENGTH_MISMATCH:
+    return "not_tls";
+  case SSL_R_UNSUPPORTED_PROTOCOL:
+  case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+  case SSL_R_VERSION_TOO_LOW:
+    return "version";
+  case SSL_R_NO_SHARED_CIPHER:
+  case SSL_R_NO_CIPHERS_AVAILABLE:
+  case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    return "cipher";
+  case SSL_R_CERTIFICATE_VERIFY_FAILED:
+  case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+  case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+  case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+  case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    return "certificate";
+  default:
+    return "protocol";
+  }
+}
+
+void count_handshake_failure(std::string_view reason)
+{
+  families().failures.with({reason}).inc();
+}
+
+std::string tls_error_message(const std::error_code& ec, void* native_ssl)
+{
+  if (native_ssl) {
+    long verify = SSL_get_verify_result(static_cast<SSL*>(native_ssl));
+    if (verify != X509_V_OK)
+      return fmt::format("certificate verify failed: {}", X509_verify_cert_error_string(verify));
+  }
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const char* reason = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));
+    if (reason)
+      return reason;
+  }
+  return ec.message();
+}
+
+} // namespace coronet::net
