@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 #include <cstdio>
@@ -65,6 +66,22 @@ void check_readable(const char* key, const std::string& file)
     bad_file(key, file, std::error_code(errno, std::generic_category()).message());
 }
 
+// The private key for the certificate already in `native`.
+void use_key(SSL_CTX* native, const char* key, const std::string& file, const std::string& cert_file)
+{
+  ERR_clear_error();
+  if (SSL_CTX_use_PrivateKey_file(native, file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    if (mismatch) {
+      ERR_clear_error();
+      bad_file(key, file, "does not match the certificate in '" + cert_file + "'");
+    }
+    bad_file(key, file, "not a PEM private key: " + openssl_error("unreadable"));
+  }
+  if (SSL_CTX_check_private_key(native) != 1)
+    bad_file(key, file, "does not match the certificate in '" + cert_file + "'");
+}
+
 // Server ALPN: the first of our protocols that the client offers.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
   void* arg)
@@ -110,10 +127,7 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS); // an idle connection keeps no record buffers
   if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
     bad_file("tls.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
-  if (SSL_CTX_use_PrivateKey_file(native, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-    bad_file("tls.key_file", o.key_file, "not a PEM private key: " + openssl_error("unreadable"));
-  if (SSL_CTX_check_private_key(native) != 1)
-    bad_file("tls.key_file", o.key_file, "does not match the certificate in '" + o.cert_file + "'");
+  use_key(native, "tls.key_file", o.key_file, o.cert_file);
   if (!o.client_ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(native, o.client_ca_file.c_str(), nullptr) != 1)
       bad_file("tls.client_ca_file", o.client_ca_file, "no PEM certificates: " + openssl_error("unreadable"));
@@ -242,10 +256,7 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
     check_readable("client.key_file", o.key_file);
     if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
       bad_file("client.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
-    if (SSL_CTX_use_PrivateKey_file(native, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      bad_file("client.key_file", o.key_file, "not a PEM private key: " + openssl_error("unreadable"));
-    if (SSL_CTX_check_private_key(native) != 1)
-      bad_file("client.key_file", o.key_file, "does not match the certificate in '" + o.cert_file + "'");
+    use_key(native, "client.key_file", o.key_file, o.cert_file);
   }
   auto wire = alpn_wire(o.alpn);
   SSL_CTX_set_alpn_protos(native, reinterpret_cast<const unsigned char*>(wire.data()),
