@@ -1,0 +1,351 @@
+#!/usr/bin/python3
+"""TLS in and out with clients that are not ours: curl, Python's ssl,
+`openssl s_client`, Python's websockets over wss://, and the gateway calling
+HTTPS backends. Certificates come from scripts/make-certs.sh.
+
+    tls_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
+SOURCE_DIR = sys.argv[2] if len(sys.argv) > 2 else "."
+TIMEOUT = 10
+PKI = tempfile.mkdtemp(prefix="coronet-tls-test-")
+subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-certs.sh"), PKI], check=True, stdout=subprocess.DEVNULL)
+
+
+def pki(name):
+    return os.path.join(PKI, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """A coronet app on loopback; `tls` adds the test server certificate."""
+
+    def __init__(self, name, *sets, tls=True, port=None, extra=()):
+        self.port = port or free_port()
+        argv = [os.path.join(BIN_DIR, name), "--listen", f"127.0.0.1:{self.port}", "--threads", "2", *extra]
+        if tls:
+            self.cert = os.path.join(PKI, f"live-{self.port}.pem")
+            self.key = os.path.join(PKI, f"live-{self.port}.key")
+            shutil.copy(pki("server.pem"), self.cert)
+            shutil.copy(pki("server.key"), self.key)
+            argv += ["--set", f"tls.cert_file={self.cert}", "--set", f"tls.key_file={self.key}"]
+        for s in sets:
+            argv += ["--set", s]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def started(self):
+        deadline = time.time() + TIMEOUT
+        while "listening on" not in self.output():
+            assert self.proc.poll() is None, "the app exited:\n" + self.output()
+            assert time.time() < deadline, "the app did not start:\n" + self.output()
+            time.sleep(0.02)
+        return self
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(TIMEOUT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def context(cafile="ca.pem", cert=None):
+    ctx = ssl.create_default_context(cafile=pki(cafile))
+    if cert:
+        ctx.load_cert_chain(pki(cert + ".pem"), pki(cert + ".key"))
+    return ctx
+
+
+def tls_socket(port, ctx=None, name="localhost"):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    return (ctx or context()).wrap_socket(raw, server_hostname=name)
+
+
+def read_all(s):
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), *args], capture_output=True, text=True)
+
+
+def s_client(port, *args):
+    return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+                           "-CAfile", pki("ca.pem"), *args], input="", capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def serial_of(sock):
+    der = sock.getpeercert(binary_form=True)
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                         capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def metric(port, name, labels):
+    body = urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context(), timeout=TIMEOUT).read()
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and labels in line:
+            return float(line.split()[-1])
+    return 0.0
+
+
+# --- tests -----------------------------------------------------------------
+
+def test_curl_and_python_over_https():
+    with App("coronet-hello").started() as app:
+        base = f"https://localhost:{app.port}"
+        r = curl("-v", "--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1",
+                 f"{base}/plaintext", f"{base}/json")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == 'Hello, World!{"message":"Hello, World!"}', r.stdout
+        assert "Re-using existing connection" in r.stderr, "keep-alive over TLS"
+        assert "ALPN: server accepted http/1.1" in r.stderr, r.stderr
+        # chunked upload, and Expect: 100-continue
+        body = "x" * 100000
+        r = curl("--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1",
+                 "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue", "--data-binary", "@-",
+                 f"{base}/echo")
+        r = subprocess.run(["curl", "-sS", "--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1",
+                            "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue", "--data-binary", "@-",
+                            f"{base}/echo"], input=body, capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 0 and r.stdout == body, (r.returncode, r.stderr, len(r.stdout))
+        # pipelining over one TLS connection; the server ends it with close_notify
+        s = tls_socket(app.port)
+        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n" * 5 +
+                  b"GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        got = b""
+        while True:
+            chunk = s.recv(65536)  # an SSLEOFError here would mean no close_notify
+            if not chunk:
+                break
+            got += chunk
+        assert got.count(b"HTTP/1.1 200 OK") == 6, got
+        assert got.endswith(b'{"message":"Hello, World!"}')
+        assert app.stop() == 0
+
+
+def test_versions_and_alpn():
+    with App("coronet-hello").started() as app:
+        for version in ("-tls1_2", "-tls1_3"):
+            r = s_client(app.port, version, "-alpn", "h2,http/1.1")
+            assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+            assert "ALPN protocol: http/1.1" in r.stdout, r.stdout
+        for old in ("-tls1", "-tls1_1"):
+            r = s_client(app.port, old, "-cipher", "DEFAULT@SECLEVEL=0")
+            assert "Cipher is (NONE)" in r.stdout or r.returncode != 0, r.stdout
+        # only weak ciphers offered: refused
+        r = s_client(app.port, "-tls1_2", "-cipher", "DES-CBC3-SHA:RC4-SHA@SECLEVEL=0")
+        assert "Cipher is (NONE)" in r.stdout or r.returncode != 0, r.stdout
+    with App("coronet-hello", "tls.min_version=1.3").started() as app:
+        assert s_client(app.port, "-tls1_2").returncode != 0
+        assert "TLSv1.3" in s_client(app.port, "-tls1_3").stdout
+
+
+def test_mtls_accepts_its_clients_and_refuses_others():
+    with App("coronet-hello", f"tls.client_ca_file={pki('ca.pem')}").started() as app:
+        s = tls_socket(app.port, context(cert="client"))
+        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        assert b"Hello, World!" in read_all(s)
+        for cert in (None, "untrusted-client"):
+            try:
+                s = tls_socket(app.port, context(cert=cert))
+                s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")
+                got = s.recv(100)  # TLS 1.3: the refusal arrives after the handshake
+                assert not got, got
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                pass
+        assert app.stop() == 0
+
+
+def test_sighup_rotation():
+    with App("coronet-hello").started() as app:
+        old = tls_socket(app.port)
+        old.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"Hello, World!" in old.recv(4096)
+        first = serial_of(old)
+        shutil.copy(pki("server2.pem"), app.cert)
+        shutil.copy(pki("server2.key"), app.key)
+        app.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + TIMEOUT
+        while "reloaded the certificate" not in app.output():
+            assert time.time() < deadline, app.output()
+            time.sleep(0.02)
+        fresh = tls_socket(app.port)
+        assert serial_of(fresh) != first
+        # the open connection keeps working on its old certificate
+        old.sendall(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"Hello, World!" in old.recv(4096)
+        # a reload that fails keeps the current certificate, and the process
+        os.remove(app.key)
+        app.proc.send_signal(signal.SIGHUP)
+        while "reload failed" not in app.output():
+            assert time.time() < deadline, app.output()
+            time.sleep(0.02)
+        assert app.proc.poll() is None
+        assert serial_of(tls_socket(app.port)) == serial_of(fresh)
+        assert app.stop() == 0
+
+
+def test_bad_input_closes_one_connection_and_is_counted():
+    with App("coronet-backend", "tls.handshake_timeout_ms=300", extra=["--role", "users"]).started() as app:
+        # plain HTTP to the TLS port
+        with socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_all(s) == b"" or True  # closed, whatever the kernel sends
+        # a handshake that stalls
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT) as s:
+            assert read_all(s) == b""
+        assert time.time() - start < 5
+        # an abrupt close in the middle of the handshake
+        with socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT) as s:
+            s.sendall(bytes.fromhex("16030100c8010000c40303") + os.urandom(20))
+        # a client that offers TLS 1.1 only
+        s_client(app.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+        time.sleep(0.1)
+        # the server still serves, and counted each failure by its reason
+        assert metric(app.port, "coronet_tls_handshake_failures_total", 'reason="not_tls"') >= 1
+        assert metric(app.port, "coronet_tls_handshake_failures_total", 'reason="timeout"') >= 1
+        assert metric(app.port, "coronet_tls_handshake_failures_total", 'reason="version"') >= 1
+        assert metric(app.port, "coronet_tls_handshake_failures_total", 'reason="closed"') >= 1
+        assert app.stop() == 0
+
+
+def test_startup_errors_exit_2_naming_key_and_file():
+    with App("coronet-hello", tls=False, extra=["--set", "tls.cert_file=/nonexistent/cert.pem",
+                                                "--set", f"tls.key_file={pki('server.key')}"]) as app:
+        assert app.proc.wait(TIMEOUT) == 2
+        assert "tls.cert_file" in app.output() and "/nonexistent/cert.pem" in app.output(), app.output()
+    with App("coronet-hello", tls=False, extra=["--set", f"tls.cert_file={pki('server.pem')}",
+                                                "--set", f"tls.key_file={pki('client.key')}"]) as app:
+        assert app.proc.wait(TIMEOUT) == 2
+        assert "tls.key_file" in app.output() and "does not match" in app.output(), app.output()
+
+
+def test_second_process_on_a_held_port_fails():
+    with App("coronet-hello", tls=False).started() as first:
+        with App("coronet-hello", tls=False, port=first.port) as second:
+            assert second.proc.wait(TIMEOUT) == 2, second.output()
+            assert "address in use" in second.output(), second.output()
+            assert f"127.0.0.1:{first.port}" in second.output()
+        assert first.stop() == 0
+
+
+def test_gateway_calls_https_backends():
+    backends = {}
+    try:
+        for role, cert in (("users", "server"), ("orders", "wrong-name"), ("recommendations", "untrusted")):
+            app = App("coronet-backend", "backend.latency_ms=0", "backend.jitter_ms=0", "backend.error_rate=0",
+                      extra=["--role", role])
+            shutil.copy(pki(cert + ".pem"), app.cert)
+            shutil.copy(pki(cert + ".key"), app.key)
+            backends[role] = app.started()
+        sets = [f"backends.{role}=https://localhost:{app.port}" for role, app in backends.items()]
+        with App("coronet-gateway", *sets, f"client.ca_file={pki('ca.pem')}", tls=False).started() as gw:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{gw.port}/api/users/7/dashboard", timeout=TIMEOUT).read()
+            doc = json.loads(body)
+            assert doc["user"]["id"] == 7, doc
+            assert doc["partial"] is True, doc
+            reasons = {e["service"]: e["reason"] for e in doc["errors"]}
+            assert reasons == {"orders": "tls", "recommendations": "tls"}, doc
+        # all three trusted and named right: a full answer, over HTTPS both ways
+        for role in ("orders", "recommendations"):
+            shutil.copy(pki("server.pem"), backends[role].cert)
+            shutil.copy(pki("server.key"), backends[role].key)
+            backends[role].proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        with App("coronet-gateway", *sets, f"client.ca_file={pki('ca.pem')}").started() as gw:
+            for _ in range(3):
+                body = urllib.request.urlopen(f"https://127.0.0.1:{gw.port}/api/users/7/dashboard",
+                                              context=context(), timeout=TIMEOUT).read()
+                doc = json.loads(body)
+                assert doc["partial"] is False and doc["errors"] == [], doc
+    finally:
+        for app in backends.values():
+            app.__exit__()
+
+
+def test_chat_over_wss():
+    import websockets
+    tcp_port = free_port()
+    with App("coronet-chat", f"chat.tcp_listen=127.0.0.1:{tcp_port}") as app:
+        deadline = time.time() + TIMEOUT
+        while app.output().count("listening on") < 2:
+            assert app.proc.poll() is None and time.time() < deadline, app.output()
+            time.sleep(0.02)
+        page = urllib.request.urlopen(f"https://127.0.0.1:{app.port}/", context=context(), timeout=TIMEOUT).read()
+        assert b"WebSocket" in page or b"<html" in page.lower()
+
+        async def talk():
+            async with websockets.connect(f"wss://localhost:{app.port}/ws", ssl=context()) as a, \
+                    websockets.connect(f"wss://localhost:{app.port}/ws", ssl=context()) as b:
+                for ws, nick in ((a, "ann"), (b, "bob")):
+                    assert (await asyncio.wait_for(ws.recv(), TIMEOUT)).startswith("* welcome")
+                    await ws.send(f"/nick {nick}")
+                    await ws.send("/join lobby")
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == f"* you are {nick}"
+                    assert await asyncio.wait_for(ws.recv(), TIMEOUT) == f"* {nick} joined lobby"
+                await a.send("hello over tls")
+                while True:
+                    line = await asyncio.wait_for(b.recv(), TIMEOUT)
+                    if "hello over tls" in line:
+                        pong = await b.ping(b"still there")
+                        await asyncio.wait_for(pong, TIMEOUT)
+                        return line
+        line = asyncio.run(talk())
+        assert "ann: hello over tls" in line, line
+        assert app.stop() == 0
+
+
+TESTS = {name[5:]: f for name, f in globals().items() if name.startswith("test_")}
+
+if __name__ == "__main__":
+    which = sys.argv[3] if len(sys.argv) > 3 else "list"
+    if which == "list":
+        print("\n".join(TESTS))
+        sys.exit(0)
+    try:
+        TESTS[which]()
+    finally:
+        shutil.rmtree(PKI, ignore_errors=True)
+    print(f"{which}: ok")
