@@ -4,10 +4,33 @@
 # recommendations :8083) and coronet-gateway (:8080) in front of them.
 # Ctrl-C (or SIGTERM) stops all four cleanly. Extra arguments go to the
 # gateway (e.g. --set gateway.backend_timeout_ms=100).
+#   scripts/run.sh --tls   the same over HTTPS, in and out: a throwaway CA and
+#                          certificates (scripts/make-certs.sh, nothing secret
+#                          is committed), backends on https://, the gateway on
+#                          https:// calling them with the CA trusted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tls=false
+if [[ "${1:-}" == "--tls" ]]; then
+  tls=true
+  shift
+fi
 scripts/build.sh
 bin=build-release/bin
+backend_tls=()
+gateway_tls=()
+scheme=http
+if $tls; then
+  pki=build-release/demo-pki
+  scripts/make-certs.sh "$pki"
+  scheme=https
+  backend_tls=(--set "tls.cert_file=$pki/server.pem" --set "tls.key_file=$pki/server.key")
+  gateway_tls=("${backend_tls[@]}" --set "client.ca_file=$pki/ca.pem")
+  for i in 0 1 2; do
+    role=(users orders recommendations)
+    gateway_tls+=(--set "backends.${role[$i]}=https://127.0.0.1:$((8081 + i))")
+  done
+fi
 
 pids=()
 stop() {
@@ -36,19 +59,22 @@ wait_port() {
 port=8081
 for role in users orders recommendations; do
   # setsid: Ctrl-C reaches only this script, which stops each service once.
-  setsid "$bin/coronet-backend" --config configs/backend.toml --role "$role" --listen "127.0.0.1:$port" &
+  setsid "$bin/coronet-backend" --config configs/backend.toml --role "$role" --listen "127.0.0.1:$port" \
+    "${backend_tls[@]}" &
   pids+=($!)
   wait_port "$port" "$!"
   port=$((port + 1))
 done
-setsid "$bin/coronet-gateway" --config configs/gateway.toml "$@" &
+setsid "$bin/coronet-gateway" --config configs/gateway.toml "${gateway_tls[@]}" "$@" &
 pids+=($!)
 wait_port 8080 "$!"
 
-cat <<'MSG'
-== coronet demo is up: gateway on :8080, backends on :8081-8083. Try:
-     curl http://127.0.0.1:8080/api/users/1/dashboard
-     curl http://127.0.0.1:8080/metrics
+curl_tls=""
+$tls && curl_tls="--cacert $pki/ca.pem "
+cat <<MSG
+== coronet demo is up: gateway on :8080, backends on :8081-8083 ($scheme). Try:
+     curl ${curl_tls}$scheme://127.0.0.1:8080/api/users/1/dashboard
+     curl ${curl_tls}$scheme://127.0.0.1:8080/metrics
    Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true
