@@ -3,6 +3,7 @@
 #include <coronet/config.hpp>
 #include <coronet/detail/intrusive_list.hpp>
 #include <coronet/net/tcp_server.hpp>
+#include <coronet/sync/select.hpp>
 
 #include "http1_connection.hpp"
 
@@ -53,6 +54,7 @@ struct server_state {
   router routes;
   detail::http1_settings settings;
   std::vector<connection_list> connections; // per worker
+  channel<std::monostate> finished;         // closed when the server has ended (or failed to start)
 };
 
 // Unlinks the connection from its worker's list however it ends.
@@ -77,7 +79,9 @@ task<void> serve_connection(net::stream& s, std::shared_ptr<server_state> st)
 // after a short grace; those in the middle of one finish it first.
 task<void> drain_on_stop(std::shared_ptr<server_state> st, std::size_t worker)
 {
-  co_await st->rt.done().receive();
+  auto got = co_await select(st->rt.done().on_receive(), st->finished.on_receive());
+  if (got.index() == 1)
+    co_return;
   for (auto* c = st->connections[worker].front(); c; c = c->next_)
     c->drain();
 }
@@ -97,7 +101,13 @@ task<void> serve(runtime& rt, server_options options, router routes)
   // Named, not a temporary inside the co_await: GCC 12 may destroy such a
   // temporary twice.
   net::connection_handler handler = [state](net::stream& s) { return serve_connection(s, state); };
-  co_await net::serve_tcp(rt, tcp, std::move(handler));
+  try {
+    co_await net::serve_tcp(rt, tcp, std::move(handler));
+  } catch (...) {
+    state->finished.close();
+    throw;
+  }
+  state->finished.close();
 }
 
 task<void> serve(runtime& rt, const config& cfg, router routes)
