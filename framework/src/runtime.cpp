@@ -447,7 +447,7 @@ int runtime::run_until_signal(task<void> main)
         std::lock_guard lock{reload_mutex_};
         reloaders = reloaders_;
       }
-      spdlog::info("received SIGHUP: {} to reload", reloaders.empty() ? "nothing" : "reloading");
+      spdlog::info("received SIGHUP: {}", reloaders.empty() ? "nothing to reload" : "reloading");
       for (auto& f : reloaders)
         f();
       signals->async_wait(on_signal);

@@ -223,7 +223,8 @@ def test_sighup_rotation():
             time.sleep(0.02)
         assert app.proc.poll() is None
         assert serial_of(tls_socket(app.port)) == serial_of(fresh)
-        assert app.stop() == 0
+        rc = app.stop()
+        assert rc == 0, (rc, app.output())
 
 
 def test_bad_input_closes_one_connection_and_is_counted():

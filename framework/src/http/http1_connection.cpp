@@ -163,7 +163,7 @@ task<void> http1_connection::serve()
       break;
     going = co_await receive();
   }
-  co_await stream_.close(200ms);
+  co_await stream_.close();
 }
 
 // Every complete request received is answered in order; the responses

@@ -1,18 +1,26 @@
 #include <coronet/net/stream.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
-#include <asio/connect.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/ssl.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/write.hpp>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <string>
+#include <vector>
 
 namespace coronet::net {
 
@@ -32,7 +40,7 @@ struct stream::deadlines {
   struct side {
     clock::time_point at = no_deadline;
     clock::duration timeout{0}; // per wait, when set (writes)
-    bool expired = false; // `at` has passed: waits end at once
+    bool expired = false;       // `at` has passed: waits end at once
     bool waiting = false;
     asio::cancellation_signal cancel;
 
@@ -86,41 +94,95 @@ struct stream::deadlines {
 
 namespace {
 
-// Lets a cancellation of the awaiting coroutine (with_timeout, a task
-// group) reach an operation that is bound to the stream's own signal.
-class forward_cancellation {
+using side = stream::deadlines::side;
+
+// One wait of a side: the operation it starts is cancelled by the side's
+// deadline and, forwarded, by a cancellation of the awaiting coroutine
+// (with_timeout, a task group), which the side's own slot would otherwise
+// hide from it.
+class wait_scope {
 public:
-  forward_cancellation(asio::cancellation_slot outer, asio::cancellation_signal& inner) : outer_(outer)
+  wait_scope(const asio::cancellation_state& caller, side& s) : outer_(caller.slot()), side_(s)
   {
     if (outer_.is_connected())
-      outer_.assign([&inner](asio::cancellation_type t) { inner.emit(t); });
+      outer_.assign([&s](asio::cancellation_type t) { s.cancel.emit(t); });
+    side_.waiting = true;
   }
-  ~forward_cancellation()
+  ~wait_scope()
   {
+    side_.waiting = false;
     if (outer_.is_connected())
       outer_.clear();
   }
-  forward_cancellation(const forward_cancellation&) = delete;
-  forward_cancellation& operator=(const forward_cancellation&) = delete;
+  wait_scope(const wait_scope&) = delete;
+  wait_scope& operator=(const wait_scope&) = delete;
+
+  auto token() { return asio::bind_cancellation_slot(side_.cancel.slot(), use_tuple); }
+  // What an operation that the deadline cancelled reports.
+  std::error_code result(std::error_code ec) const
+  {
+    return ec == asio::error::operation_aborted && side_.expired ? timed_out : ec;
+  }
 
 private:
   asio::cancellation_slot outer_;
+  side& side_;
 };
 
-// Marks a side as waiting for as long as an operation is pending.
-struct waiting_guard {
-  explicit waiting_guard(stream::deadlines& d, bool read) : side(read ? d.read : d.write) { side.waiting = true; }
-  ~waiting_guard() { side.waiting = false; }
-  decltype(stream::deadlines::read)& side;
+// What OpenSSL asks for after a call that did not complete.
+enum class want { nothing, read, write };
+
+struct tls_step {
+  int n = 0;
+  want wait = want::nothing;
+  std::error_code ec;
 };
 
-std::error_code timed_out_if_expired(std::error_code ec, bool expired)
+// The outcome of an SSL_read/SSL_write/SSL_do_handshake that returned `r`
+// (the error queue was cleared before the call).
+tls_step tls_outcome(SSL* ssl, int r)
 {
-  return ec == asio::error::operation_aborted && expired ? timed_out : ec;
+  if (r > 0)
+    return {r, want::nothing, {}};
+  int saved_errno = errno;
+  switch (SSL_get_error(ssl, r)) {
+  case SSL_ERROR_WANT_READ: return {0, want::read, {}};
+  case SSL_ERROR_WANT_WRITE: return {0, want::write, {}};
+  case SSL_ERROR_ZERO_RETURN: return {0, want::nothing, asio::error::eof};
+  case SSL_ERROR_SYSCALL: {
+    ERR_clear_error();
+    if (saved_errno != 0 && saved_errno != EAGAIN)
+      return {0, want::nothing, std::error_code(saved_errno, asio::error::get_system_category())};
+    return {0, want::nothing, asio::ssl::error::stream_truncated};
+  }
+  default: {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+      return {0, want::nothing, asio::ssl::error::stream_truncated};
+    return {0, want::nothing, std::error_code(static_cast<int>(e), asio::error::get_ssl_category())};
+  }
+  }
+}
+
+// OpenSSL writes with send() and no MSG_NOSIGNAL: a peer that has gone would
+// kill the process with SIGPIPE instead of failing the write with EPIPE.
+// Ignored once, before the first TLS stream, as nginx and Go do.
+void ignore_sigpipe()
+{
+  static const bool done = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)done;
 }
 
 } // namespace
 
+// TLS runs OpenSSL on the non-blocking socket itself, as nginx does: no
+// buffers of our own between them, and with SSL_MODE_RELEASE_BUFFERS an
+// idle connection holds no record buffers (asio::ssl::stream keeps two
+// 17 KiB buffers per connection for its whole life).
 stream::stream(asio::ip::tcp::socket socket)
   : socket_(std::move(socket)), deadlines_(std::make_shared<deadlines>(socket_.get_executor()))
 {
@@ -131,48 +193,40 @@ stream::stream(asio::ip::tcp::socket socket)
 stream::stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, tls_role role)
   : socket_(std::move(socket)),
     tls_context_(std::move(tls)),
-    tls_(std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_)),
     deadlines_(std::make_shared<deadlines>(socket_.get_executor()))
 {
   std::error_code ignored;
   socket_.non_blocking(true, ignored);
+  ignore_sigpipe();
+  ssl_ = SSL_new(tls_context_->native_handle());
+  if (!ssl_)
+    throw std::bad_alloc();
+  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (role == tls_role::server)
-    SSL_set_accept_state(tls_->native_handle());
+    SSL_set_accept_state(ssl_);
   else
-    SSL_set_connect_state(tls_->native_handle());
+    SSL_set_connect_state(ssl_);
 }
 
 stream::stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> tls)
   : socket_(ex), tls_context_(std::move(tls)), deadlines_(std::make_shared<deadlines>(ex))
 {
   if (tls_context_) {
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
-    SSL_set_connect_state(tls_->native_handle());
+    ignore_sigpipe();
+    ssl_ = SSL_new(tls_context_->native_handle());
+    if (!ssl_)
+      throw std::bad_alloc();
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_set_connect_state(ssl_);
   }
-}
-
-task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> endpoints)
-{
-  auto& side = deadlines_->write;
-  if (side.expired)
-    co_return timed_out;
-  auto state = co_await asio::this_coro::cancellation_state;
-  forward_cancellation forward{state.slot(), side.cancel};
-  waiting_guard waiting{*deadlines_, false};
-  auto [ec, at] = co_await asio::async_connect(socket_, endpoints,
-    asio::bind_cancellation_slot(side.cancel.slot(), use_tuple));
-  (void)at;
-  if (ec)
-    co_return timed_out_if_expired(ec, side.expired);
-  std::error_code ignored;
-  socket_.non_blocking(true, ignored);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  co_return std::error_code{};
 }
 
 stream::~stream()
 {
   deadlines_->timer.cancel();
+  if (ssl_)
+    SSL_free(ssl_);
 }
 
 void stream::set_read_deadline(clock::time_point at) noexcept
@@ -192,48 +246,78 @@ void stream::set_write_timeout(clock::duration d) noexcept
   deadlines::set(deadlines_, deadlines_->write, no_deadline);
 }
 
+task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> endpoints)
+{
+  auto& side = deadlines_->write;
+  if (side.expired)
+    co_return timed_out;
+  wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+  auto [ec, at] = co_await asio::async_connect(socket_, endpoints, scope.token());
+  (void)at;
+  if (ec)
+    co_return scope.result(ec);
+  std::error_code ignored;
+  socket_.non_blocking(true, ignored);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (ssl_)
+    SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  co_return std::error_code{};
+}
+
+task<std::error_code> stream::wait_ready(bool for_read, int what)
+{
+  auto& side = for_read ? deadlines_->read : deadlines_->write;
+  if (!for_read && side.timeout.count() > 0 && !side.waiting)
+    deadlines::set(deadlines_, side, clock::now() + side.timeout);
+  if (side.expired)
+    co_return timed_out;
+  wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+  auto direction = static_cast<want>(what) == want::write ? asio::ip::tcp::socket::wait_write
+                                                          : asio::ip::tcp::socket::wait_read;
+  auto [ec] = co_await socket_.async_wait(direction, scope.token());
+  co_return scope.result(ec);
+}
+
 io_result stream::read_now(asio::mutable_buffer buffer)
 {
   io_result r;
-  if (!tls_) {
+  if (!ssl_) {
     r.bytes = socket_.read_some(buffer, r.ec);
     return r;
   }
-  // Records already received and decrypted: take them without the reactor.
-  SSL* ssl = tls_->native_handle();
-  if (buffer.size() == 0 || SSL_pending(ssl) <= 0) {
-    r.ec = asio::error::would_block;
-    return r;
-  }
-  int n = SSL_read(ssl, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), 1 << 30)));
-  if (n > 0)
-    r.bytes = static_cast<std::size_t>(n);
-  else
-    r.ec = asio::error::would_block;
+  ERR_clear_error();
+  auto step = tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX))));
+  r.bytes = static_cast<std::size_t>(step.n);
+  r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
   return r;
 }
 
 task<io_result> stream::read_some(asio::mutable_buffer buffer)
 {
-  if (!tls_) {
-    io_result r = read_now(buffer);
-    if (r.ec != asio::error::would_block)
-      co_return r;
-  }
+  io_result r = read_now(buffer);
+  if (r.ec != asio::error::would_block)
+    co_return r;
   co_return co_await wait_read(buffer);
 }
 
 task<io_result> stream::wait_read(asio::mutable_buffer buffer)
 {
-  auto& side = deadlines_->read;
-  if (side.expired)
-    co_return io_result{timed_out, 0};
-  auto state = co_await asio::this_coro::cancellation_state;
-  forward_cancellation forward{state.slot(), side.cancel};
-  waiting_guard waiting{*deadlines_, true};
-  auto token = asio::bind_cancellation_slot(side.cancel.slot(), use_tuple);
-  auto [ec, n] = tls_ ? co_await tls_->async_read_some(buffer, token) : co_await socket_.async_read_some(buffer, token);
-  co_return io_result{timed_out_if_expired(ec, side.expired), n};
+  if (!ssl_) {
+    auto& side = deadlines_->read;
+    if (side.expired)
+      co_return io_result{timed_out, 0};
+    wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+    auto [ec, n] = co_await socket_.async_read_some(buffer, scope.token());
+    co_return io_result{scope.result(ec), n};
+  }
+  for (;;) {
+    ERR_clear_error();
+    auto step = tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX))));
+    if (step.wait == want::nothing)
+      co_return io_result{step.ec, static_cast<std::size_t>(step.n)};
+    if (auto ec = co_await wait_ready(true, static_cast<int>(step.wait)))
+      co_return io_result{ec, 0};
+  }
 }
 
 task<std::error_code> stream::write(asio::const_buffer data)
@@ -244,34 +328,34 @@ task<std::error_code> stream::write(asio::const_buffer data)
 
 task<std::error_code> stream::write(std::span<const asio::const_buffer> data)
 {
+  if (ssl_)
+    co_return co_await write_tls(data);
+  // Most writes fit in the socket buffer: no reactor, no timer.
   std::size_t sent = 0;
-  if (!tls_) {
-    // Most writes fit in the socket buffer: no reactor, no timer.
-    std::error_code ec;
-    std::size_t total = asio::buffer_size(data);
-    while (sent < total) {
-      std::array<asio::const_buffer, 8> rest;
-      std::size_t count = 0, skip = sent;
-      for (auto& b : data) {
-        if (skip >= b.size()) {
-          skip -= b.size();
-          continue;
-        }
-        if (count == rest.size())
-          break;
-        rest[count++] = b + skip;
-        skip = 0;
+  std::size_t total = asio::buffer_size(data);
+  std::error_code ec;
+  while (sent < total) {
+    std::array<asio::const_buffer, 8> rest;
+    std::size_t count = 0, skip = sent;
+    for (auto& b : data) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        continue;
       }
-      std::size_t n = socket_.write_some(std::span(rest.data(), count), ec);
-      if (ec == asio::error::would_block)
+      if (count == rest.size())
         break;
-      if (ec)
-        co_return ec;
-      sent += n;
+      rest[count++] = b + skip;
+      skip = 0;
     }
-    if (sent == total)
-      co_return std::error_code{};
+    std::size_t n = socket_.write_some(std::span(rest.data(), count), ec);
+    if (ec == asio::error::would_block)
+      break;
+    if (ec)
+      co_return ec;
+    sent += n;
   }
+  if (sent == total)
+    co_return std::error_code{};
   co_return co_await wait_write(data, sent);
 }
 
@@ -292,28 +376,51 @@ task<std::error_code> stream::wait_write(std::span<const asio::const_buffer> dat
     rest.push_back(b + skip);
     skip = 0;
   }
-  auto state = co_await asio::this_coro::cancellation_state;
-  forward_cancellation forward{state.slot(), side.cancel};
-  waiting_guard waiting{*deadlines_, false};
-  auto token = asio::bind_cancellation_slot(side.cancel.slot(), use_tuple);
-  auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, rest, token) : co_await asio::async_write(socket_, rest, token);
+  wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+  auto [ec, n] = co_await asio::async_write(socket_, rest, scope.token());
   (void)n;
-  co_return timed_out_if_expired(ec, side.expired);
+  co_return scope.result(ec);
+}
+
+// Several small pieces (a chunk's size line, the chunk, its CRLF) go out as
+// one TLS record, not one record each.
+task<std::error_code> stream::write_tls(std::span<const asio::const_buffer> data)
+{
+  std::string joined;
+  asio::const_buffer whole = data.empty() ? asio::const_buffer{} : data[0];
+  if (data.size() > 1) {
+    joined.reserve(asio::buffer_size(data));
+    for (auto& b : data)
+      joined.append(static_cast<const char*>(b.data()), b.size());
+    whole = asio::buffer(joined);
+  }
+  while (whole.size() > 0) {
+    ERR_clear_error();
+    auto step = tls_outcome(ssl_, SSL_write(ssl_, whole.data(), static_cast<int>(std::min<std::size_t>(whole.size(), INT_MAX))));
+    if (step.n > 0) {
+      whole += static_cast<std::size_t>(step.n);
+      continue;
+    }
+    if (step.wait == want::nothing)
+      co_return step.ec;
+    if (auto ec = co_await wait_ready(false, static_cast<int>(step.wait)))
+      co_return ec;
+  }
+  co_return std::error_code{};
 }
 
 task<std::error_code> stream::handshake(std::string_view server_name)
 {
-  if (!tls_)
+  if (!ssl_)
     co_return std::error_code{};
-  SSL* ssl = tls_->native_handle();
-  if (!server_name.empty() && SSL_is_server(ssl) == 0) {
+  if (!server_name.empty() && SSL_is_server(ssl_) == 0) {
     std::string name{server_name};
     asio::error_code bad;
     bool is_address = (asio::ip::make_address(name, bad), !bad);
     if (!is_address) // SNI carries host names only (RFC 6066 3)
-      SSL_set_tlsext_host_name(ssl, name.c_str());
-    if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      SSL_set_tlsext_host_name(ssl_, name.c_str());
+    if (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       if (is_address)
         X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
@@ -321,48 +428,45 @@ task<std::error_code> stream::handshake(std::string_view server_name)
         X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     }
   }
-  auto& side = deadlines_->read;
-  if (side.expired)
-    co_return timed_out;
-  auto state = co_await asio::this_coro::cancellation_state;
-  forward_cancellation forward{state.slot(), side.cancel};
-  waiting_guard waiting{*deadlines_, true};
-  auto type = SSL_is_server(ssl) ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
-  auto [ec] = co_await tls_->async_handshake(type, asio::bind_cancellation_slot(side.cancel.slot(), use_tuple));
-  co_return timed_out_if_expired(ec, side.expired);
+  for (;;) {
+    ERR_clear_error();
+    auto step = tls_outcome(ssl_, SSL_do_handshake(ssl_));
+    if (step.wait == want::nothing)
+      co_return step.ec;
+    // The handshake's time is the read deadline, whichever way it waits.
+    if (auto ec = co_await wait_ready(true, static_cast<int>(step.wait)))
+      co_return ec;
+  }
 }
 
 std::string_view stream::alpn() const noexcept
 {
-  if (!tls_)
+  if (!ssl_)
     return {};
   const unsigned char* data = nullptr;
   unsigned int size = 0;
-  SSL_get0_alpn_selected(const_cast<SSL*>(tls_->native_handle()), &data, &size);
+  SSL_get0_alpn_selected(ssl_, &data, &size);
   return {reinterpret_cast<const char*>(data), size};
 }
 
 void* stream::native_tls() noexcept
 {
-  return tls_ ? tls_->native_handle() : nullptr;
+  return ssl_;
 }
 
-task<void> stream::close(clock::duration grace)
+task<void> stream::close()
 {
-  if (tls_ && socket_.is_open()) {
-    // close_notify, so the peer can tell the end from a cut (an attacker's
-    // truncation); a peer that never answers it costs at most `grace`.
-    auto until = clock::now() + grace;
-    set_read_deadline(until);
-    set_write_deadline(until);
-    auto state = co_await asio::this_coro::cancellation_state;
-    forward_cancellation forward{state.slot(), deadlines_->read.cancel};
-    waiting_guard waiting{*deadlines_, true};
-    co_await tls_->async_shutdown(asio::bind_cancellation_slot(deadlines_->read.cancel.slot(), use_tuple));
+  // close_notify, so the peer can tell the end from a cut (truncation). Sent
+  // without waiting: a peer that cannot take it now is not waited for.
+  if (ssl_ && socket_.is_open() && SSL_is_init_finished(ssl_)) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
   }
   shut_down();
   std::error_code ignored;
   socket_.close(ignored);
+  co_return;
 }
 
 void stream::shut_down() noexcept

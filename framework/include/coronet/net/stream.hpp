@@ -35,9 +35,8 @@
 
 namespace asio::ssl {
 class context;
-template <class>
-class stream;
 } // namespace asio::ssl
+struct ssl_st; // OpenSSL's SSL
 
 namespace coronet::net {
 
@@ -65,7 +64,7 @@ public:
   stream(const stream&) = delete;
   stream& operator=(const stream&) = delete;
 
-  bool is_tls() const noexcept { return tls_ != nullptr; }
+  bool is_tls() const noexcept { return ssl_ != nullptr; }
 
   // At most buffer.size() bytes, as soon as any are there; {eof} when the
   // peer has closed, {timed_out} past the read deadline.
@@ -99,9 +98,9 @@ public:
   // The protocol ALPN chose ("h2", "http/1.1"), empty when none or plain.
   std::string_view alpn() const noexcept;
 
-  // An orderly end: TLS sends close_notify (waiting at most `grace` for the
-  // peer's), then the socket is shut down and closed.
-  task<void> close(clock::duration grace = std::chrono::seconds(1));
+  // An orderly end: TLS sends close_notify (without waiting for the peer's),
+  // then the socket is shut down and closed.
+  task<void> close();
   // An abrupt end: pending reads and writes fail at once. Safe from anywhere
   // on the stream's worker, while operations wait.
   void shut_down() noexcept;
@@ -119,10 +118,14 @@ public:
 
 private:
   task<std::error_code> wait_write(std::span<const asio::const_buffer> data, std::size_t skip);
+  task<std::error_code> write_tls(std::span<const asio::const_buffer> data);
+  // Waits until the socket can be read (or written, as OpenSSL asks), under
+  // the read or the write side's deadline.
+  task<std::error_code> wait_ready(bool for_read, int what);
 
   asio::ip::tcp::socket socket_;
-  std::shared_ptr<asio::ssl::context> tls_context_;
-  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::shared_ptr<asio::ssl::context> tls_context_; // TLS: kept for the life of ssl_
+  ssl_st* ssl_ = nullptr;
   std::shared_ptr<deadlines> deadlines_;
 };
 
