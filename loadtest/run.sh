@@ -2,10 +2,10 @@
 # The load-testing suite: each scenario side by side with its peers.
 #
 #   loadtest/run.sh [SCENARIO...] [--quick] [--seconds N] [--repetitions N]
-#                   [--port-base N] [--bin DIR]
+#                   [--port-base N] [--bin DIR] [--baseline DIR]
 #
 # Scenarios: plaintext json pipelined post-echo gateway connections echo chat
-# (all when none is named). Builds Release if needed (build-release/), builds
+# tls-plaintext tls-handshakes gateway-tls (all when none is named). Builds Release if needed (build-release/), builds
 # the Go peers, then for each scenario starts coronet and its peers (Go;
 # nginx and the epoll floor where they fit), pins each server to one core and
 # the load generator to the other, warms up, measures for --seconds (10),
@@ -16,11 +16,13 @@
 # every response was valid and there were no socket errors and no non-2xx.
 # It checks correctness, never speed (CI runs it). Writes <scenario>-quick.json.
 # --bin DIR: use the binaries in DIR instead of building Release.
+# --baseline DIR: also run DIR/coronet-hello (a build from before a change)
+# beside the current one in plaintext, json and pipelined, as 'before'.
 # --port-base N: the suite listens on N..N+99 (18000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 quick=0
 bin=
 passthrough=()
@@ -34,6 +36,9 @@ while (($#)); do
     --bin)
       [[ $# -ge 2 ]] || { echo "run.sh: --bin needs a directory" >&2; exit 2; }
       bin=$2; shift 2 ;;
+    --baseline)
+      [[ $# -ge 2 && -x $2/coronet-hello ]] || { echo "run.sh: --baseline needs a folder with coronet-hello" >&2; exit 2; }
+      passthrough+=("$1" "$(cd "$2" && pwd)"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     *) scenarios+=("$1"); shift ;;

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,9 @@ SCENARIOS = {
     "connections": "10,000 concurrent keep-alive connections: RSS per connection and errors",
     "echo": "TCP echo, 64 connections, 64-byte messages, one in flight each",
     "chat": "10,000 chat clients in one room; then with 10% never reading",
+    "tls-plaintext": "GET /plaintext over HTTPS, 64 keep-alive connections; then RSS per idle TLS connection",
+    "tls-handshakes": "a new TLS connection per exchange (ECDSA P-256): full handshakes, then resumed ones",
+    "gateway-tls": "the gateway's dashboard over HTTPS in and out (backends answering at once)",
 }
 
 
@@ -218,6 +222,17 @@ class Context:
     def port(self, n):
         return self.procs.base + n
 
+    def pki(self, name):
+        """A file of a throwaway CA and certificates (scripts/make-certs.sh), made once per scenario."""
+        folder = os.path.join(self.logdir, "pki")
+        if not os.path.isdir(folder):
+            subprocess.run([os.path.join(ROOT, "scripts/make-certs.sh"), folder], check=True,
+                           stdout=subprocess.DEVNULL)
+        return os.path.join(folder, name)
+
+    def tls_flags(self):
+        return ["--set", f"tls.cert_file={self.pki('server.pem')}", "--set", f"tls.key_file={self.pki('server.key')}"]
+
     def server(self, name, argv, port, env=None, core=SERVER_CORE):
         return Server(self.procs, name, argv, port, env, core, self.logdir)
 
@@ -226,11 +241,16 @@ class Context:
                            [os.path.join(self.bins, f"coronet-{app}"), "--threads", str(threads), "--log-level",
                             "warn", "--listen", f"127.0.0.1:{port}"] + list(extra), port, core=core)
 
-    def nginx(self, port):
-        """nginx with loadtest/http/nginx.conf, listening on `port`, in the run's log directory."""
+    def nginx(self, port, tls=False):
+        """nginx with loadtest/http/nginx.conf, listening on `port` (with `tls`, HTTPS with the
+        same certificate as coronet), in the run's log directory."""
         conf = os.path.join(self.logdir, "nginx.conf")
         with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
             text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{port}")
+        if tls:
+            text = text.replace(" reuseport backlog=4096;", " ssl reuseport backlog=4096;\n"
+                                f"    ssl_certificate {self.pki('server.pem')};\n"
+                                f"    ssl_certificate_key {self.pki('server.key')};")
         with open(conf, "w") as f:
             f.write(text)
         return self.server("nginx", ["nginx", "-p", self.logdir, "-c", conf, "-e", "stderr"], port)
@@ -256,13 +276,19 @@ def measured(server, run):
     return r
 
 
-def fetch(url, data=None):
-    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as r:
+def fetch(url, data=None, cafile=None):
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10, context=context) as r:
         return r.status, r.read()
 
 
 def http_scenario(ctx, name, path, script="plain.lua", args=(), connections=64, probe=None, peers=("go", "nginx", "floor")):
     servers = [ctx.coronet("hello", ctx.port(0), "--set", "http.max_connections=30000")]
+    if ctx.args.baseline and not ctx.quick:
+        # coronet as built before a change, in the same run (--baseline DIR)
+        servers.append(ctx.server("before", [os.path.join(ctx.args.baseline, "coronet-hello"), "--threads", "1",
+                                             "--log-level", "warn", "--listen", f"127.0.0.1:{ctx.port(4)}",
+                                             "--set", "http.max_connections=30000"], ctx.port(4)))
     if not ctx.quick:
         if "go" in peers:
             s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
@@ -365,14 +391,18 @@ def scenario_connections(ctx):
     return results, checks
 
 
-def idle_rss(server, count):
-    """RSS growth per keep-alive connection that made one request and went idle."""
+def idle_rss(server, count, cafile=None):
+    """RSS growth per keep-alive connection that made one request and went idle
+    (over TLS, trusting `cafile`, when given)."""
     socks = []
     base = status_kib(server.proc.pid, "VmRSS")
     request = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     try:
         for _ in range(count):
             s = socket.create_connection(("127.0.0.1", server.port))
+            if context:
+                s = context.wrap_socket(s, server_hostname="localhost")
             s.sendall(request)
             socks.append(s)
         for s in socks:
@@ -472,6 +502,93 @@ def scenario_chat(ctx):
     return run_cases(ctx, cases, warm=False)
 
 
+def tls_servers(ctx):
+    """coronet-hello, Go's ListenAndServeTLS (GOMAXPROCS=1) and nginx, all on HTTPS with one certificate."""
+    servers = [ctx.coronet("hello", ctx.port(50), "--set", "http.max_connections=30000", *ctx.tls_flags())]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(51)}", "-cert", ctx.pki("server.pem"),
+                                        "-key", ctx.pki("server.key")], ctx.port(51), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+        servers.append(ctx.nginx(ctx.port(52), tls=True))
+    for s in servers:
+        status, body = fetch(f"https://localhost:{s.port}/plaintext", cafile=ctx.pki("ca.pem"))
+        if status != 200 or body != b"Hello, World!":
+            raise Failure(f"{s.name}: https /plaintext answered {status} {body[:80]!r}")
+    return servers
+
+
+def scenario_tls_plaintext(ctx):
+    servers = tls_servers(ctx)
+    results, checks = run_cases(ctx, [("tls plaintext", s, lambda secs, s=s: wrk(f"https://127.0.0.1:{s.port}/plaintext",
+                                                                                secs, 64)) for s in servers])
+    count = 500 if ctx.quick else 10000
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    count = min(count, max(hard - 200, 100))
+    for s in servers:
+        per = idle_rss(s, count, cafile=ctx.pki("ca.pem"))
+        print(f"  idle TLS keep-alive      {s.name:8} {per:.0f} B/connection ({count} connections)", flush=True)
+        for r in results:
+            if r["server"] == s.name:
+                r["median"]["idle_tls_bytes_per_connection"] = per
+                r["median"]["idle_tls_connections"] = count
+    return results, checks
+
+
+def s_time(port, seconds, reuse):
+    """openssl s_time: handshakes for `seconds`, each a new connection: full ones (TLS 1.3), or resumed
+    with the first connection's session (TLS 1.2: s_time cannot resume TLS 1.3, as it never reads the
+    tickets that arrive after the handshake)."""
+    cmd = pinned(LOAD_CORE, ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-time", str(seconds)] +
+                 (["-reuse", "-tls1_2"] if reuse else ["-new"]))
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    found = re.findall(r"(\d+) connections in ([\d.]+)s", out.stdout)
+    if out.returncode != 0 or not found:
+        raise Failure(f"openssl s_time failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
+    n, secs = int(found[-1][0]), float(found[-1][1])
+    # s_time reports no latencies, and counts failed connections as none made.
+    return {"rps": n / max(secs, 1e-9), "requests": n, "p50_ms": 0, "p90_ms": 0, "p99_ms": 0, "p999_ms": 0,
+            "socket_errors": 0, "non2xx": 0, "command": " ".join(cmd)}
+
+
+def scenario_tls_handshakes(ctx):
+    servers = tls_servers(ctx)
+    cases = []
+    for s in servers:
+        cases.append(("full handshakes, 1.3", s, lambda secs, s=s: s_time(s.port, secs, False)))
+        cases.append(("resumed handshakes, 1.2", s, lambda secs, s=s: s_time(s.port, secs, True)))
+    return run_cases(ctx, cases)
+
+
+def scenario_gateway_tls(ctx):
+    urls = {}
+    for i, role in enumerate(("users", "orders", "recommendations")):
+        port = ctx.port(60 + i)
+        ctx.coronet("backend", port, "--role", role, "--set", "log.access=false", *ctx.tls_flags(), core=LOAD_CORE)
+        urls[role] = f"https://127.0.0.1:{port}"
+    gws = [ctx.coronet("gateway", ctx.port(70), "--set", "log.access=false", *ctx.tls_flags(),
+                       "--set", f"client.ca_file={ctx.pki('ca.pem')}",
+                       *sum((["--set", f"backends.{r}={u}"] for r, u in urls.items()), []))]
+    if not ctx.quick:
+        g = ctx.peer("go", "go-gateway", ["-listen", f"127.0.0.1:{ctx.port(71)}", "-users", urls["users"],
+                                          "-orders", urls["orders"], "-recommendations", urls["recommendations"],
+                                          "-ca", ctx.pki("ca.pem"), "-cert", ctx.pki("server.pem"),
+                                          "-key", ctx.pki("server.key")], ctx.port(71), {"GOMAXPROCS": "1"})
+        gws += [g] if g else []
+    checks = []
+    for gw in gws:
+        status, body = fetch(f"https://localhost:{gw.port}/api/users/42/dashboard", cafile=ctx.pki("ca.pem"))
+        doc = json.loads(body)
+        ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
+        checks.append({"check": f"{gw.name} gateway answers a full dashboard over HTTPS", "ok": ok,
+                       "detail": body[:80].decode(errors="replace")})
+        if not ok:
+            raise Failure(f"{gw.name} gateway answered {status} {body[:200]!r}")
+    results, _ = run_cases(ctx, [("https backends 0 ms", gw,
+                                  lambda secs, gw=gw: wrk(f"https://127.0.0.1:{gw.port}", secs, 64, "gateway.lua"))
+                                 for gw in gws])
+    return results, checks
+
+
 # --- the run ----------------------------------------------------------------------
 
 def versions(peer_bins):
@@ -529,6 +646,8 @@ def main():
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--port-base", type=int, default=18000)
     p.add_argument("--bin")
+    p.add_argument("--baseline", help="a folder with coronet-hello as built before a change: plaintext, json and "
+                                      "pipelined run it beside the current build, as 'before'")
     p.add_argument("--peer", action="append", default=[], help="NAME=PATH of a built peer")
     p.add_argument("--skipped-peer", action="append", default=[], help="NAME=REASON of a peer that did not build")
     p.add_argument("--out", default=os.path.join(ROOT, "loadtest", "results"))

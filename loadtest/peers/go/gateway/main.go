@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,12 +38,26 @@ func main() {
 	recs := flag.String("recommendations", "http://127.0.0.1:8083", "recommendations service")
 	backendTimeout := flag.Duration("backend-timeout", 200*time.Millisecond, "per call")
 	requestTimeout := flag.Duration("request-timeout", time.Second, "per request")
+	caFile := flag.String("ca", "", "PEM CAs to trust for https:// backends")
+	certFile := flag.String("cert", "", "serve HTTPS with this PEM certificate")
+	keyFile := flag.String("key", "", "and this PEM key")
 	flag.Parse()
 
 	// Sized for fan-out like coronet's pool (Go's default keeps 2 idle per host).
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 256
 	transport.MaxIdleConns = 1024
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+		transport.ForceAttemptHTTP2 = false // HTTP/1.1 to the backends, as coronet's client
+		transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
 	client := &http.Client{Transport: transport}
 	bases := [3]string{*users, *orders, *recs}
 
@@ -154,5 +170,9 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "listening on %s\n", l.Addr())
+	if *certFile != "" {
+		srv := &http.Server{Handler: mux, TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		log.Fatal(srv.ServeTLS(l, *certFile, *keyFile))
+	}
 	log.Fatal(http.Serve(l, mux))
 }

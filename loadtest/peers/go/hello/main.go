@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"io"
 	"log"
@@ -12,6 +13,8 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8091", "address to serve on")
+	certFile := flag.String("cert", "", "serve HTTPS (ListenAndServeTLS) with this PEM certificate")
+	keyFile := flag.String("key", "", "and this PEM key")
 	flag.Parse()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/plaintext", func(w http.ResponseWriter, r *http.Request) {
@@ -45,5 +48,10 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("listening on %s", l.Addr())
+	if *certFile != "" {
+		// HTTP/1.1 only, as coronet's TLS listener (ALPN http/1.1).
+		srv := &http.Server{Handler: mux, TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		log.Fatal(srv.ServeTLS(l, *certFile, *keyFile))
+	}
 	log.Fatal(http.Serve(l, mux))
 }
