@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -420,16 +421,34 @@ def test_websocket_protocol_violations():
 # --- the page, in a real browser -----------------------------------------------
 
 def test_browser_page():
+    with Chat() as chat:
+        browse(chat, "http")
+
+
+def test_browser_page_over_https():
+    """The page over HTTPS and its WebSocket over wss://, on the same server."""
+    with tempfile.TemporaryDirectory() as pki:
+        make_certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "make-certs.sh")
+        subprocess.run([make_certs, pki], check=True, stdout=subprocess.DEVNULL)
+        with Chat(f"tls.cert_file={pki}/server.pem", f"tls.key_file={pki}/server.key") as chat:
+            # The throwaway CA is not in Chromium's store: certificate errors are waved through, the
+            # connection is TLS all the same (the server speaks nothing else on that port).
+            browse(chat, "https", ["--ignore-certificate-errors"], cafile=f"{pki}/ca.pem")
+
+
+def browse(chat, scheme, flags=(), cafile=None):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     check(chromium, "chromium is not installed (scripts/setup.sh installs it)")
-    with Chat() as chat, tempfile.TemporaryDirectory() as profile:
-        page = urllib.request.urlopen(f"http://127.0.0.1:{chat.http_port}/", timeout=TIMEOUT).read().decode()
+    with tempfile.TemporaryDirectory() as profile:
+        context = ssl.create_default_context(cafile=cafile) if cafile else None
+        page = urllib.request.urlopen(f"{scheme}://127.0.0.1:{chat.http_port}/", timeout=TIMEOUT,
+                                      context=context).read().decode()
         check("<title>coronet chat</title>" in page and "http://" not in page and "https://" not in page,
               "the page is self-contained")
         browser = subprocess.Popen(
             [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             f"http://127.0.0.1:{chat.http_port}/"],
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0", *flags,
+             f"{scheme}://127.0.0.1:{chat.http_port}/"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             asyncio.run(drive_browser(browser, chat))

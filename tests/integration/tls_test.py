@@ -252,6 +252,34 @@ def test_bad_input_closes_one_connection_and_is_counted():
         assert app.stop() == 0
 
 
+def test_handshake_flood_is_served():
+    """2,000 handshakes at once: each is a coroutine on a worker, none waits on a lock."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    count = min(2000, hard - 100)
+    if count < 2000:
+        print(f"the open-file limit ({hard}) allows {count} connections, not 2,000")
+    with App("coronet-hello").started() as app:
+        async def one(ctx):
+            reader, writer = await asyncio.open_connection("127.0.0.1", app.port, ssl=ctx,
+                                                           server_hostname="localhost")
+            writer.write(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            got = await reader.read()
+            writer.close()
+            return got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"Hello, World!")
+
+        async def flood():
+            ctx = context()
+            results = await asyncio.wait_for(asyncio.gather(*(one(ctx) for _ in range(count)),
+                                                            return_exceptions=True), 120)
+            return [r for r in results if r is not True]
+
+        failed = asyncio.run(flood())
+        assert not failed, f"{len(failed)} of {count} failed: {failed[:3]}"
+        assert app.stop() == 0
+
+
 def test_startup_errors_exit_2_naming_key_and_file():
     with App("coronet-hello", tls=False, extra=["--set", "tls.cert_file=/nonexistent/cert.pem",
                                                 "--set", f"tls.key_file={pki('server.key')}"]) as app:
