@@ -541,7 +541,8 @@ def s_time(port, seconds, reuse):
     cmd = pinned(LOAD_CORE, ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-time", str(seconds)] +
                  (["-reuse", "-tls1_2"] if reuse else ["-new"]))
     out = subprocess.run(cmd, capture_output=True, text=True)
-    found = re.findall(r"(\d+) connections in ([\d.]+)s", out.stdout)
+    # "N connections in S real seconds" (the line before it counts user seconds, not time)
+    found = re.findall(r"(\d+) connections in (\d+) real seconds", out.stdout)
     if out.returncode != 0 or not found:
         raise Failure(f"openssl s_time failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
     n, secs = int(found[-1][0]), float(found[-1][1])

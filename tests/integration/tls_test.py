@@ -243,6 +243,12 @@ def test_bad_input_closes_one_connection_and_is_counted():
             s.sendall(bytes.fromhex("16030100c8010000c40303") + os.urandom(20))
         # a client that offers TLS 1.1 only
         s_client(app.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+        # close_notify in the middle of a request: that connection ends, with no answer
+        s = tls_socket(app.port)
+        s.sendall(b"GET /users/1 HTTP/1.1\r\nHost: t\r\n")
+        raw = s.unwrap()
+        raw.settimeout(TIMEOUT)
+        assert read_all(raw) == b""
         time.sleep(0.1)
         # the server still serves, and counted each failure by its reason
         assert metric(app.port, "coronet_tls_handshake_failures_total", 'reason="not_tls"') >= 1

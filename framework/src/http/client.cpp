@@ -192,7 +192,7 @@ struct client::state {
   client_options options;
   // Per worker: only that worker's thread touches its map.
   std::vector<std::unordered_map<std::string, std::unique_ptr<host_pool>>> pools;
-  std::atomic<std::size_t> connects{0}, reuses{0}, retries{0};
+  std::atomic<std::size_t> connects{0}, reuses{0}, retries{0}, resumed{0};
   std::vector<std::atomic<std::size_t>> idle_counts = std::vector<std::atomic<std::size_t>>(rt.size());
 
   host_pool& pool(std::size_t worker, const url_parts& u)
@@ -275,6 +275,8 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
     if (ec) // a certificate that does not verify, no common version...: not retried
       throw client_error(client_errc::tls, fmt::format("{}: TLS handshake failed: {}", u.key,
         net::tls_error_message(ec, ssl)));
+    if (SSL_session_reused(ssl))
+      st.resumed.fetch_add(1, std::memory_order_relaxed);
   }
   st.connects.fetch_add(1, std::memory_order_relaxed);
   co_return c;
@@ -282,16 +284,21 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
 
 // Keeps the TLS session of a connection that served a whole response, for
 // the next connection to resume (TLS 1.3 tickets arrive after the handshake,
-// so this is taken after the response, not right after the handshake).
+// so this is taken after the response, not right after the handshake). A
+// copy: OpenSSL marks a connection's own session unresumable when the
+// connection is freed without a TLS shutdown, as a pooled one may later be.
 void keep_session(host_pool& pool, connection& c)
 {
   auto* ssl = static_cast<SSL*>(c.stream.native_tls());
   if (!ssl)
     return;
-  if (SSL_SESSION* s = SSL_get1_session(ssl); s && SSL_SESSION_is_resumable(s))
-    pool.session.reset(s, SSL_SESSION_free);
-  else if (s)
-    SSL_SESSION_free(s);
+  SSL_SESSION* own = SSL_get1_session(ssl);
+  if (!own)
+    return;
+  if (SSL_SESSION_is_resumable(own))
+    if (SSL_SESSION* copy = SSL_SESSION_dup(own))
+      pool.session.reset(copy, SSL_SESSION_free);
+  SSL_SESSION_free(own);
 }
 
 task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
@@ -380,11 +387,14 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       continue;
     }
     auto& got = parser.response();
-    keep_session(pool, *c);
+    if (!reused)
+      keep_session(pool, *c); // once per connection: a copy per response would cost an allocation each
     if (got.keep_alive && pool.idle.size() < st.options.max_idle_per_host) {
       c->idle_since = clock::now();
       pool.idle.push_back(std::move(c));
       st.idle_counts[worker].fetch_add(1, std::memory_order_relaxed);
+    } else {
+      co_await c->stream.close(); // TLS: close_notify, an orderly end
     }
     co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
   }
@@ -454,6 +464,7 @@ client::pool_stats client::stats() const
   s.connects = state_->connects.load(std::memory_order_relaxed);
   s.reuses = state_->reuses.load(std::memory_order_relaxed);
   s.retries = state_->retries.load(std::memory_order_relaxed);
+  s.resumed = state_->resumed.load(std::memory_order_relaxed);
   for (auto& n : state_->idle_counts)
     s.idle += n.load(std::memory_order_relaxed);
   return s;

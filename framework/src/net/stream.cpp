@@ -310,6 +310,10 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
     auto [ec, n] = co_await socket_.async_read_some(buffer, scope.token());
     co_return io_result{scope.result(ec), n};
   }
+  // SSL_read first, even after a read_now that found nothing: the caller may
+  // have waited elsewhere since (a write), and with edge-triggered epoll a
+  // readiness seen then, with no read waiting, would not wake async_wait.
+  // (Asio's own async_read_some tries the read first for the same reason.)
   for (;;) {
     ERR_clear_error();
     auto step = tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX))));

@@ -121,6 +121,7 @@ public:
     std::size_t connects = 0; // new connections opened
     std::size_t reuses = 0;   // requests sent on a pooled connection
     std::size_t retries = 0;  // stale connections retried
+    std::size_t resumed = 0;  // TLS connections that resumed an earlier session (no full handshake)
     std::size_t idle = 0;     // pooled now
   };
   // Summed over this client's pools on every worker; call from a worker.
