@@ -179,6 +179,16 @@ void ignore_sigpipe()
 
 } // namespace
 
+// After a fatal error OpenSSL forbids SSL_shutdown, and after the peer's
+// end (EOF, close_notify) a close_notify of ours would only meet a reset.
+template <class Step>
+Step stream::note(Step step) noexcept
+{
+  if (step.ec)
+    tls_ended_ = true;
+  return step;
+}
+
 // TLS runs OpenSSL on the non-blocking socket itself, as nginx does: no
 // buffers of our own between them, and with SSL_MODE_RELEASE_BUFFERS an
 // idle connection holds no record buffers (asio::ssl::stream keeps two
@@ -286,7 +296,7 @@ io_result stream::read_now(asio::mutable_buffer buffer)
     return r;
   }
   ERR_clear_error();
-  auto step = tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX))));
+  auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
   r.bytes = static_cast<std::size_t>(step.n);
   r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
   return r;
@@ -316,7 +326,7 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   // (Asio's own async_read_some tries the read first for the same reason.)
   for (;;) {
     ERR_clear_error();
-    auto step = tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX))));
+    auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
     if (step.wait == want::nothing)
       co_return io_result{step.ec, static_cast<std::size_t>(step.n)};
     if (auto ec = co_await wait_ready(true, static_cast<int>(step.wait)))
@@ -400,7 +410,7 @@ task<std::error_code> stream::write_tls(std::span<const asio::const_buffer> data
   }
   while (whole.size() > 0) {
     ERR_clear_error();
-    auto step = tls_outcome(ssl_, SSL_write(ssl_, whole.data(), static_cast<int>(std::min<std::size_t>(whole.size(), INT_MAX))));
+    auto step = note(tls_outcome(ssl_, SSL_write(ssl_, whole.data(), static_cast<int>(std::min<std::size_t>(whole.size(), INT_MAX)))));
     if (step.n > 0) {
       whole += static_cast<std::size_t>(step.n);
       continue;
@@ -434,7 +444,7 @@ task<std::error_code> stream::handshake(std::string_view server_name)
   }
   for (;;) {
     ERR_clear_error();
-    auto step = tls_outcome(ssl_, SSL_do_handshake(ssl_));
+    auto step = note(tls_outcome(ssl_, SSL_do_handshake(ssl_)));
     if (step.wait == want::nothing)
       co_return step.ec;
     // The handshake's time is the read deadline, whichever way it waits.
@@ -462,14 +472,13 @@ task<void> stream::close()
 {
   // close_notify, so the peer can tell the end from a cut (truncation). Sent
   // without waiting: a peer that cannot take it now is not waited for.
-  if (ssl_ && socket_.is_open() && SSL_is_init_finished(ssl_)) {
+  if (ssl_ && !tls_ended_ && socket_.is_open() && SSL_is_init_finished(ssl_)) {
     ERR_clear_error();
     SSL_shutdown(ssl_);
     ERR_clear_error();
   }
-  shut_down();
   std::error_code ignored;
-  socket_.close(ignored);
+  socket_.close(ignored); // a FIN, or a reset when a request is left unread, as before
   co_return;
 }
 

@@ -125,6 +125,7 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options
   SSL_CTX_set_min_proto_version(native, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS); // an idle connection keeps no record buffers
+  SSL_CTX_set_read_ahead(native, 1); // a record in one read(), not its 5-byte header and then the rest
   if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
     bad_file("tls.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
   use_key(native, "tls.key_file", o.key_file, o.cert_file);
@@ -236,6 +237,7 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_read_ahead(native, 1);
   // Sessions are kept by the client's pools (SSL_get1_session) for resumption.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   if (o.insecure_skip_verify) {

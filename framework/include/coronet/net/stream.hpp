@@ -126,6 +126,9 @@ private:
   asio::ip::tcp::socket socket_;
   std::shared_ptr<asio::ssl::context> tls_context_; // TLS: kept for the life of ssl_
   ssl_st* ssl_ = nullptr;
+  bool tls_ended_ = false; // TLS: an error or the peer's end was seen; no close_notify
+  template <class Step>
+  Step note(Step step) noexcept;
   std::shared_ptr<deadlines> deadlines_;
 };
 
