@@ -149,7 +149,9 @@ http1_connection::http1_connection(net::stream& s, const http1_settings& setting
 #endif
 
 // Answer what has arrived, send it, read more; until either side ends the
-// connection.
+// connection. The common path suspends only to dispatch and to wait for the
+// next request: what the socket takes or has at once is written and read
+// without waiting.
 task<void> http1_connection::serve()
 {
   bool going = true;
@@ -158,10 +160,15 @@ task<void> http1_connection::serve()
     if (!going)
       break;
     expect_continue();
-    going = co_await flush();
+    if (must_flush() && !flush_now())
+      going = co_await flush();
     if (!going || close_)
       break;
-    going = co_await receive();
+    auto in = receive_now();
+    if (in == input::ended)
+      break;
+    if (in == input::wait)
+      going = co_await receive();
   }
   co_await stream_.close();
 }
@@ -188,9 +195,23 @@ task<bool> http1_connection::answer_buffered()
     sent_continue_ = false;
     phase_ = phase::between;
     keep_unparsed();
-    bool going = co_await answer(parser_.finished());
-    if (!going)
+    request& req = parser_.finished();
+    response resp;
+    try {
+      resp = co_await settings_.routes.dispatch(req);
+    } catch (...) {
+      resp = router::answer(std::current_exception(), req);
+    }
+    auto next = respond(req, resp);
+    if (next == after::upgrade) {
+      co_await switch_protocols(resp);
       co_return false;
+    }
+    if (next != after::nothing) {
+      bool sent = co_await stream_body(resp, next == after::stream_chunked);
+      if (!sent)
+        co_return false;
+    }
     if (close_)
       co_return true;
   }
@@ -198,37 +219,29 @@ task<bool> http1_connection::answer_buffered()
   co_return true;
 }
 
-task<bool> http1_connection::answer(request& req)
+// Serializes the response into out_, and says what is left to do: its
+// streamed body, or the protocol it switches to.
+http1_connection::after http1_connection::respond(const request& req, const response& resp)
 {
-  response resp;
-  try {
-    resp = co_await settings_.routes.dispatch(req);
-  } catch (...) {
-    resp = router::answer(std::current_exception(), req);
-  }
   // Decided after the handler: a request in flight when the server began
   // to stop gets Connection: close.
   bool keep = req.keep_alive && !settings_.rt.stop_requested();
   bool is_head = req.method == "HEAD";
-  if (resp.upgrade && resp.status == status::switching_protocols) {
-    co_await switch_protocols(resp);
-    co_return false;
-  }
+  if (resp.upgrade && resp.status == status::switching_protocols)
+    return after::upgrade;
   if (resp.stream && !is_head && has_body(resp.status)) {
     // HTTP/1.0 cannot take chunks: the body ends when the connection does.
     bool chunked = req.version_major > 1 || req.version_minor >= 1;
     keep = keep && chunked;
     serialize(resp, false, !keep, chunked, out_);
-    bool sent = co_await stream_body(resp, chunked);
-    if (!sent)
-      co_return false;
-  } else {
-    if (out_.capacity() < 4096)
-      out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
-    serialize(resp, is_head, !keep, true, out_);
+    close_ = !keep;
+    return chunked ? after::stream_chunked : after::stream_to_close;
   }
+  if (out_.capacity() < 4096)
+    out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
+  serialize(resp, is_head, !keep, true, out_);
   close_ = !keep;
-  co_return true;
+  return after::nothing;
 }
 
 // Sends what out_ holds (this response's headers after any earlier
@@ -290,50 +303,74 @@ void http1_connection::expect_continue()
 
 // Responses wait while more requests may be in the socket (a pipelined
 // batch bigger than one read): the whole batch goes out in one write.
-task<bool> http1_connection::flush()
+bool http1_connection::must_flush() const noexcept
 {
-  if (out_.empty() || !(socket_empty_ || close_))
-    co_return true;
-  auto ec = co_await stream_.write(asio::buffer(out_));
+  return !out_.empty() && (socket_empty_ || close_);
+}
+
+// Writes out_ if the socket takes all of it now. False when some is left
+// for flush() to wait for (or the write failed, which flush() reports).
+bool http1_connection::flush_now()
+{
+  auto r = stream_.write_now(asio::buffer(out_));
+  if (r.ec || r.bytes < out_.size()) {
+    out_.erase(0, r.bytes);
+    return false;
+  }
   // Going to wait for the next request: an idle connection keeps no output
   // buffer (this costs one allocation per response).
+  std::string{}.swap(out_);
+  return true;
+}
+
+task<bool> http1_connection::flush()
+{
+  auto ec = co_await stream_.write(asio::buffer(out_));
   std::string{}.swap(out_);
   co_return !ec;
 }
 
-// Reads what comes next into data_. False when the connection is over:
-// the client left, or a deadline passed (408 if it was sending headers).
-task<bool> http1_connection::receive()
+// Takes what has already arrived into data_, without waiting: a read that
+// filled its buffer may have left more in the socket, taken at once into the
+// worker's scratch buffer (pipelined batches, big requests, parsed before
+// anything can suspend).
+http1_connection::input http1_connection::receive_now()
 {
   enter(!partial_ ? phase::idle : parser_.headers_complete() ? phase::body : phase::headers);
-  // A read that filled its buffer may have left more in the socket: take it
-  // at once into the worker's scratch buffer. Otherwise wait with a read into
-  // the connection's small buffer, which needs one system call per request
-  // (the reactor reads when the socket turns readable) and keeps an idle
-  // connection small.
+  if (socket_empty_)
+    return input::wait;
   auto scratch = read_scratch();
-  net::io_result r;
+  auto r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
+  if (r.ec == asio::error::would_block) {
+    socket_empty_ = true;
+    // Nothing more now: send what is ready (answer_buffered finds no data),
+    // then wait.
+    return out_.empty() ? input::wait : input::got;
+  }
+  if (r.ec || r.bytes == 0)
+    return input::ended; // EOF, reset
+  socket_empty_ = r.bytes < scratch.size();
+  data_ = std::string_view{scratch.data(), r.bytes};
+  data_in_scratch_ = true;
+  return input::got;
+}
+
+// Waits for the next bytes, in the connection's small buffer: one system
+// call per request (the reactor reads when the socket turns readable), and
+// an idle connection stays small. False when the connection is over: the
+// client left, or a deadline passed (408 if it was sending headers).
+task<bool> http1_connection::receive()
+{
+  auto r = co_await stream_.wait_read(asio::buffer(head_));
+  socket_empty_ = r.bytes < head_.size();
   bool in_scratch = false;
-  if (!socket_empty_) {
-    r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
-    in_scratch = !r.ec;
-    socket_empty_ = r.ec == asio::error::would_block || r.bytes < scratch.size();
-    if (r.ec == asio::error::would_block) {
-      if (!out_.empty())
-        co_return true; // nothing more now: send what is ready, then wait
-      r.ec.clear();
-    }
-  }
-  if (!r.ec && r.bytes == 0) {
-    r = co_await stream_.wait_read(asio::buffer(head_));
-    socket_empty_ = r.bytes < head_.size();
-  }
   if (r.ec == net::timed_out && draining_ && phase_ == phase::idle) {
     // Stopping while idle. A request may have arrived just as the wait
     // ended: serve it (with Connection: close) rather than reset a client
     // that sent it in good faith.
+    auto scratch = read_scratch();
     r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
-    in_scratch = !r.ec;
+    in_scratch = true;
   }
   if (r.ec) {
     if (r.ec == net::timed_out && phase_ == phase::headers) {
@@ -344,7 +381,7 @@ task<bool> http1_connection::receive()
   }
   if (r.bytes == 0)
     co_return false; // unreachable: a 0-byte read is EOF, an error above
-  data_ = std::string_view{in_scratch ? scratch.data() : head_.data(), r.bytes};
+  data_ = std::string_view{in_scratch ? read_scratch().data() : head_.data(), r.bytes};
   data_in_scratch_ = in_scratch;
   co_return true;
 }

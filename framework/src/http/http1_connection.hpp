@@ -44,13 +44,18 @@ public:
 
 private:
   enum class phase { between, idle, headers, body };
+  enum class after { nothing, stream_chunked, stream_to_close, upgrade };
+  enum class input { got, wait, ended };
 
   task<bool> answer_buffered();
-  task<bool> answer(request& req);
+  after respond(const request& req, const response& resp);
   task<bool> stream_body(const response& resp, bool chunked);
   task<void> switch_protocols(const response& resp);
   void expect_continue();
+  bool must_flush() const noexcept;
+  bool flush_now();
   task<bool> flush();
+  input receive_now();
   task<bool> receive();
   void enter(phase p) noexcept;
   void keep_unparsed();

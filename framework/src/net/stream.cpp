@@ -334,6 +334,27 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   }
 }
 
+io_result stream::write_now(asio::const_buffer data)
+{
+  io_result r;
+  if (!ssl_) {
+    r.bytes = socket_.write_some(data, r.ec);
+    return r;
+  }
+  while (r.bytes < data.size()) {
+    ERR_clear_error();
+    auto rest = data + r.bytes;
+    auto step = note(tls_outcome(ssl_, SSL_write(ssl_, rest.data(), static_cast<int>(std::min<std::size_t>(rest.size(), INT_MAX)))));
+    if (step.n > 0) {
+      r.bytes += static_cast<std::size_t>(step.n);
+      continue;
+    }
+    r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
+    break;
+  }
+  return r;
+}
+
 task<std::error_code> stream::write(asio::const_buffer data)
 {
   std::array<asio::const_buffer, 1> one{data};

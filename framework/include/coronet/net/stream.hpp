@@ -74,6 +74,9 @@ public:
   // Waits for bytes without trying first: for a caller whose read_now just
   // found nothing.
   task<io_result> wait_read(asio::mutable_buffer buffer);
+  // What the socket takes now, without waiting: {would_block} when it takes
+  // nothing. (Most responses fit: no coroutine, no reactor.)
+  io_result write_now(asio::const_buffer data);
   // All of `data`, under the write deadline.
   task<std::error_code> write(asio::const_buffer data);
   task<std::error_code> write(std::span<const asio::const_buffer> data);
