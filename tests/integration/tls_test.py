@@ -161,6 +161,15 @@ def test_curl_and_python_over_https():
             got += chunk
         assert got.count(b"HTTP/1.1 200 OK") == 6, got
         assert got.endswith(b'{"message":"Hello, World!"}')
+        # a pipelined batch of several TLS records (over 16 KiB): all answered, none left
+        # in the TLS layer's buffer while the server waits on the socket
+        s = tls_socket(app.port)
+        batch = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n" * 999 + \
+            b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        assert len(batch) > 2 * 16384
+        s.sendall(batch)
+        got = read_all(s)
+        assert got.count(b"HTTP/1.1 200 OK") == 1000, got.count(b"HTTP/1.1 200 OK")
         assert app.stop() == 0
 
 

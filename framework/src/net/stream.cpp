@@ -129,6 +129,15 @@ private:
   side& side_;
 };
 
+// SSL_get_error needs an empty error queue before each call. Emptying it
+// costs more than looking, and it is almost always empty already (every
+// error path below empties it).
+void clear_errors() noexcept
+{
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
+
 // What OpenSSL asks for after a call that did not complete.
 enum class want { nothing, read, write };
 
@@ -295,7 +304,7 @@ io_result stream::read_now(asio::mutable_buffer buffer)
     r.bytes = socket_.read_some(buffer, r.ec);
     return r;
   }
-  ERR_clear_error();
+  clear_errors();
   auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
   r.bytes = static_cast<std::size_t>(step.n);
   r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
@@ -325,7 +334,7 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   // readiness seen then, with no read waiting, would not wake async_wait.
   // (Asio's own async_read_some tries the read first for the same reason.)
   for (;;) {
-    ERR_clear_error();
+    clear_errors();
     auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
     if (step.wait == want::nothing)
       co_return io_result{step.ec, static_cast<std::size_t>(step.n)};
@@ -342,7 +351,7 @@ io_result stream::write_now(asio::const_buffer data)
     return r;
   }
   while (r.bytes < data.size()) {
-    ERR_clear_error();
+    clear_errors();
     auto rest = data + r.bytes;
     auto step = note(tls_outcome(ssl_, SSL_write(ssl_, rest.data(), static_cast<int>(std::min<std::size_t>(rest.size(), INT_MAX)))));
     if (step.n > 0) {
@@ -430,7 +439,7 @@ task<std::error_code> stream::write_tls(std::span<const asio::const_buffer> data
     whole = asio::buffer(joined);
   }
   while (whole.size() > 0) {
-    ERR_clear_error();
+    clear_errors();
     auto step = note(tls_outcome(ssl_, SSL_write(ssl_, whole.data(), static_cast<int>(std::min<std::size_t>(whole.size(), INT_MAX)))));
     if (step.n > 0) {
       whole += static_cast<std::size_t>(step.n);
@@ -464,7 +473,7 @@ task<std::error_code> stream::handshake(std::string_view server_name)
     }
   }
   for (;;) {
-    ERR_clear_error();
+    clear_errors();
     auto step = note(tls_outcome(ssl_, SSL_do_handshake(ssl_)));
     if (step.wait == want::nothing)
       co_return step.ec;
