@@ -14,9 +14,11 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RESULTS = os.path.join(ROOT, "loadtest", "results")
 CHARTS = os.path.join(ROOT, "loadtest", "charts")
-ORDER = ["plaintext", "json", "pipelined", "post-echo", "gateway", "connections", "echo", "chat"]
-COLORS = {"coronet": "#2b7bb9", "go": "#7fb800", "nginx": "#e0a100", "floor": "#8c8c8c"}
-UNITS = {"echo": "messages/s", "chat": "deliveries/s"}
+ORDER = ["plaintext", "json", "pipelined", "post-echo", "gateway", "connections", "echo", "chat",
+         "tls-plaintext", "tls-handshakes", "gateway-tls"]
+COLORS = {"coronet": "#2b7bb9", "go": "#7fb800", "nginx": "#e0a100", "floor": "#8c8c8c", "before": "#9ecae1"}
+UNITS = {"echo": "messages/s", "chat": "deliveries/s", "tls-handshakes": "handshakes/s"}
+NOT_PEERS = ("coronet", "floor", "before")  # "before": coronet as built before a change (--baseline)
 
 # What each issue asked of the numbers: (scenario, case, description, test(results by server) -> (text, met)).
 def ratio(a, b):
@@ -48,6 +50,43 @@ def targets(doc):
         c, f = (by.get("pipelined 16", {}).get(s) for s in ("coronet", "floor"))
         if c and f:
             add("pipelined 16 ≥ 0.8 × the floor", f"{c['rps'] / f['rps']:.2f} ×", c["rps"] >= 0.8 * f["rps"])
+    if name in ("plaintext", "pipelined"):
+        # the stream layer's promise: plain HTTP no slower than the build before it
+        for case, row in by.items():
+            c, b = row.get("coronet"), row.get("before")
+            if c and b:
+                add(f"{case}: CPU per request ≤ 1.03 × the build before the stream layer",
+                    f"{c['cpu_us_per_req']:.2f} vs {b['cpu_us_per_req']:.2f} µs = "
+                    f"{c['cpu_us_per_req'] / b['cpu_us_per_req']:.3f} ×",
+                    c["cpu_us_per_req"] <= 1.03 * b["cpu_us_per_req"])
+    if name == "tls-plaintext":
+        c, g, n = (by.get("tls plaintext", {}).get(s) for s in ("coronet", "go", "nginx"))
+        if c and n:
+            add("CPU per request ≤ nginx's", f"{c['cpu_us_per_req']:.2f} vs {n['cpu_us_per_req']:.2f} µs = "
+                f"{c['cpu_us_per_req'] / n['cpu_us_per_req']:.2f} ×", c["cpu_us_per_req"] <= n["cpu_us_per_req"])
+        if c and g:
+            add("throughput ≥ 1.3 × Go's ListenAndServeTLS", f"{c['rps'] / g['rps']:.2f} ×", c["rps"] >= 1.3 * g["rps"])
+        if c and n and c.get("idle_tls_bytes_per_connection") and n.get("idle_tls_bytes_per_connection"):
+            ci, ni = c["idle_tls_bytes_per_connection"], n["idle_tls_bytes_per_connection"]
+            gi = g.get("idle_tls_bytes_per_connection") if g else None
+            add(f"idle TLS connection ≤ 2 × nginx's RSS ({c.get('idle_tls_connections', 0):.0f} connections)",
+                f"{ci:.0f} vs {ni:.0f} B = {ci / ni:.2f} ×" + (f" (Go {gi:.0f} B)" if gi else ""), ci <= 2 * ni)
+    if name == "tls-handshakes":
+        for case, row in by.items():
+            c, g, n = row.get("coronet"), row.get("go"), row.get("nginx")
+            if c and n:
+                add(f"{case}: CPU per handshake ≤ nginx's",
+                    f"{c['cpu_us_per_req']:.0f} vs {n['cpu_us_per_req']:.0f} µs = "
+                    f"{c['cpu_us_per_req'] / n['cpu_us_per_req']:.2f} ×"
+                    + (f" (Go {g['cpu_us_per_req']:.0f} µs)" if g else ""),
+                    c["cpu_us_per_req"] <= n["cpu_us_per_req"])
+    if name == "gateway-tls":
+        for case, row in by.items():
+            c, g = row.get("coronet"), row.get("go")
+            if c and g:
+                add(f"{case}: throughput ≥ 2 × the Go gateway over HTTPS",
+                    f"{c['rps'] / g['rps']:.2f} × ({c['rps']:,.0f} vs {g['rps']:,.0f} req/s; CPU "
+                    f"{c['cpu_us_per_req']:.0f} vs {g['cpu_us_per_req']:.0f} µs/req)", c["rps"] >= 2 * g["rps"])
     if name == "gateway":
         for case, row in by.items():
             c, g = row.get("coronet"), row.get("go")
@@ -190,9 +229,12 @@ def section(doc):
         if r["server"] == "coronet":
             base[r["case"]] = r["median"]["rps"]
     extra_rss = name == "connections"
+    extra_tls = name == "tls-plaintext"
     lines += ["", f"| case | server | {unit} | × coronet | p50 ms | p90 ms | p99 ms | p99.9 ms | CPU µs/req (user) | "
-                  f"peak RSS MiB | {'RSS B/conn under load | idle B/conn | ' if extra_rss else ''}errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if extra_rss else "") + "---:|"]
+                  f"peak RSS MiB | {'RSS B/conn under load | idle B/conn | ' if extra_rss else ''}"
+                  f"{'idle TLS B/conn | ' if extra_tls else ''}errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if extra_rss else "")
+              + ("---:|" if extra_tls else "") + "---:|"]
     for r in doc["results"]:
         md = r["median"]
         rel = md["rps"] / base[r["case"]] if base.get(r["case"]) else None
@@ -202,6 +244,7 @@ def section(doc):
                      f"{fmt(md.get('peak_rss_kib', 0) / 1024, '.1f')} | "
                      + (f"{fmt(md.get('rss_bytes_per_connection'), '.0f')} | "
                         f"{fmt(md.get('idle_bytes_per_connection'), '.0f')} | " if extra_rss else "")
+                     + (f"{fmt(md.get('idle_tls_bytes_per_connection'), '.0f')} | " if extra_tls else "")
                      + f"{md.get('socket_errors', 0) + md.get('non2xx', 0):.0f} |")
     t = targets(doc)
     if t:
@@ -232,7 +275,7 @@ def main():
     for name, doc in docs.items():
         first = doc["results"][0]["case"]
         row = {r["server"]: r["median"]["rps"] for r in doc["results"] if r["case"] == first}
-        peers = {k: v for k, v in row.items() if k not in ("coronet", "floor")}
+        peers = {k: v for k, v in row.items() if k not in NOT_PEERS}
         best = max(peers.items(), key=lambda kv: kv[1]) if peers else None
         c = row.get("coronet")
         lines.append(f"| [{name}](#{name}) | {first}, {UNITS.get(name, 'req/s')} | {fmt(c, ',.0f')} | "
