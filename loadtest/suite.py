@@ -248,9 +248,11 @@ class Context:
         with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
             text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{port}")
         if tls:
+            # TLS 1.2 and 1.3 as coronet and Go (nginx 1.22 leaves 1.3 out by default)
             text = text.replace(" reuseport backlog=4096;", " ssl reuseport backlog=4096;\n"
                                 f"    ssl_certificate {self.pki('server.pem')};\n"
-                                f"    ssl_certificate_key {self.pki('server.key')};")
+                                f"    ssl_certificate_key {self.pki('server.key')};\n"
+                                "    ssl_protocols TLSv1.2 TLSv1.3;")
         with open(conf, "w") as f:
             f.write(text)
         return self.server("nginx", ["nginx", "-p", self.logdir, "-c", conf, "-e", "stderr"], port)

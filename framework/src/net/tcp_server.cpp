@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 namespace coronet::net {
@@ -140,8 +141,10 @@ task<bool> handshake(stream& s, std::chrono::milliseconds timeout)
   auto ec = co_await s.handshake();
   s.set_read_deadline(stream::no_deadline);
   s.set_write_deadline(stream::no_deadline);
-  if (!ec)
+  if (!ec) {
+    count_handshake(SSL_session_reused(static_cast<SSL*>(s.native_tls())) == 1);
     co_return true;
+  }
   auto reason = handshake_failure_reason(ec);
   count_handshake_failure(reason);
   spdlog::debug("tls handshake with {} failed ({}): {}", to_string(s.remote_endpoint()), reason,

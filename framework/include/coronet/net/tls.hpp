@@ -82,6 +82,8 @@ std::shared_ptr<asio::ssl::context> make_client_tls(const tls_client_options& op
 // not_tls, version, cipher, certificate, protocol.
 std::string_view handshake_failure_reason(const std::error_code& ec) noexcept;
 void count_handshake_failure(std::string_view reason);
+// coronet_tls_handshakes_total{resumed}
+void count_handshake(bool resumed);
 // The reason OpenSSL gives for a TLS error code (verification included).
 std::string tls_error_message(const std::error_code& ec, void* native_ssl = nullptr);
 
