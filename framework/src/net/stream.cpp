@@ -329,10 +329,15 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
     auto [ec, n] = co_await socket_.async_read_some(buffer, scope.token());
     co_return io_result{scope.result(ec), n};
   }
-  // SSL_read first, even after a read_now that found nothing: the caller may
-  // have waited elsewhere since (a write), and with edge-triggered epoll a
-  // readiness seen then, with no read waiting, would not wake async_wait.
-  // (Asio's own async_read_some tries the read first for the same reason.)
+  // Straight to the wait when OpenSSL holds nothing already received (the
+  // caller's read_now has just found the socket empty): async_wait re-arms
+  // the edge-triggered registration, so bytes that came in the meantime
+  // still wake it. With a record held back by read-ahead, read it first:
+  // the socket may stay quiet.
+  if (!SSL_has_pending(ssl_)) {
+    if (auto ec = co_await wait_ready(true, static_cast<int>(want::read)))
+      co_return io_result{ec, 0};
+  }
   for (;;) {
     clear_errors();
     auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
