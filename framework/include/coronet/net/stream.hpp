@@ -2,7 +2,7 @@
 // A connected byte stream, plain TCP or TLS, with Go's deadlines: the one way
 // every protocol in coronet reads and writes bytes.
 //
-//   net::stream& s = ...;                        // from serve_tcp or net::connect
+//   net::stream& s = ...;                        // from serve_tcp, or stream{ex, tls} + connect()
 //   s.set_read_deadline(clock::now() + 10s);     // for this read and the ones after
 //   auto [ec, n] = co_await s.read_some(asio::buffer(buf));
 //   if (ec == net::timed_out) ...                // the deadline passed
@@ -71,8 +71,8 @@ public:
   task<io_result> read_some(asio::mutable_buffer buffer);
   // Only what has already arrived: {would_block} when nothing has. Never waits.
   io_result read_now(asio::mutable_buffer buffer);
-  // Waits for bytes without trying first: for a caller whose read_now just
-  // found nothing.
+  // Waits for bytes, then reads: for a caller whose read_now just found
+  // nothing (the socket is not tried again first).
   task<io_result> wait_read(asio::mutable_buffer buffer);
   // What the socket takes now, without waiting: {would_block} when it takes
   // nothing. (Most responses fit: no coroutine, no reactor.)
