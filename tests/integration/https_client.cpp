@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace http = coronet::http;
@@ -16,10 +17,20 @@ using coronet::task;
 
 namespace {
 
+std::vector<std::string> tls_flags(const std::string& cert, bool mtls)
+{
+  std::vector<std::string> flags{"--set", "tls.cert_file=" + coronet::test::pki(cert + ".pem"), "--set",
+    "tls.key_file=" + coronet::test::pki(cert + ".key")};
+  if (mtls) {
+    flags.push_back("--set");
+    flags.push_back("tls.client_ca_file=" + coronet::test::pki("ca.pem"));
+  }
+  return flags;
+}
+
 struct https_hello : coronet::test::app {
-  explicit https_hello(const std::string& cert = "server")
-    : app("coronet-hello", {"--set", "tls.cert_file=" + coronet::test::pki(cert + ".pem"), "--set",
-                               "tls.key_file=" + coronet::test::pki(cert + ".key")})
+  explicit https_hello(const std::string& cert = "server", bool mtls = false)
+    : app("coronet-hello", tls_flags(cert, mtls))
   {
   }
   ~https_hello()
@@ -39,13 +50,13 @@ task<int> get_status(http::client& c, std::string url)
   co_return r.body == "Hello, World!" ? r.status : -1;
 }
 
-task<http::client_errc> failure_of(http::client& c, std::string url)
+task<http::client_errc> failure_of(http::client& c, std::string url, std::string_view reason = "certificate verify failed")
 {
   try {
     co_await c.get(std::move(url));
   } catch (const http::client_error& e) {
     INFO(e.what());
-    CHECK(std::string_view(e.what()).find("certificate verify failed") != std::string_view::npos);
+    CHECK(std::string_view(e.what()).find(reason) != std::string_view::npos);
     co_return e.kind();
   }
   co_return http::client_errc::bad_url; // no failure: the check fails
@@ -104,6 +115,27 @@ TEST_CASE("https client: a certificate that does not verify is a tls error, the 
   {
     http::client_options o;
     o.tls.insecure_skip_verify = true;
+    http::client c{rt, o};
+    CHECK(rt.block_on(get_status(c, server.url())) == 200);
+  }
+}
+
+TEST_CASE("https client: a server that requires a client certificate gets it from client.cert_file")
+{
+  https_hello server{"server", true};
+  REQUIRE(server.port != 0);
+  coronet::runtime rt{1};
+  http::client_options o;
+  o.tls.ca_file = coronet::test::pki("ca.pem");
+  SUBCASE("without one, the call fails as a tls error")
+  {
+    http::client c{rt, o};
+    CHECK(rt.block_on(failure_of(c, server.url(), "certificate")) == http::client_errc::tls);
+  }
+  SUBCASE("with one from the CA the server trusts, it is served")
+  {
+    o.tls.cert_file = coronet::test::pki("client.pem");
+    o.tls.key_file = coronet::test::pki("client.key");
     http::client c{rt, o};
     CHECK(rt.block_on(get_status(c, server.url())) == 200);
   }

@@ -372,6 +372,9 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
           stale = true;
           break;
         }
+        if (ec.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
+          throw client_error(client_errc::tls, fmt::format("{} {}{}: {}", method, u.key, u.target,
+            net::tls_error_message(ec)));
         throw client_error(client_errc::reset, fmt::format("{} {}{}: {}", method, u.key, u.target, ec.message()));
       } else {
         r = parser.feed({c->buffer.get(), n});
