@@ -165,10 +165,16 @@ task<void> http1_connection::serve()
     if (!going || close_)
       break;
     auto in = receive_now();
-    if (in == input::ended)
+    if (in == input::wait) {
+      // Waiting for the next request: the only suspension of an idle
+      // connection, one frame deep, so an idle connection stays small.
+      auto r = co_await stream_.wait_read(asio::buffer(head_));
+      in = received(r);
+    }
+    if (in == input::slow_headers)
+      co_await answer_slow_headers();
+    if (in != input::got)
       break;
-    if (in == input::wait)
-      going = co_await receive();
   }
   co_await stream_.close();
 }
@@ -355,13 +361,12 @@ http1_connection::input http1_connection::receive_now()
   return input::got;
 }
 
-// Waits for the next bytes, in the connection's small buffer: one system
-// call per request (the reactor reads when the socket turns readable), and
-// an idle connection stays small. False when the connection is over: the
-// client left, or a deadline passed (408 if it was sending headers).
-task<bool> http1_connection::receive()
+// Takes what a wait in the connection's small buffer brought: one system
+// call per request (the reactor reads when the socket turns readable), and an
+// idle connection stays small. Anything but input::got ends the connection:
+// the client left, or a deadline passed.
+http1_connection::input http1_connection::received(net::io_result r)
 {
-  auto r = co_await stream_.wait_read(asio::buffer(head_));
   socket_empty_ = r.bytes < head_.size();
   bool in_scratch = false;
   if (r.ec == net::timed_out && draining_ && phase_ == phase::idle) {
@@ -372,18 +377,20 @@ task<bool> http1_connection::receive()
     r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
     in_scratch = true;
   }
-  if (r.ec) {
-    if (r.ec == net::timed_out && phase_ == phase::headers) {
-      serialize_error(status::request_timeout, out_);
-      co_await stream_.write(asio::buffer(out_));
-    }
-    co_return false;
-  }
-  if (r.bytes == 0)
-    co_return false; // unreachable: a 0-byte read is EOF, an error above
+  if (r.ec == net::timed_out && phase_ == phase::headers)
+    return input::slow_headers;
+  if (r.ec || r.bytes == 0)
+    return input::ended; // EOF, reset, idle or body timeout
   data_ = std::string_view{in_scratch ? read_scratch().data() : head_.data(), r.bytes};
   data_in_scratch_ = in_scratch;
-  co_return true;
+  return input::got;
+}
+
+// Headers that did not arrive within http.header_timeout_ms: 408, then close.
+task<void> http1_connection::answer_slow_headers()
+{
+  serialize_error(status::request_timeout, out_);
+  co_await stream_.write(asio::buffer(out_));
 }
 
 // Each phase of a request has its own time, counted from when it begins:

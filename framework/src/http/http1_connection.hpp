@@ -45,7 +45,7 @@ public:
 private:
   enum class phase { between, idle, headers, body };
   enum class after { nothing, stream_chunked, stream_to_close, upgrade };
-  enum class input { got, wait, ended };
+  enum class input { got, wait, ended, slow_headers };
 
   task<bool> answer_buffered();
   after respond(const request& req, const response& resp);
@@ -56,7 +56,8 @@ private:
   bool flush_now();
   task<bool> flush();
   input receive_now();
-  task<bool> receive();
+  input received(net::io_result r);
+  task<void> answer_slow_headers();
   void enter(phase p) noexcept;
   void keep_unparsed();
   void release_kept();
