@@ -114,9 +114,9 @@ int main(int argc, char** argv)
   if (cfg.get_bool("echo.udp")) {
     auto tcp_at = coronet::net::parse_endpoint(options.listen);
     try {
-      // Port 0: a port free for TCP, held by a bound socket while UDP takes
+      // Port 0: a port free for TCP, held by a bound (never listening) acceptor while UDP takes
       // the same number (a port UDP picked could be some TCP client's).
-      asio::ip::tcp::socket hold{rt.executor(0)};
+      asio::ip::tcp::acceptor hold{rt.executor(0)};
       if (tcp_at.port() == 0) {
         hold.open(tcp_at.protocol());
         hold.bind(tcp_at);
