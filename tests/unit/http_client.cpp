@@ -194,6 +194,49 @@ TEST_CASE("http client: a stale pooled connection is retried once for GET, never
   });
 }
 
+TEST_CASE("http client: the retry after a stale connection goes to a new one, not to another stale one")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    // Connections 0 and 1 answer one request each, then close when the next
+    // arrives, without a byte of response (a server that closes idle
+    // keep-alive connections); later ones answer everything.
+    scripted_server server{rt, [](tcp::socket& s, int n) -> task<void> {
+      std::string buffer;
+      if (!co_await read_request(s, buffer))
+        co_return;
+      co_await send(s, ok_response);
+      if (n < 2) {
+        co_await read_request(s, buffer);
+        co_return;
+      }
+      while (co_await read_request(s, buffer))
+        co_await send(s, ok_response);
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client client{rt};
+    // Two calls at once: two connections, both pooled afterwards.
+    coronet::wait_group wg;
+    int ok = 0;
+    wg.add(2);
+    for (int i = 0; i < 2; ++i)
+      coronet::spawn([](http::client& c, std::string url, coronet::wait_group& wg, int& ok) -> task<void> {
+        if ((co_await c.get(std::move(url))).status == 200)
+          ++ok;
+        wg.done();
+      }(client, server.url(), wg, ok));
+    co_await wg.wait();
+    REQUIRE(ok == 2);
+    REQUIRE(client.stats().idle == 2);
+    // Both pooled connections are stale now: the call must not retry on the
+    // second after the first fails.
+    auto r = co_await client.get(server.url());
+    CHECK(r.status == 200);
+    CHECK(client.stats().retries == 1);
+    CHECK(server.accepted == 3);
+    server.acceptor.close();
+  });
+}
+
 TEST_CASE("http client: refused, timeout, deadline and bad URL are told apart")
 {
   run([](coronet::runtime& rt) -> task<void> {
