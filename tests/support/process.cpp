@@ -138,9 +138,13 @@ std::optional<int> process::wait(std::chrono::milliseconds timeout)
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       pid_ = -1;
-      // Keep what it printed on the way out.
-      while (wait_for_line("\x01", std::chrono::milliseconds(0))) {
-      }
+      // Keep what it printed on the way out: read to the end of the pipe
+      // (wait_for_line with no time left would return before reading).
+      pollfd p{out_, POLLIN, 0};
+      char buf[4096];
+      ssize_t n = 0;
+      while (::poll(&p, 1, 1000) > 0 && (n = ::read(out_, buf, sizeof buf)) > 0)
+        output_.append(buf, static_cast<std::size_t>(n));
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     if (std::chrono::steady_clock::now() > deadline)
