@@ -50,6 +50,12 @@ task<int> get_status(http::client& c, std::string url)
   co_return r.body == "Hello, World!" ? r.status : -1;
 }
 
+// stats() from a worker, as it must be called.
+http::client::pool_stats stats_of(coronet::runtime& rt, http::client& c)
+{
+  return rt.block_on([](http::client& c) -> task<http::client::pool_stats> { co_return c.stats(); }(c));
+}
+
 task<http::client_errc> failure_of(http::client& c, std::string url, std::string_view reason = "certificate verify failed")
 {
   try {
@@ -76,7 +82,7 @@ TEST_CASE("https client: pooled connections are reused, new ones resume the sess
     http::client c{rt, o};
     for (int i = 0; i < 3; ++i)
       CHECK(rt.block_on(get_status(c, server.url())) == 200);
-    auto s = rt.block_on([](http::client& c) -> task<http::client::pool_stats> { co_return c.stats(); }(c));
+    auto s = stats_of(rt, c);
     CHECK(s.connects == 1);
     CHECK(s.reuses == 2);
   }
@@ -86,7 +92,7 @@ TEST_CASE("https client: pooled connections are reused, new ones resume the sess
     http::client c{rt, o};
     for (int i = 0; i < 3; ++i)
       CHECK(rt.block_on(get_status(c, server.url())) == 200);
-    auto s = rt.block_on([](http::client& c) -> task<http::client::pool_stats> { co_return c.stats(); }(c));
+    auto s = stats_of(rt, c);
     CHECK(s.connects == 3);
     CHECK(s.resumed == 2);
   }

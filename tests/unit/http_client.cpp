@@ -96,6 +96,23 @@ task<void> answer_all(tcp::socket& s, int)
     co_await send(s, ok_response);
 }
 
+// Answers the first request; then, when `stale`, closes as the next arrives
+// without a byte of response (a server whose keep-alive timer just fired),
+// else answers everything.
+task<void> close_after_one_if(tcp::socket& s, bool stale)
+{
+  std::string buffer;
+  if (!co_await read_request(s, buffer))
+    co_return;
+  co_await send(s, ok_response);
+  if (stale) {
+    co_await read_request(s, buffer);
+    co_return;
+  }
+  while (co_await read_request(s, buffer))
+    co_await send(s, ok_response);
+}
+
 template <class Body>
 void run(Body body)
 {
@@ -161,18 +178,7 @@ TEST_CASE("http client: a stale pooled connection is retried once for GET, never
   run([](coronet::runtime& rt) -> task<void> {
     // Connection 0 answers one request, then closes when the next arrives
     // (as a server whose keep-alive timer just fired would).
-    scripted_server server{rt, [](tcp::socket& s, int n) -> task<void> {
-      std::string buffer;
-      if (!co_await read_request(s, buffer))
-        co_return;
-      co_await send(s, ok_response);
-      if (n == 0 || n == 2) {
-        co_await read_request(s, buffer);
-        co_return; // closes without answering
-      }
-      while (co_await read_request(s, buffer))
-        co_await send(s, ok_response);
-    }};
+    scripted_server server{rt, [](tcp::socket& s, int n) { return close_after_one_if(s, n == 0 || n == 2); }};
     coronet::spawn(accept_loop(server));
     http::client client{rt};
     CHECK((co_await client.get(server.url())).status == 200);
@@ -200,18 +206,7 @@ TEST_CASE("http client: the retry after a stale connection goes to a new one, no
     // Connections 0 and 1 answer one request each, then close when the next
     // arrives, without a byte of response (a server that closes idle
     // keep-alive connections); later ones answer everything.
-    scripted_server server{rt, [](tcp::socket& s, int n) -> task<void> {
-      std::string buffer;
-      if (!co_await read_request(s, buffer))
-        co_return;
-      co_await send(s, ok_response);
-      if (n < 2) {
-        co_await read_request(s, buffer);
-        co_return;
-      }
-      while (co_await read_request(s, buffer))
-        co_await send(s, ok_response);
-    }};
+    scripted_server server{rt, [](tcp::socket& s, int n) { return close_after_one_if(s, n < 2); }};
     coronet::spawn(accept_loop(server));
     http::client client{rt};
     // Two calls at once: two connections, both pooled afterwards.

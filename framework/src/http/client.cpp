@@ -397,7 +397,7 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
       pool.idle.push_back(std::move(c));
       st.idle_counts[worker].fetch_add(1, std::memory_order_relaxed);
     } else {
-      co_await c->stream.close(); // TLS: close_notify, an orderly end
+      c->stream.close(); // TLS: close_notify, an orderly end
     }
     co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
   }

@@ -176,7 +176,7 @@ task<void> http1_connection::serve()
     if (in != input::got)
       break;
   }
-  co_await stream_.close();
+  stream_.close();
 }
 
 // Every complete request received is answered in order; the responses

@@ -19,8 +19,8 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <stdexcept>
 #include <string>
-#include <vector>
 
 namespace coronet::net {
 
@@ -138,41 +138,24 @@ void clear_errors() noexcept
     ERR_clear_error();
 }
 
-// What OpenSSL asks for after a call that did not complete.
-enum class want { nothing, read, write };
-
-struct tls_step {
-  int n = 0;
-  want wait = want::nothing;
-  std::error_code ec;
+// The buffers of `data` after its first `skip` bytes (a write's rest).
+constexpr std::size_t max_buffers = 8;
+struct buffers_after {
+  buffers_after(std::span<const asio::const_buffer> data, std::size_t skip)
+  {
+    for (auto& b : data) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        continue;
+      }
+      rest[count++] = b + skip;
+      skip = 0;
+    }
+  }
+  std::span<const asio::const_buffer> span() const { return {rest.data(), count}; }
+  std::array<asio::const_buffer, max_buffers> rest;
+  std::size_t count = 0;
 };
-
-// The outcome of an SSL_read/SSL_write/SSL_do_handshake that returned `r`
-// (the error queue was cleared before the call).
-tls_step tls_outcome(SSL* ssl, int r)
-{
-  if (r > 0)
-    return {r, want::nothing, {}};
-  int saved_errno = errno;
-  switch (SSL_get_error(ssl, r)) {
-  case SSL_ERROR_WANT_READ: return {0, want::read, {}};
-  case SSL_ERROR_WANT_WRITE: return {0, want::write, {}};
-  case SSL_ERROR_ZERO_RETURN: return {0, want::nothing, asio::error::eof};
-  case SSL_ERROR_SYSCALL: {
-    ERR_clear_error();
-    if (saved_errno != 0 && saved_errno != EAGAIN)
-      return {0, want::nothing, std::error_code(saved_errno, asio::error::get_system_category())};
-    return {0, want::nothing, asio::ssl::error::stream_truncated};
-  }
-  default: {
-    unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-      return {0, want::nothing, asio::ssl::error::stream_truncated};
-    return {0, want::nothing, std::error_code(static_cast<int>(e), asio::error::get_ssl_category())};
-  }
-  }
-}
 
 // OpenSSL writes with send() and no MSG_NOSIGNAL: a peer that has gone would
 // kill the process with SIGPIPE instead of failing the write with EPIPE.
@@ -188,14 +171,68 @@ void ignore_sigpipe()
 
 } // namespace
 
-// After a fatal error OpenSSL forbids SSL_shutdown, and after the peer's
-// end (EOF, close_notify) a close_notify of ours would only meet a reset.
-template <class Step>
-Step stream::note(Step step) noexcept
+struct stream::tls_step {
+  std::size_t n = 0;
+  want wait = want::nothing;
+  std::error_code ec;
+};
+
+static int clamp_int(std::size_t n)
 {
-  if (step.ec)
-    tls_ended_ = true;
+  return static_cast<int>(std::min<std::size_t>(n, INT_MAX));
+}
+
+stream::tls_step stream::tls_read(asio::mutable_buffer buffer)
+{
+  clear_errors();
+  return tls_result(SSL_read(ssl_, buffer.data(), clamp_int(buffer.size())));
+}
+
+stream::tls_step stream::tls_write(asio::const_buffer data)
+{
+  clear_errors();
+  return tls_result(SSL_write(ssl_, data.data(), clamp_int(data.size())));
+}
+
+// The outcome of an SSL_read/SSL_write/SSL_do_handshake that returned `r`
+// (the error queue was empty before the call). After a fatal error OpenSSL
+// forbids SSL_shutdown, and after the peer's end (EOF, close_notify) a
+// close_notify of ours would only meet a reset: either ends the TLS session.
+stream::tls_step stream::tls_result(int r)
+{
+  if (r > 0)
+    return {static_cast<std::size_t>(r), want::nothing, {}};
+  int saved_errno = errno;
+  tls_step step;
+  switch (SSL_get_error(ssl_, r)) {
+  case SSL_ERROR_WANT_READ: step.wait = want::read; return step;
+  case SSL_ERROR_WANT_WRITE: step.wait = want::write; return step;
+  case SSL_ERROR_ZERO_RETURN: step.ec = asio::error::eof; break;
+  case SSL_ERROR_SYSCALL:
+    ERR_clear_error();
+    step.ec = saved_errno != 0 && saved_errno != EAGAIN
+      ? std::error_code(saved_errno, asio::error::get_system_category())
+      : std::error_code(asio::ssl::error::stream_truncated);
+    break;
+  default: {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    step.ec = ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING
+      ? std::error_code(asio::ssl::error::stream_truncated)
+      : std::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+  }
+  }
+  tls_ended_ = true;
   return step;
+}
+
+// Starts a wait on a side: a per-wait timeout (writes) counts from here.
+// False when the side's deadline has already passed.
+static bool begin_wait(const std::shared_ptr<stream::deadlines>& d, side& s)
+{
+  if (s.timeout.count() > 0)
+    stream::deadlines::set(d, s, clock::now() + s.timeout);
+  return !s.expired;
 }
 
 // TLS runs OpenSSL on the non-blocking socket itself, as nginx does: no
@@ -268,7 +305,7 @@ void stream::set_write_timeout(clock::duration d) noexcept
 task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> endpoints)
 {
   auto& side = deadlines_->write;
-  if (side.expired)
+  if (!begin_wait(deadlines_, side))
     co_return timed_out;
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};
   auto [ec, at] = co_await asio::async_connect(socket_, endpoints, scope.token());
@@ -283,16 +320,13 @@ task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> e
   co_return std::error_code{};
 }
 
-task<std::error_code> stream::wait_ready(bool for_read, int what)
+task<std::error_code> stream::wait_ready(bool for_read, want what)
 {
   auto& side = for_read ? deadlines_->read : deadlines_->write;
-  if (!for_read && side.timeout.count() > 0 && !side.waiting)
-    deadlines::set(deadlines_, side, clock::now() + side.timeout);
-  if (side.expired)
+  if (!begin_wait(deadlines_, side))
     co_return timed_out;
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};
-  auto direction = static_cast<want>(what) == want::write ? asio::ip::tcp::socket::wait_write
-                                                          : asio::ip::tcp::socket::wait_read;
+  auto direction = what == want::write ? asio::ip::tcp::socket::wait_write : asio::ip::tcp::socket::wait_read;
   auto [ec] = co_await socket_.async_wait(direction, scope.token());
   co_return scope.result(ec);
 }
@@ -304,9 +338,8 @@ io_result stream::read_now(asio::mutable_buffer buffer)
     r.bytes = socket_.read_some(buffer, r.ec);
     return r;
   }
-  clear_errors();
-  auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
-  r.bytes = static_cast<std::size_t>(step.n);
+  auto step = tls_read(buffer);
+  r.bytes = step.n;
   r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
   return r;
 }
@@ -323,7 +356,7 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
 {
   if (!ssl_) {
     auto& side = deadlines_->read;
-    if (side.expired)
+    if (!begin_wait(deadlines_, side))
       co_return io_result{timed_out, 0};
     wait_scope scope{co_await asio::this_coro::cancellation_state, side};
     auto [ec, n] = co_await socket_.async_read_some(buffer, scope.token());
@@ -335,15 +368,14 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   // still wake it. With a record held back by read-ahead, read it first:
   // the socket may stay quiet.
   if (!SSL_has_pending(ssl_)) {
-    if (auto ec = co_await wait_ready(true, static_cast<int>(want::read)))
+    if (auto ec = co_await wait_ready(true, want::read))
       co_return io_result{ec, 0};
   }
   for (;;) {
-    clear_errors();
-    auto step = note(tls_outcome(ssl_, SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)))));
+    auto step = tls_read(buffer);
     if (step.wait == want::nothing)
-      co_return io_result{step.ec, static_cast<std::size_t>(step.n)};
-    if (auto ec = co_await wait_ready(true, static_cast<int>(step.wait)))
+      co_return io_result{step.ec, step.n};
+    if (auto ec = co_await wait_ready(true, step.wait))
       co_return io_result{ec, 0};
   }
 }
@@ -356,15 +388,12 @@ io_result stream::write_now(asio::const_buffer data)
     return r;
   }
   while (r.bytes < data.size()) {
-    clear_errors();
-    auto rest = data + r.bytes;
-    auto step = note(tls_outcome(ssl_, SSL_write(ssl_, rest.data(), static_cast<int>(std::min<std::size_t>(rest.size(), INT_MAX)))));
-    if (step.n > 0) {
-      r.bytes += static_cast<std::size_t>(step.n);
-      continue;
+    auto step = tls_write(data + r.bytes);
+    if (step.n == 0) {
+      r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
+      break;
     }
-    r.ec = step.wait != want::nothing ? std::error_code(asio::error::would_block) : step.ec;
-    break;
+    r.bytes += step.n;
   }
   return r;
 }
@@ -380,23 +409,14 @@ task<std::error_code> stream::write(std::span<const asio::const_buffer> data)
   if (ssl_)
     co_return co_await write_tls(data);
   // Most writes fit in the socket buffer: no reactor, no timer.
+  if (data.size() > max_buffers)
+    throw std::invalid_argument("net::stream::write: more than 8 buffers");
   std::size_t sent = 0;
   std::size_t total = asio::buffer_size(data);
   std::error_code ec;
   while (sent < total) {
-    std::array<asio::const_buffer, 8> rest;
-    std::size_t count = 0, skip = sent;
-    for (auto& b : data) {
-      if (skip >= b.size()) {
-        skip -= b.size();
-        continue;
-      }
-      if (count == rest.size())
-        break;
-      rest[count++] = b + skip;
-      skip = 0;
-    }
-    std::size_t n = socket_.write_some(std::span(rest.data(), count), ec);
+    buffers_after rest{data, sent};
+    std::size_t n = socket_.write_some(rest.span(), ec);
     if (ec == asio::error::would_block)
       break;
     if (ec)
@@ -411,22 +431,11 @@ task<std::error_code> stream::write(std::span<const asio::const_buffer> data)
 task<std::error_code> stream::wait_write(std::span<const asio::const_buffer> data, std::size_t skip)
 {
   auto& side = deadlines_->write;
-  if (side.timeout.count() > 0)
-    deadlines::set(deadlines_, side, clock::now() + side.timeout);
-  if (side.expired)
+  if (!begin_wait(deadlines_, side))
     co_return timed_out;
-  std::vector<asio::const_buffer> rest;
-  rest.reserve(data.size());
-  for (auto& b : data) {
-    if (skip >= b.size()) {
-      skip -= b.size();
-      continue;
-    }
-    rest.push_back(b + skip);
-    skip = 0;
-  }
+  buffers_after rest{data, skip};
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};
-  auto [ec, n] = co_await asio::async_write(socket_, rest, scope.token());
+  auto [ec, n] = co_await asio::async_write(socket_, rest.span(), scope.token());
   (void)n;
   co_return scope.result(ec);
 }
@@ -444,15 +453,14 @@ task<std::error_code> stream::write_tls(std::span<const asio::const_buffer> data
     whole = asio::buffer(joined);
   }
   while (whole.size() > 0) {
-    clear_errors();
-    auto step = note(tls_outcome(ssl_, SSL_write(ssl_, whole.data(), static_cast<int>(std::min<std::size_t>(whole.size(), INT_MAX)))));
+    auto step = tls_write(whole);
     if (step.n > 0) {
-      whole += static_cast<std::size_t>(step.n);
+      whole += step.n;
       continue;
     }
     if (step.wait == want::nothing)
       co_return step.ec;
-    if (auto ec = co_await wait_ready(false, static_cast<int>(step.wait)))
+    if (auto ec = co_await wait_ready(false, step.wait))
       co_return ec;
   }
   co_return std::error_code{};
@@ -479,11 +487,11 @@ task<std::error_code> stream::handshake(std::string_view server_name)
   }
   for (;;) {
     clear_errors();
-    auto step = note(tls_outcome(ssl_, SSL_do_handshake(ssl_)));
+    auto step = tls_result(SSL_do_handshake(ssl_));
     if (step.wait == want::nothing)
       co_return step.ec;
     // The handshake's time is the read deadline, whichever way it waits.
-    if (auto ec = co_await wait_ready(true, static_cast<int>(step.wait)))
+    if (auto ec = co_await wait_ready(true, step.wait))
       co_return ec;
   }
 }
@@ -503,7 +511,7 @@ void* stream::native_tls() noexcept
   return ssl_;
 }
 
-task<void> stream::close()
+void stream::close() noexcept
 {
   // close_notify, so the peer can tell the end from a cut (truncation). Sent
   // without waiting: a peer that cannot take it now is not waited for.
@@ -514,7 +522,6 @@ task<void> stream::close()
   }
   std::error_code ignored;
   socket_.close(ignored); // a FIN, or a reset when a request is left unread, as before
-  co_return;
 }
 
 void stream::shut_down() noexcept

@@ -136,11 +136,9 @@ struct worker_connections {
 // when it failed, and the connection is to be closed.
 task<bool> handshake(stream& s, std::chrono::milliseconds timeout)
 {
-  s.set_read_deadline(clock::now() + timeout);
-  s.set_write_deadline(clock::now() + timeout);
+  s.set_read_deadline(clock::now() + timeout); // the handshake waits under the read deadline
   auto ec = co_await s.handshake();
   s.set_read_deadline(stream::no_deadline);
-  s.set_write_deadline(stream::no_deadline);
   if (!ec) {
     count_handshake(SSL_session_reused(static_cast<SSL*>(s.native_tls())) == 1);
     co_return true;

@@ -13,7 +13,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
@@ -82,6 +81,40 @@ void use_key(SSL_CTX* native, const char* key, const std::string& file, const st
     bad_file(key, file, "does not match the certificate in '" + cert_file + "'");
 }
 
+// A certificate (with its chain) and its key, named by their config keys.
+void use_certificate(SSL_CTX* native, const char* cert_key, const std::string& cert_file, const char* key_key,
+  const std::string& key_file)
+{
+  check_readable(cert_key, cert_file);
+  check_readable(key_key, key_file);
+  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1)
+    bad_file(cert_key, cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
+  use_key(native, key_key, key_file, cert_file);
+}
+
+// What servers and clients share: TLS 1.2 at least, no compression, no
+// renegotiation; record buffers released while idle (an idle connection
+// keeps none), a record read in one read() (not its 5-byte header and then
+// the rest), and the chain sent as the certificate file holds it (without
+// SSL_MODE_NO_AUTO_CHAIN OpenSSL rebuilds it from the trust store on every
+// handshake; nginx turns that off too).
+void common_settings(SSL_CTX* native)
+{
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+  SSL_CTX_set_read_ahead(native, 1);
+}
+
+// Two keys that are set together or not at all.
+void require_pair(const config& cfg, const char* a, const std::string& a_value, const char* b,
+  const std::string& b_value)
+{
+  if (a_value.empty() != b_value.empty())
+    cfg.fail(a_value.empty() ? a : b, fmt::format("must be set together with {} and {}", a, b));
+}
+
 // Server ALPN: the first of our protocols that the client offers.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
   void* arg)
@@ -115,25 +148,15 @@ struct server_context final : asio::ssl::context {
 
 std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options& o)
 {
-  check_readable("tls.cert_file", o.cert_file);
-  check_readable("tls.key_file", o.key_file);
-  if (!o.client_ca_file.empty())
-    check_readable("tls.client_ca_file", o.client_ca_file);
   auto ctx = std::make_shared<server_context>();
   SSL_CTX* native = ctx->native_handle();
-  ERR_clear_error();
-  SSL_CTX_set_min_proto_version(native, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS); // an idle connection keeps no record buffers
-  SSL_CTX_set_read_ahead(native, 1); // a record in one read(), not its 5-byte header and then the rest
-  // Send the chain the certificate file holds, as it is: without this OpenSSL
-  // builds it anew from the trust store on every handshake (X509_verify_cert
-  // per connection; nginx turns it off too).
-  SSL_CTX_set_mode(native, SSL_MODE_NO_AUTO_CHAIN);
-  if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
-    bad_file("tls.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
-  use_key(native, "tls.key_file", o.key_file, o.cert_file);
+  common_settings(native);
+  if (o.min_version == "1.3")
+    SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  use_certificate(native, "tls.cert_file", o.cert_file, "tls.key_file", o.key_file);
   if (!o.client_ca_file.empty()) {
+    check_readable("tls.client_ca_file", o.client_ca_file);
     if (SSL_CTX_load_verify_locations(native, o.client_ca_file.c_str(), nullptr) != 1)
       bad_file("tls.client_ca_file", o.client_ca_file, "no PEM certificates: " + openssl_error("unreadable"));
     if (auto* names = SSL_load_client_CA_file(o.client_ca_file.c_str()))
@@ -141,8 +164,9 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
   // One TLS 1.3 ticket per handshake, not OpenSSL's two: each costs a key
-  // derivation, an encryption and a MAC (a sixth of a full handshake's CPU
-  // here), and a client resumes one connection from it (Go sends one too).
+  // derivation, an encryption and a MAC (the second was 6% of a full
+  // handshake's instructions under callgrind), and a client resumes one
+  // connection from it (Go sends one too).
   SSL_CTX_set_num_tickets(native, 1);
   // Resumed sessions must belong to this service (required with client certificates).
   static const unsigned char id[] = "coronet";
@@ -180,9 +204,7 @@ tls_server_options tls_server_options::from(const config& cfg)
   o.handshake_timeout = cfg.get_positive_ms("tls.handshake_timeout_ms");
   if (o.min_version != "1.2" && o.min_version != "1.3")
     cfg.fail("tls.min_version", "must be \"1.2\" or \"1.3\"");
-  if (o.cert_file.empty() != o.key_file.empty())
-    cfg.fail(o.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
-      "must be set together with tls.cert_file and tls.key_file");
+  require_pair(cfg, "tls.cert_file", o.cert_file, "tls.key_file", o.key_file);
   if (!o.enabled() && !o.client_ca_file.empty())
     cfg.fail("tls.client_ca_file", "needs tls.cert_file and tls.key_file");
   return o;
@@ -234,9 +256,7 @@ tls_client_options tls_client_options::from(const config& cfg)
   o.cert_file = cfg.get_string("client.cert_file");
   o.key_file = cfg.get_string("client.key_file");
   o.insecure_skip_verify = cfg.get_bool("client.insecure_skip_verify");
-  if (o.cert_file.empty() != o.key_file.empty())
-    cfg.fail(o.cert_file.empty() ? "client.cert_file" : "client.key_file",
-      "must be set together with client.cert_file and client.key_file");
+  require_pair(cfg, "client.cert_file", o.cert_file, "client.key_file", o.key_file);
   return o;
 }
 
@@ -246,11 +266,7 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
 {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* native = ctx->native_handle();
-  ERR_clear_error();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
-  SSL_CTX_set_read_ahead(native, 1);
+  common_settings(native);
   // Sessions are kept by the client's pools (SSL_get1_session) for resumption.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   if (o.insecure_skip_verify) {
@@ -266,13 +282,8 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
     }
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
   }
-  if (!o.cert_file.empty()) {
-    check_readable("client.cert_file", o.cert_file);
-    check_readable("client.key_file", o.key_file);
-    if (SSL_CTX_use_certificate_chain_file(native, o.cert_file.c_str()) != 1)
-      bad_file("client.cert_file", o.cert_file, "not a PEM certificate: " + openssl_error("unreadable"));
-    use_key(native, "client.key_file", o.key_file, o.cert_file);
-  }
+  if (!o.cert_file.empty())
+    use_certificate(native, "client.cert_file", o.cert_file, "client.key_file", o.key_file);
   auto wire = alpn_wire(o.alpn);
   SSL_CTX_set_alpn_protos(native, reinterpret_cast<const unsigned char*>(wire.data()),
     static_cast<unsigned>(wire.size()));

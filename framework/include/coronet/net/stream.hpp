@@ -77,7 +77,7 @@ public:
   // What the socket takes now, without waiting: {would_block} when it takes
   // nothing. (Most responses fit: no coroutine, no reactor.)
   io_result write_now(asio::const_buffer data);
-  // All of `data`, under the write deadline.
+  // All of `data` (at most 8 buffers), under the write deadline.
   task<std::error_code> write(asio::const_buffer data);
   task<std::error_code> write(std::span<const asio::const_buffer> data);
 
@@ -102,8 +102,8 @@ public:
   std::string_view alpn() const noexcept;
 
   // An orderly end: TLS sends close_notify (without waiting for the peer's),
-  // then the socket is shut down and closed.
-  task<void> close();
+  // then the socket is closed.
+  void close() noexcept;
   // An abrupt end: pending reads and writes fail at once. Safe from anywhere
   // on the stream's worker, while operations wait.
   void shut_down() noexcept;
@@ -120,18 +120,24 @@ public:
   struct deadlines;
 
 private:
+  // What OpenSSL asks for after a call that did not complete, and what the
+  // call came to.
+  enum class want : unsigned char { nothing, read, write };
+  struct tls_step;
+  tls_step tls_read(asio::mutable_buffer buffer);
+  tls_step tls_write(asio::const_buffer data);
+  tls_step tls_result(int r);
+
   task<std::error_code> wait_write(std::span<const asio::const_buffer> data, std::size_t skip);
   task<std::error_code> write_tls(std::span<const asio::const_buffer> data);
   // Waits until the socket can be read (or written, as OpenSSL asks), under
   // the read or the write side's deadline.
-  task<std::error_code> wait_ready(bool for_read, int what);
+  task<std::error_code> wait_ready(bool for_read, want what);
 
   asio::ip::tcp::socket socket_;
   std::shared_ptr<asio::ssl::context> tls_context_; // TLS: kept for the life of ssl_
   ssl_st* ssl_ = nullptr;
   bool tls_ended_ = false; // TLS: an error or the peer's end was seen; no close_notify
-  template <class Step>
-  Step note(Step step) noexcept;
   std::shared_ptr<deadlines> deadlines_;
 };
 
