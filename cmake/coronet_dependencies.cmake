@@ -44,3 +44,13 @@ else()
   target_include_directories(coronet_llhttp SYSTEM PUBLIC $<BUILD_INTERFACE:${CORONET_LLHTTP_INCLUDE_DIR}>)
   set_target_properties(coronet_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endif()
+
+# nghttp2: HTTP/2 framing, HPACK and flow control (Debian's libnghttp2-dev,
+# found through pkg-config: it installs no CMake package).
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(CORONET_NGHTTP2 QUIET IMPORTED_TARGET libnghttp2>=1.52)
+endif()
+if(NOT CORONET_NGHTTP2_FOUND)
+  message(FATAL_ERROR "coronet needs nghttp2 1.52 or newer: install the Debian package 'libnghttp2-dev' (scripts/setup.sh installs everything).")
+endif()

@@ -11,11 +11,12 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates libssl-dev openssl
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
+  libnghttp2-dev nghttp2-client python3-h2
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do
   case "$arg" in
-    --loadtest) packages+=(golang-go util-linux nginx-light linux-perf) ;;
+    --loadtest) packages+=(golang-go golang-golang-x-net-dev util-linux nginx-light linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;

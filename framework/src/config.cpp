@@ -44,6 +44,14 @@ write_timeout_ms = 30000       # a response not written in time -> close
 max_connections = 10000        # at the limit, accepting pauses
 shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests get
 
+[http2]
+enabled = true                 # h2 by ALPN on a TLS listener, h2c (prior knowledge) on a plain one
+max_concurrent_streams = 100   # more at once -> RST_STREAM REFUSED_STREAM
+initial_window_bytes = 65535   # per stream: what a client may send before we read it
+connection_window_bytes = 1048576 # the whole connection's receive window
+max_header_list_bytes = 65536  # decoded header list; more -> 431 on that stream
+max_frame_bytes = 16384        # largest frame a peer may send (16384..16777215)
+
 [tls]
 cert_file = ""                 # PEM certificate (chain); with key_file, the listener speaks TLS
 key_file = ""                  # PEM private key; SIGHUP reloads both for new connections
@@ -62,6 +70,7 @@ ca_file = ""                   # PEM CAs to trust for https://; empty: the syste
 cert_file = ""                 # a client certificate to present (mTLS), PEM
 key_file = ""                  # its private key, PEM
 insecure_skip_verify = false   # trust any server certificate (logged as a warning)
+http2 = "auto"                 # "auto": h2 when an https:// server offers it by ALPN; "prior_knowledge": h2c to http:// too; "off"
 
 [ws]
 max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009

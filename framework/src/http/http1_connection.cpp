@@ -16,27 +16,6 @@ using namespace std::string_view_literals;
 
 namespace {
 
-// "Tue, 15 Nov 1994 08:12:31 GMT", formatted at most once a second per worker.
-std::string_view date_now()
-{
-  thread_local std::time_t last = 0;
-  thread_local char text[64] = {};
-  std::time_t now = std::time(nullptr);
-  if (now != last) {
-    last = now;
-    std::tm utc{};
-    gmtime_r(&now, &utc);
-    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &utc);
-  }
-  return text;
-}
-
-bool has_body(status s)
-{
-  int c = code(s);
-  return c >= 200 && c != 204 && c != 304;
-}
-
 // The status line and headers of `r`, then its body unless it is streamed
 // or answers a HEAD. A streamed body is chunked, or close-delimited when the
 // client cannot take chunks (`close` is then already true).
@@ -46,12 +25,11 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
   auto code_end = std::to_chars(number, number + sizeof number, code(r.status)).ptr;
   out.append("HTTP/1.1 "sv).append(number, code_end).append(" "sv).append(reason(r.status)).append("\r\n"sv);
   for (auto& [name, value] : r.headers) {
-    if (iequals(name, "Content-Length") || iequals(name, "Connection") || iequals(name, "Date") ||
-        iequals(name, "Transfer-Encoding"))
+    if (server_owned_header(name))
       continue; // the server owns the framing
     out.append(name).append(": "sv).append(value).append("\r\n"sv);
   }
-  bool body = has_body(r.status);
+  bool body = response_has_body(r.status);
   if (body && r.stream) {
     if (chunked)
       out.append("Transfer-Encoding: chunked\r\n"sv);
@@ -59,7 +37,7 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
     auto len_end = std::to_chars(number, number + sizeof number, r.body.size()).ptr;
     out.append("Content-Length: "sv).append(number, len_end).append("\r\n"sv);
   }
-  out.append("Date: "sv).append(date_now()).append("\r\nServer: coronet\r\n"sv);
+  out.append("Date: "sv).append(http_date_now()).append("\r\nServer: coronet\r\n"sv);
   if (r.upgrade && r.status == status::switching_protocols)
     out.append("Connection: Upgrade\r\n"sv);
   else if (close)
@@ -132,7 +110,7 @@ private:
 
 } // namespace
 
-http1_connection::http1_connection(net::stream& s, const http1_settings& settings)
+http1_connection::http1_connection(net::stream& s, const connection_settings& settings)
   : stream_(s),
     settings_(settings),
     parser_({settings.options.max_request_line_bytes, settings.options.max_header_bytes,
@@ -176,7 +154,8 @@ task<void> http1_connection::serve()
     if (in != input::got)
       break;
   }
-  stream_.close();
+  if (!h2_)
+    stream_.close();
 }
 
 // Every complete request received is answered in order; the responses
@@ -184,6 +163,28 @@ task<void> http1_connection::serve()
 // the connection was handed over or cut short.
 task<bool> http1_connection::answer_buffered()
 {
+  if (first_ && !data_.empty()) {
+    if (settings_.options.http2.enabled && !stream_.is_tls()) {
+      if (!kept_.empty()) { // the start of a preface, kept from the last read
+        kept_.append(data_);
+        data_ = kept_;
+        data_in_scratch_ = false;
+      }
+      auto p = looks_like_http2();
+      if (p == preface::maybe) { // too few bytes to tell: read on
+        if (kept_.empty())
+          kept_.assign(data_);
+        data_ = {};
+        co_return true;
+      }
+      if (p == preface::yes) {
+        keep_unparsed();
+        h2_ = true;
+        co_return false;
+      }
+    }
+    first_ = false;
+  }
   while (!data_.empty()) {
     std::size_t used = 0;
     auto r = parser_.feed(data_, used);
@@ -235,7 +236,7 @@ http1_connection::after http1_connection::respond(const request& req, const resp
   bool is_head = req.method == "HEAD";
   if (resp.upgrade && resp.status == status::switching_protocols)
     return after::upgrade;
-  if (resp.stream && !is_head && has_body(resp.status)) {
+  if (resp.stream && !is_head && response_has_body(resp.status)) {
     // HTTP/1.0 cannot take chunks: the body ends when the connection does.
     bool chunked = req.version_major > 1 || req.version_minor >= 1;
     keep = keep && chunked;
@@ -294,6 +295,17 @@ task<void> http1_connection::switch_protocols(const response& resp)
   } catch (const std::exception& e) {
     spdlog::error("upgraded connection failed: {}", e.what());
   }
+}
+
+// The client speaks HTTP/2 with prior knowledge: its first bytes are the
+// connection preface (RFC 9113 3.4), which no HTTP/1.1 request starts with.
+http1_connection::preface http1_connection::looks_like_http2() const noexcept
+{
+  constexpr std::string_view magic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  auto n = std::min(magic.size(), data_.size());
+  if (data_.substr(0, n) != magic.substr(0, n))
+    return preface::no;
+  return n == magic.size() ? preface::yes : preface::maybe;
 }
 
 void http1_connection::expect_continue()

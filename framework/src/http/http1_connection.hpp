@@ -10,6 +10,7 @@
 #include <coronet/task.hpp>
 
 #include "request_parser.hpp"
+#include "server_connection.hpp"
 
 #include <array>
 #include <string>
@@ -17,36 +18,32 @@
 
 namespace coronet::http::detail {
 
-// What every connection of one server shares.
-struct http1_settings {
-  runtime& rt;
-  const server_options& options;
-  const router& routes;
-};
-
-class http1_connection final {
+class http1_connection final : public server_connection {
 public:
-  http1_connection(net::stream& s, const http1_settings& settings);
+  http1_connection(net::stream& s, const connection_settings& settings);
   http1_connection(const http1_connection&) = delete;
   http1_connection& operator=(const http1_connection&) = delete;
 
+  // Serves requests until either side ends the connection, or until the
+  // client opens with the HTTP/2 preface (h2c with prior knowledge, when
+  // enabled): then http2_preface() is true and preface_bytes() holds what
+  // was received, for the HTTP/2 connection to take over.
   task<void> serve();
+  bool http2_preface() const noexcept { return h2_; }
+  std::string_view preface_bytes() const noexcept { return data_; }
 
   // The server is stopping: a connection waiting for its next request
   // closes after a short grace instead (in which a request that was on its
-  // way is still served). Call from the connection's worker.
-  void drain() noexcept;
-
-  // Links in the server's per-worker list, for drain().
-  http1_connection* prev_ = nullptr;
-  http1_connection* next_ = nullptr;
-  bool linked_ = false;
+  // way is still served).
+  void drain() noexcept override;
 
 private:
   enum class phase { between, idle, headers, body };
   enum class after { nothing, stream_chunked, stream_to_close, upgrade };
   enum class input { got, wait, ended, slow_headers };
 
+  enum class preface { no, yes, maybe };
+  preface looks_like_http2() const noexcept;
   task<bool> answer_buffered();
   after respond(const request& req, const response& resp);
   task<bool> stream_body(const response& resp, bool chunked);
@@ -63,7 +60,7 @@ private:
   void release_kept();
 
   net::stream& stream_;
-  const http1_settings& settings_;
+  const connection_settings& settings_;
   request_parser parser_;
   std::string_view data_;       // received, not yet parsed: in the scratch buffer, head_ or kept_
   std::string kept_;            // pipelined bytes saved across a handler's suspension
@@ -75,6 +72,8 @@ private:
   bool partial_ = false;        // an unfinished request is in the parser
   bool sent_continue_ = false;  // 100 Continue sent for the current request
   bool draining_ = false;
+  bool first_ = true; // nothing answered yet: the bytes may be HTTP/2's preface
+  bool h2_ = false;
   phase phase_ = phase::between;
 };
 

@@ -5,6 +5,38 @@
 
 namespace coronet::http::detail {
 
+// Splits the target into path and query. Origin-form ("/a?b") is the usual
+// one; absolute-form ("http://host/a?b", for proxies) is accepted and its
+// path used; asterisk-form ("*") only for OPTIONS. Anything else is refused.
+bool split_target(request& req)
+{
+  std::string_view t = req.target;
+  if (t == "*") {
+    if (req.method != "OPTIONS")
+      return false;
+    req.path.assign(1, '*');
+    return true;
+  }
+  if (t.empty() || t.front() != '/') {
+    auto scheme = t.find("://");
+    if (scheme == std::string_view::npos || scheme == 0)
+      return false;
+    auto slash = t.find_first_of("/?", scheme + 3);
+    t = slash == std::string_view::npos ? std::string_view{"/"} : t.substr(slash);
+    if (t.front() == '?')
+      return false; // "http://host?q" has no path to route
+  }
+  auto q = t.find('?');
+  if (q != std::string_view::npos)
+    req.query_string = std::string(t.substr(q + 1));
+  auto decoded = percent_decode(t.substr(0, q), false);
+  if (!decoded)
+    return false;
+  req.path = std::move(*decoded);
+  return true;
+}
+
+
 namespace {
 
 request_parser& self(llhttp_t* p)
@@ -144,37 +176,6 @@ int request_parser::on_header_value_complete(llhttp_t* p)
   return HPE_OK;
 }
 
-// Splits the target into path and query. Origin-form ("/a?b") is the usual
-// one; absolute-form ("http://host/a?b", for proxies) is accepted and its
-// path used; asterisk-form ("*") only for OPTIONS. Anything else is refused.
-bool request_parser::finish_target()
-{
-  std::string_view t = current_.target;
-  if (t == "*") {
-    if (current_.method != "OPTIONS")
-      return false;
-    current_.path.assign(1, '*');
-    return true;
-  }
-  if (t.empty() || t.front() != '/') {
-    auto scheme = t.find("://");
-    if (scheme == std::string_view::npos || scheme == 0)
-      return false;
-    auto slash = t.find_first_of("/?", scheme + 3);
-    t = slash == std::string_view::npos ? std::string_view{"/"} : t.substr(slash);
-    if (t.front() == '?')
-      return false; // "http://host?q" has no path to route
-  }
-  auto q = t.find('?');
-  if (q != std::string_view::npos)
-    current_.query_string = std::string(t.substr(q + 1));
-  auto decoded = percent_decode(t.substr(0, q), false);
-  if (!decoded)
-    return false;
-  current_.path = std::move(*decoded);
-  return true;
-}
-
 int request_parser::on_headers_complete(llhttp_t* p)
 {
   auto& s = self(p);
@@ -184,7 +185,7 @@ int request_parser::on_headers_complete(llhttp_t* p)
   s.current_.keep_alive = llhttp_should_keep_alive(p) != 0;
   if (p->http_major != 1)
     return s.fail(status::http_version_not_supported, "only HTTP/1.x is served");
-  if (!s.finish_target())
+  if (!split_target(s.current_))
     return s.fail(status::bad_request, "malformed request target");
   // Refused before a byte of the body is read.
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)

@@ -25,6 +25,11 @@ struct parse_limits {
   std::size_t max_body_bytes = 1024 * 1024;      // -> 413, before the body is read
 };
 
+// Splits req.target into path (percent-decoded) and query_string: origin-
+// form, absolute-form (its path), or "*" for OPTIONS. False for anything
+// else. Shared by HTTP/1 and HTTP/2.
+bool split_target(request& req);
+
 class request_parser final {
 public:
   enum class result { need_more, complete, error };
@@ -69,7 +74,6 @@ private:
   int fail(status s, std::string message);
   int count_line(std::size_t n);
   int count_header(std::size_t n);
-  bool finish_target();
 
   parse_limits limits_;
   llhttp_t parser_;

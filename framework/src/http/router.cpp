@@ -4,7 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <asio/error.hpp>
+
 #include <stdexcept>
+#include <system_error>
 
 namespace coronet::http {
 
@@ -135,6 +138,13 @@ response router::answer(std::exception_ptr e, const request& req)
     std::rethrow_exception(e);
   } catch (const error& err) {
     return plain(err.status(), err.what());
+  } catch (const std::system_error& err) {
+    // Cancelled: the client reset its stream or the server is going away.
+    // Nobody reads the answer, and it is not the handler's failure.
+    if (err.code() == asio::error::operation_aborted)
+      spdlog::debug("{} {}: cancelled", req.method, req.target);
+    else
+      spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
   } catch (const std::exception& err) {
     spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
   } catch (...) {

@@ -6,6 +6,9 @@
 #include <coronet/sync/select.hpp>
 
 #include "http1_connection.hpp"
+#include "http2_connection.hpp"
+
+#include <fmt/format.h>
 
 #include <memory>
 #include <utility>
@@ -35,14 +38,32 @@ server_options server_options::from(const config& cfg)
   o.write_timeout = ms("http.write_timeout_ms");
   o.max_connections = size("http.max_connections");
   o.shutdown_timeout = ms("http.shutdown_timeout_ms");
-  o.tls = net::tls_server::from(cfg);
+  auto& h2 = o.http2;
+  h2.enabled = cfg.get_bool("http2.enabled");
+  auto bounded = [&](const char* key, std::int64_t low, std::int64_t high) {
+    auto v = cfg.get_positive(key);
+    if (v < low || v > high)
+      cfg.fail(key, fmt::format("must be between {} and {}", low, high));
+    return static_cast<std::uint32_t>(v);
+  };
+  h2.max_concurrent_streams = bounded("http2.max_concurrent_streams", 1, 1 << 20);
+  h2.initial_window_bytes = bounded("http2.initial_window_bytes", 1, 0x7fffffff);
+  h2.connection_window_bytes = bounded("http2.connection_window_bytes", 65535, 0x7fffffff);
+  h2.max_header_list_bytes = bounded("http2.max_header_list_bytes", 1024, 16 << 20);
+  h2.max_frame_bytes = bounded("http2.max_frame_bytes", 16384, 16777215);
+  auto tls = net::tls_server_options::from(cfg);
+  if (tls.enabled()) {
+    if (h2.enabled)
+      tls.alpn = {"h2", "http/1.1"};
+    o.tls = std::make_shared<net::tls_server>(std::move(tls), &cfg);
+  }
   return o;
 }
 
 namespace {
 
-// A worker's HTTP/1 connections, for the drain. Only that worker touches it.
-using connection_list = coronet::detail::intrusive_list<detail::http1_connection>;
+// A worker's connections, for the drain. Only that worker touches it.
+using connection_list = coronet::detail::intrusive_list<detail::server_connection>;
 
 struct server_state {
   server_state(runtime& r, server_options o, router rs)
@@ -52,27 +73,50 @@ struct server_state {
   runtime& rt;
   server_options options;
   router routes;
-  detail::http1_settings settings;
+  detail::connection_settings settings;
   std::vector<connection_list> connections; // per worker
   channel<std::monostate> finished;         // closed when the server has ended (or failed to start)
 };
 
-// Unlinks the connection from its worker's list however it ends.
+// Links a connection in its worker's list for as long as it lives.
 struct list_guard {
+  list_guard(server_state& st, detail::server_connection& c)
+    : list(st.connections[runtime::current_worker().value_or(0)]), conn(c)
+  {
+    list.push_back(&conn);
+    if (st.rt.stop_requested())
+      conn.drain();
+  }
+  ~list_guard() { list.remove(&conn); }
   connection_list& list;
-  detail::http1_connection& c;
-  ~list_guard() { list.remove(&c); }
+  detail::server_connection& conn;
 };
 
+task<void> serve_http2(net::stream& s, std::shared_ptr<server_state> st, std::string preface)
+{
+  detail::http2_connection c{s, st->settings, preface};
+  list_guard linked{*st, c};
+  co_await c.serve();
+}
+
+// HTTP/2 when TLS chose it by ALPN, or when a plain connection opens with
+// its preface (h2c with prior knowledge); else HTTP/1.1.
 task<void> serve_connection(net::stream& s, std::shared_ptr<server_state> st)
 {
-  detail::http1_connection c{s, st->settings};
-  auto& list = st->connections[runtime::current_worker().value_or(0)];
-  list.push_back(&c);
-  list_guard unlink{list, c};
-  if (st->rt.stop_requested())
-    c.drain();
-  co_await c.serve();
+  if (s.alpn() == "h2") {
+    co_await serve_http2(s, st, {});
+    co_return;
+  }
+  std::string preface;
+  {
+    detail::http1_connection c{s, st->settings};
+    list_guard linked{*st, c};
+    co_await c.serve();
+    if (!c.http2_preface())
+      co_return;
+    preface.assign(c.preface_bytes());
+  }
+  co_await serve_http2(s, st, std::move(preface));
 }
 
 // Once the server stops, connections that wait for their next request close

@@ -1,8 +1,10 @@
 #pragma once
-// The HTTP/1.1 server: keep-alive, pipelining (responses in order, gathered
-// into one write), chunked request bodies, Expect: 100-continue, HEAD, a
-// cached Date header, limits and timeouts from the [http] config section,
-// and a graceful drain when the runtime stops.
+// The HTTP server: HTTP/1.1 (keep-alive, pipelining with responses gathered
+// into one write, chunked request bodies, Expect: 100-continue, HEAD) and
+// HTTP/2 (h2 over TLS, h2c with prior knowledge) on one listener, the same
+// router and handlers for both; a cached Date header, limits and timeouts
+// from the [http] and [http2] config sections, and a graceful drain when the
+// runtime stops.
 //
 //   http::router router;
 //   router.get("/hello", hello);
@@ -14,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +25,17 @@ class config;
 }
 
 namespace coronet::http {
+
+// HTTP/2 on the same listener: h2 by ALPN over TLS, h2c with prior
+// knowledge on a plain one (the connection preface tells it from HTTP/1.1).
+struct http2_options {
+  bool enabled = true;
+  std::uint32_t max_concurrent_streams = 100;      // more at once -> RST_STREAM REFUSED_STREAM
+  std::uint32_t initial_window_bytes = 65535;      // per stream, what a client may send unread
+  std::uint32_t connection_window_bytes = 1 << 20; // the whole connection's
+  std::uint32_t max_header_list_bytes = 64 * 1024; // decoded (HPACK bombs too) -> 431
+  std::uint32_t max_frame_bytes = 16 * 1024;
+};
 
 struct server_options {
   std::string listen = "127.0.0.1:8080";
@@ -35,9 +49,10 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 10000;
   std::chrono::milliseconds shutdown_timeout{10000};
-  std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN http/1.1)
+  std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN h2, http/1.1)
+  http2_options http2;
 
-  // server.listen, the [http] keys and [tls]; a bad value is a config_error naming
+  // server.listen, the [http], [http2] and [tls] keys; a bad value is a config_error naming
   // where it was set.
   static server_options from(const config& cfg);
 };
