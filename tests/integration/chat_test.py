@@ -426,17 +426,18 @@ def test_browser_page():
 
 
 def test_browser_page_over_https():
-    """The page over HTTPS and its WebSocket over wss://, on the same server."""
+    """The page over HTTPS (HTTP/2, chosen by ALPN) and its WebSocket over wss:// (HTTP/1.1: a
+    WebSocket does not ride HTTP/2 here), on the same server."""
     with tempfile.TemporaryDirectory() as pki:
         make_certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "make-certs.sh")
         subprocess.run([make_certs, pki], check=True, stdout=subprocess.DEVNULL)
         with Chat(f"tls.cert_file={pki}/server.pem", f"tls.key_file={pki}/server.key") as chat:
             # The throwaway CA is not in Chromium's store: certificate errors are waved through, the
             # connection is TLS all the same (the server speaks nothing else on that port).
-            browse(chat, "https", ["--ignore-certificate-errors"], cafile=f"{pki}/ca.pem")
+            browse(chat, "https", ["--ignore-certificate-errors"], cafile=f"{pki}/ca.pem", over_h2=True)
 
 
-def browse(chat, scheme, flags=(), cafile=None):
+def browse(chat, scheme, flags=(), cafile=None, over_h2=False):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     check(chromium, "chromium is not installed (scripts/setup.sh installs it)")
     with tempfile.TemporaryDirectory() as profile:
@@ -455,6 +456,11 @@ def browse(chat, scheme, flags=(), cafile=None):
         finally:
             browser.kill()
             browser.wait()
+        if over_h2:
+            metrics = urllib.request.urlopen(f"{scheme}://127.0.0.1:{chat.http_port}/metrics", timeout=TIMEOUT,
+                                             context=context).read().decode()
+            check('coronet_http_requests_total{route="/",method="GET",status="200",protocol="HTTP/2"} 1' in metrics,
+                  "chromium loaded the page over HTTP/2:\n" + metrics)
         check(chat.stop() == 0, "exit 0:\n" + chat.output())
 
 

@@ -201,7 +201,7 @@ TEST_CASE("gateway: injected errors give the right mix of partial answers and 50
   has("coronet_http_client_requests_total{target=\"orders\",outcome=\"5xx\"} " + std::to_string(partial));
   has("coronet_http_client_requests_total{target=\"orders\",outcome=\"2xx\"} " + std::to_string(full));
   has("coronet_http_client_requests_total{target=\"users\",outcome=\"2xx\"} 40");
-  has("coronet_http_requests_total{route=\"/api/users/{id}/dashboard\",method=\"GET\",status=\"200\"} 40");
+  has("coronet_http_requests_total{route=\"/api/users/{id}/dashboard\",method=\"GET\",status=\"200\",protocol=\"HTTP/1.1\"} 40");
   has("coronet_http_request_duration_seconds_count{route=\"/api/users/{id}/dashboard\"} 40");
   CHECK(metrics.body.find("coronet_tasks_spawned_total ") != std::string::npos);
   CHECK(metrics.body.find("coronet_tcp_connections_accepted_total ") != std::string::npos);

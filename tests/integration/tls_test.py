@@ -111,7 +111,7 @@ def curl(*args):
 def s_client(port, *args):
     return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
                            "-CAfile", pki("ca.pem"), *args], input="", capture_output=True, text=True,
-                          timeout=TIMEOUT)
+                          errors="replace", timeout=TIMEOUT)  # an h2 server's SETTINGS frame is binary
 
 
 def serial_of(sock):
@@ -134,7 +134,7 @@ def metric(port, name, labels):
 def test_curl_and_python_over_https():
     with App("coronet-hello").started() as app:
         base = f"https://localhost:{app.port}"
-        r = curl("-v", "--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1",
+        r = curl("-v", "--http1.1", "--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1",
                  f"{base}/plaintext", f"{base}/json")
         assert r.returncode == 0, r.stderr
         assert r.stdout == 'Hello, World!{"message":"Hello, World!"}', r.stdout
@@ -178,6 +178,8 @@ def test_versions_and_alpn():
         for version in ("-tls1_2", "-tls1_3"):
             r = s_client(app.port, version, "-alpn", "h2,http/1.1")
             assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+            assert "ALPN protocol: h2" in r.stdout, r.stdout
+            r = s_client(app.port, version, "-alpn", "http/1.1")
             assert "ALPN protocol: http/1.1" in r.stdout, r.stdout
         for old in ("-tls1", "-tls1_1"):
             r = s_client(app.port, old, "-cipher", "DEFAULT@SECLEVEL=0")
@@ -185,6 +187,9 @@ def test_versions_and_alpn():
         # only weak ciphers offered: refused
         r = s_client(app.port, "-tls1_2", "-cipher", "DES-CBC3-SHA:RC4-SHA@SECLEVEL=0")
         assert "Cipher is (NONE)" in r.stdout or r.returncode != 0, r.stdout
+    with App("coronet-hello", "http2.enabled=false").started() as app:
+        r = s_client(app.port, "-alpn", "h2,http/1.1")
+        assert "ALPN protocol: http/1.1" in r.stdout, r.stdout
     with App("coronet-hello", "tls.min_version=1.3").started() as app:
         assert s_client(app.port, "-tls1_2").returncode != 0
         assert "TLSv1.3" in s_client(app.port, "-tls1_3").stdout

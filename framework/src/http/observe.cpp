@@ -24,8 +24,8 @@ http_metrics& request_families()
 {
   auto& r = metrics::registry::global();
   static http_metrics m{
-    r.counters("coronet_http_requests_total", "HTTP requests answered, by route, method and status.",
-      {"route", "method", "status"}),
+    r.counters("coronet_http_requests_total", "HTTP requests answered, by route, method, status and protocol.",
+      {"route", "method", "status", "protocol"}),
     r.histograms("coronet_http_request_duration_seconds", "Time from request to response, by route.", {"route"})};
   return m;
 }
@@ -61,7 +61,8 @@ middleware request_metrics()
     for (auto k : known)
       if (req.method == k)
         method = k;
-    // The series of a route, method and status, looked up in the registry
+    std::string_view protocol = req.version_major == 2 ? "HTTP/2" : req.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+    // The series of a route, method, status and protocol, looked up in the registry
     // (under its lock) once per worker thread, then from this cache.
     struct series {
       metrics::counter* requests;
@@ -69,11 +70,11 @@ middleware request_metrics()
     };
     thread_local std::unordered_map<std::string, series> cache;
     thread_local std::string key;
-    key.assign(route).append(1, ' ').append(method).append(1, ' ').append(status_text);
+    key.assign(route).append(1, ' ').append(method).append(1, ' ').append(status_text).append(1, ' ').append(protocol);
     auto it = cache.find(key);
     if (it == cache.end()) {
       auto& m = request_families();
-      it = cache.emplace(key, series{&m.requests.with({route, method, status_text}), &m.duration.with({route})}).first;
+      it = cache.emplace(key, series{&m.requests.with({route, method, status_text, protocol}), &m.duration.with({route})}).first;
     }
     it->second.requests->inc();
     it->second.duration->observe(took.count());

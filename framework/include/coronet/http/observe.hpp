@@ -8,7 +8,8 @@
 // adds, in this order:
 // - request ids (X-Request-Id taken from the request or made, echoed back);
 // - the access log, when log.access is true;
-// - request metrics: coronet_http_requests_total{route,method,status} and
+// - request metrics: coronet_http_requests_total{route,method,status,protocol}
+//   (protocol: HTTP/1.0, HTTP/1.1 or HTTP/2) and
 //   coronet_http_request_duration_seconds{route} (the route is the matched
 //   pattern, so /users/{id} is one series however many ids there are);
 // - GET /metrics (Prometheus text: these, the runtime's task counters, the
