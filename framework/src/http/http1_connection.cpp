@@ -297,15 +297,17 @@ task<void> http1_connection::switch_protocols(const response& resp)
   }
 }
 
-// The client speaks HTTP/2 with prior knowledge: its first bytes are the
-// connection preface (RFC 9113 3.4), which no HTTP/1.1 request starts with.
+// The client speaks HTTP/2 with prior knowledge: its first line is that of
+// the connection preface (RFC 9113 3.4), which no HTTP/1.x request starts
+// with. The rest of the preface is HTTP/2's to check: a client that gets it
+// wrong is answered GOAWAY PROTOCOL_ERROR.
 http1_connection::preface http1_connection::looks_like_http2() const noexcept
 {
-  constexpr std::string_view magic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  auto n = std::min(magic.size(), data_.size());
-  if (data_.substr(0, n) != magic.substr(0, n))
+  constexpr std::string_view first_line = "PRI * HTTP/2.0\r\n";
+  auto n = std::min(first_line.size(), data_.size());
+  if (data_.substr(0, n) != first_line.substr(0, n))
     return preface::no;
-  return n == magic.size() ? preface::yes : preface::maybe;
+  return n == first_line.size() ? preface::yes : preface::maybe;
 }
 
 void http1_connection::expect_continue()

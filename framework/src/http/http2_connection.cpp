@@ -27,6 +27,9 @@ namespace {
 
 // A streamed body's producer waits once this much is buffered for the peer.
 constexpr std::size_t stream_high_water = 64 * 1024;
+// How long, and how much, a closing connection reads and drops.
+constexpr auto linger_time = 1s;
+constexpr std::size_t linger_bytes = 4 << 20;
 // Frames are gathered up to this much per write.
 constexpr std::size_t write_batch = 64 * 1024;
 // A connection idle when the server stops gets its GOAWAY, then this long
@@ -142,6 +145,15 @@ struct http2_connection::callbacks {
     return static_cast<h2_stream*>(nghttp2_session_get_stream_user_data(session, id));
   }
 
+  // Any frame but a CONTINUATION ends a header block (nghttp2 has checked
+  // the order; a block it refused never reaches on_frame_recv).
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user_data)
+  {
+    if (hd->type != NGHTTP2_CONTINUATION)
+      conn(user_data).header_block_ = 0;
+    return 0;
+  }
+
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data)
   {
     auto& c = conn(user_data);
@@ -200,8 +212,7 @@ struct http2_connection::callbacks {
     bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
-      if (id == c.header_block_)
-        c.header_block_ = 0;
+      c.header_block_ = 0;
       if (s && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
         c.headers_done(*s, end_stream);
       else if (s && end_stream)
@@ -214,8 +225,8 @@ struct http2_connection::callbacks {
     case NGHTTP2_RST_STREAM:
       count_h2_stream(h2_side::server, h2_event::reset_by_peer);
       // Rapid Reset (CVE-2023-44487): a stream reset before its response
-      // was sent cost us a handler for nothing.
-      if (s && !s->sent_end && !c.resets_.take())
+      // was sent cost us work for nothing (or was refused, for want of room).
+      if ((!s || !s->sent_end) && !c.resets_.take())
         c.calm_down("streams reset faster than they are served (Rapid Reset)");
       break;
     case NGHTTP2_GOAWAY: count_h2_goaway(h2_side::server, false, frame->goaway.error_code); break;
@@ -319,6 +330,7 @@ struct http2_connection::callbacks {
     nghttp2_session_callbacks* cb = nullptr;
     if (nghttp2_session_callbacks_new(&cb) != 0)
       throw std::bad_alloc();
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -423,6 +435,7 @@ task<void> http2_connection::serve()
   }
   if (fatal_ >= 0)
     co_await send_fatal_goaway();
+  bool peer_sending = reader_running_;
   if (reader_running_)
     stop_reader_.emit(asio::cancellation_type::terminal);
   for (auto* s = streams_.front(); s; s = s->next_)
@@ -430,7 +443,31 @@ task<void> http2_connection::serve()
       s->cancel.emit(asio::cancellation_type::terminal);
   while (reader_running_ || handlers_ > 0)
     co_await wait_for_work();
+  if (peer_sending)
+    co_await linger();
   stream_.close();
+}
+
+// Closing a socket with unread bytes in it makes the kernel send a reset,
+// and a reset makes the peer's kernel drop what it has not read yet: our
+// GOAWAY, which says why. So the write side is closed first, and what the
+// peer still sends is read and dropped for a while (nginx's lingering close).
+task<void> http2_connection::linger()
+{
+  if (!stream_.is_tls()) {
+    std::error_code ignored;
+    stream_.lowest_layer().shutdown(asio::socket_base::shutdown_send, ignored);
+  }
+  stream_.set_read_deadline(clock::now() + linger_time);
+  std::size_t dropped = 0;
+  while (dropped < linger_bytes) {
+    // Into the shared scratch buffer: the bytes are not looked at.
+    auto scratch = read_scratch();
+    auto r = co_await stream_.read_some(asio::buffer(scratch.data(), scratch.size()));
+    if (r.ec || r.bytes == 0)
+      break;
+    dropped += r.bytes;
+  }
 }
 
 // Reads what has arrived (into the worker's scratch buffer, fed to nghttp2

@@ -69,6 +69,7 @@ private:
   void release(h2_stream* s) noexcept;
   task<bool> flush();
   task<void> send_fatal_goaway();
+  task<void> linger();
   task<void> wait_for_work();
   void notify() noexcept;
   void arm_read_deadline();
