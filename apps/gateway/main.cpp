@@ -15,7 +15,7 @@
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
-#include <coronet/sync/wait_group.hpp>
+#include <coronet/sync/task_group.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -85,17 +85,11 @@ struct part {
   std::string reason;       // when there is no usable body
 };
 
-// Marks the call finished however it ends; the dashboard's frame (channel,
-// wait group) is not touched after this.
-struct done_guard {
-  coronet::wait_group& wg;
-  ~done_guard() { wg.done(); }
-};
-
+// One backend call, its answer sent to `results` (a handle: the call may
+// outlive a dashboard that was cancelled, until its own cancellation ends it).
 task<void> call(gateway& g, service which, std::string url, http::request_options options,
-  const coronet::channel<part>& results, coronet::wait_group& wg)
+  coronet::channel<part> results)
 {
-  done_guard guard{wg};
   part p;
   p.from = which;
   try {
@@ -133,18 +127,20 @@ task<http::response> dashboard(gateway& g, http::request& req)
     fmt::format("{}/orders?user={}", g.s.base[orders], id),
     fmt::format("{}/recommendations/{}", g.s.base[recommendations], id)};
 
+  // The calls run as a task group: if this request is cancelled (the
+  // client reset its HTTP/2 stream, or went away), so are they, and their
+  // backend streams are reset in turn.
   coronet::channel<part> results{3};
-  coronet::wait_group wg;
-  wg.add(3);
+  coronet::task_group calls;
   for (auto which : {users, orders, recommendations}) {
     http::request_options o;
     o.timeout = g.s.backend_timeout;
     o.deadline = deadline;
     o.name = service_names[which];
     o.headers.add("X-Request-Id", req.id);
-    coronet::spawn(call(g, which, urls[which], std::move(o), results, wg));
+    calls.spawn(call(g, which, urls[which], std::move(o), results));
   }
-  co_await wg.wait();
+  co_await calls.wait();
   results.close();
 
   std::array<part, 3> got;

@@ -394,7 +394,7 @@ def test_rst_stream_cancels_one_stream_and_its_client_calls():
          App("coronet-gateway", f"backends.users=http://127.0.0.1:{users.port}",
              f"backends.orders=http://127.0.0.1:{orders.port}",
              f"backends.recommendations=http://127.0.0.1:{recs.port}", "client.http2=prior_knowledge",
-             "gateway.request_timeout_ms=5000", "gateway.call_timeout_ms=4000") as gw:
+             "gateway.request_timeout_ms=5000", "gateway.backend_timeout_ms=4000") as gw:
         c = H2(gw.port)
         siblings = [c.request("/api/users/7/dashboard") for _ in range(3)]
         doomed = c.request("/api/users/8/dashboard")
@@ -409,7 +409,8 @@ def test_rst_stream_cancels_one_stream_and_its_client_calls():
         for sid in siblings:
             status, _, body = c.response(sid)
             assert status == 200 and b'"partial":false' in body, (status, body)
-        assert users.metric("coronet_http_requests_total", route="/users/{id}", protocol="HTTP/2") == 3
+        served = users.metric("coronet_http_requests_total", route="/users/{id}", protocol="HTTP/2")
+        assert served == 3, urllib.request.urlopen(f"http://127.0.0.1:{users.port}/metrics").read().decode()
         assert gw.metric("coronet_http2_streams_total", side="server", event="reset_by_peer") == 1
         assert gw.stop() == 0
 

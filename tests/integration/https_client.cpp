@@ -77,17 +77,22 @@ TEST_CASE("https client: pooled connections are reused, new ones resume the sess
   coronet::runtime rt{1};
   http::client_options o;
   o.tls.ca_file = coronet::test::pki("ca.pem");
-  SUBCASE("a pooled connection serves the next call")
+  SUBCASE("a pooled connection serves the next call (HTTP/2 by ALPN, or HTTP/1.1)")
   {
-    http::client c{rt, o};
-    for (int i = 0; i < 3; ++i)
-      CHECK(rt.block_on(get_status(c, server.url())) == 200);
-    auto s = stats_of(rt, c);
-    CHECK(s.connects == 1);
-    CHECK(s.reuses == 2);
+    for (auto mode : {http::http2_mode::automatic, http::http2_mode::off}) {
+      o.http2 = mode;
+      http::client c{rt, o};
+      for (int i = 0; i < 3; ++i)
+        CHECK(rt.block_on(get_status(c, server.url())) == 200);
+      auto s = stats_of(rt, c);
+      CHECK(s.connects == 1);
+      CHECK(s.reuses == 2);
+      CHECK(s.http2 == (mode == http::http2_mode::off ? 0u : 3u));
+    }
   }
   SUBCASE("with nothing pooled, each new connection resumes the first one's session")
   {
+    o.http2 = http::http2_mode::off;
     o.max_idle_per_host = 0; // every connection closes after its call
     http::client c{rt, o};
     for (int i = 0; i < 3; ++i)

@@ -4,6 +4,7 @@
 #include <coronet/metrics.hpp>
 #include <coronet/sync/channel.hpp>
 
+#include "http2_client.hpp"
 #include "response_parser.hpp"
 
 #include <coronet/net/stream.hpp>
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -54,6 +56,15 @@ client_options client_options::from(const config& cfg)
   o.max_response_body_bytes = size("client.max_response_body_bytes");
   o.tls = net::tls_client_options::from(cfg);
   o.tls_context = net::make_client_tls(o.tls, &cfg);
+  auto mode = cfg.get_string("client.http2");
+  if (mode == "auto")
+    o.http2 = http2_mode::automatic;
+  else if (mode == "prior_knowledge")
+    o.http2 = http2_mode::prior_knowledge;
+  else if (mode == "off")
+    o.http2 = http2_mode::off;
+  else
+    cfg.fail("client.http2", fmt::format("'{}' is not one of \"auto\", \"prior_knowledge\", \"off\"", mode));
   return o;
 }
 
@@ -148,6 +159,12 @@ struct host_pool {
   std::vector<std::unique_ptr<connection>> idle; // most recently used last
   channel<std::monostate> slots;                 // a token per connection in use
   std::shared_ptr<SSL_SESSION> session;          // TLS: resumed by the next connection
+  // HTTP/2: the connections calls multiplex over, whether the server speaks
+  // it (learnt from the first TLS handshake), and the connection being
+  // opened, which other callers wait for instead of opening their own.
+  std::vector<std::shared_ptr<detail::h2_client_connection>> h2;
+  enum class speaks { unknown, http1, http2 } protocol = speaks::unknown;
+  std::optional<channel<std::monostate>> h2_opening;
 };
 
 // Gives the slot back however the exchange ends.
@@ -192,7 +209,7 @@ struct client::state {
   client_options options;
   // Per worker: only that worker's thread touches its map.
   std::vector<std::unordered_map<std::string, std::unique_ptr<host_pool>>> pools;
-  std::atomic<std::size_t> connects{0}, reuses{0}, retries{0}, resumed{0};
+  std::atomic<std::size_t> connects{0}, reuses{0}, retries{0}, resumed{0}, http2{0};
   std::vector<std::atomic<std::size_t>> idle_counts = std::vector<std::atomic<std::size_t>>(rt.size());
 
   host_pool& pool(std::size_t worker, const url_parts& u)
@@ -202,6 +219,12 @@ struct client::state {
     if (it == map.end())
       it = map.emplace(u.key, std::make_unique<host_pool>(options.max_connections_per_host)).first;
     return *it->second;
+  }
+
+  http2_mode mode_for(const url_parts& u) const
+  {
+    auto it = options.http2_targets.find(u.key);
+    return it != options.http2_targets.end() ? it->second : options.http2;
   }
 };
 
@@ -229,7 +252,7 @@ std::string request_bytes(std::string_view method, const url_parts& u, const req
 // the TLS handshake, with the session of an earlier connection resumed.
 // All of it within the connect timeout and the call's deadline.
 task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u,
-  clock::time_point deadline)
+  clock::time_point deadline, bool offer_h2 = false)
 {
   auto executor = co_await asio::this_coro::executor;
   if (pool.endpoints.empty()) {
@@ -269,6 +292,10 @@ task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const
     auto* ssl = static_cast<SSL*>(c->stream.native_tls());
     if (pool.session)
       SSL_set_session(ssl, pool.session.get());
+    if (offer_h2) {
+      static constexpr unsigned char h2_first[] = "\x02h2\x08http/1.1";
+      SSL_set_alpn_protos(ssl, h2_first, sizeof h2_first - 1);
+    }
     ec = co_await c->stream.handshake(u.host);
     if (ec == net::timed_out)
       throw timed_out("in the TLS handshake");
@@ -301,10 +328,96 @@ void keep_session(host_pool& pool, connection& c)
   SSL_SESSION_free(own);
 }
 
+// An HTTP/2 connection to u's host with room for one more stream: one that
+// is open, else a new one (one opening at a time per host and worker; the
+// other callers wait for it). nullptr when the server turned out to speak
+// only HTTP/1.1: the connection opened to learn that is pooled for it.
+task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state& st, std::size_t worker,
+  host_pool& pool, const url_parts& u, clock::time_point deadline)
+{
+  for (;;) {
+    std::erase_if(pool.h2, [](auto& c) { return c->ended(); });
+    for (auto& c : pool.h2)
+      if (c->can_take()) {
+        st.reuses.fetch_add(1, std::memory_order_relaxed);
+        co_return c;
+      }
+    if (pool.protocol == host_pool::speaks::http1)
+      co_return nullptr;
+    if (pool.h2_opening) {
+      auto opening = *pool.h2_opening;
+      try {
+        auto wait = opening.receive();
+        co_await with_deadline(std::move(wait), deadline);
+      } catch (const timeout_error&) {
+        throw client_error(client_errc::timeout, fmt::format("{}: the call's time ran out while connecting", u.key));
+      }
+      continue;
+    }
+    channel<std::monostate> opening;
+    pool.h2_opening = opening;
+    struct done_opening {
+      host_pool& pool;
+      channel<std::monostate> opening;
+      ~done_opening()
+      {
+        pool.h2_opening.reset();
+        opening.close(); // wakes the waiters, who look again
+      }
+    } done{pool, opening};
+    auto c = co_await open(st, pool, u, deadline, true);
+    if (u.tls && c->stream.alpn() != "h2") {
+      pool.protocol = host_pool::speaks::http1;
+      c->idle_since = clock::now();
+      pool.idle.push_back(std::move(c));
+      st.idle_counts[worker].fetch_add(1, std::memory_order_relaxed);
+      co_return nullptr;
+    }
+    pool.protocol = host_pool::speaks::http2;
+    keep_session(pool, *c);
+    detail::h2_client_connection::settings settings{st.options.max_response_header_bytes,
+      st.options.max_response_body_bytes, st.options.idle_timeout, st.options.request_timeout};
+    std::shared_ptr<connection> owner = std::move(c);
+    auto& s = owner->stream;
+    pool.h2.push_back(detail::h2_client_connection::start(std::move(owner), s, settings));
+    co_return pool.h2.back();
+  }
+}
+
+// A call over HTTP/2; std::nullopt when the host speaks only HTTP/1.1. A
+// stream the server refused, or left unprocessed under a GOAWAY, is sent
+// once more on another connection, whatever the method.
+task<std::optional<client_response>> exchange_h2(client::state& st, std::size_t worker, host_pool& pool,
+  const std::string& method, const url_parts& u, const request_options& o, clock::time_point deadline)
+{
+  detail::h2_target target{u.tls, u.authority, u.target, u.key};
+  for (int attempt = 0;; ++attempt) {
+    auto c = co_await h2_connection(st, worker, pool, u, deadline);
+    if (!c)
+      co_return std::nullopt;
+    try {
+      auto r = co_await c->call(method, target, o, deadline);
+      st.http2.fetch_add(1, std::memory_order_relaxed);
+      co_return r;
+    } catch (const detail::h2_not_processed&) {
+      if (attempt > 0)
+        throw;
+      st.retries.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
 task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
   const request_options& o, clock::time_point deadline)
 {
   auto& pool = st.pool(worker, u);
+  auto mode = st.mode_for(u);
+  if (mode != http2_mode::off && (u.tls || mode == http2_mode::prior_knowledge) &&
+      pool.protocol != host_pool::speaks::http1) {
+    auto r = co_await exchange_h2(st, worker, pool, method, u, o, deadline);
+    if (r)
+      co_return std::move(*r);
+  }
   auto timed_out = [&] {
     return client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
   };
@@ -468,6 +581,7 @@ client::pool_stats client::stats() const
   s.reuses = state_->reuses.load(std::memory_order_relaxed);
   s.retries = state_->retries.load(std::memory_order_relaxed);
   s.resumed = state_->resumed.load(std::memory_order_relaxed);
+  s.http2 = state_->http2.load(std::memory_order_relaxed);
   for (auto& n : state_->idle_counts)
     s.idle += n.load(std::memory_order_relaxed);
   return s;

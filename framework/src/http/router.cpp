@@ -168,6 +168,13 @@ task<response> router::run(request& req, std::size_t index, const match& m) cons
     co_return co_await (*m.target)(req);
   } catch (const error& e) {
     co_return plain(e.status(), e.what());
+  } catch (const std::system_error& e) {
+    // A cancelled request (its HTTP/2 stream reset) is no failure and has
+    // nobody to answer: it unwinds the whole chain, unlogged, uncounted.
+    if (e.code() == asio::error::operation_aborted)
+      throw;
+    spdlog::error("{} {}: {} failed: {}", req.method, req.target,
+      index < middleware_.size() ? "middleware" : "handler", e.what());
   } catch (const std::exception& e) {
     spdlog::error("{} {}: {} failed: {}", req.method, req.target,
       index < middleware_.size() ? "middleware" : "handler", e.what());

@@ -1,7 +1,11 @@
 #pragma once
-// An asynchronous HTTP/1.1 client with a keep-alive connection pool per host,
-// over TCP or TLS (https://: SNI, the host name and the certificate checked
-// against the system CA store or client.ca_file; sessions resumed).
+// An asynchronous HTTP client: HTTP/1.1 with a keep-alive connection pool per
+// host, or HTTP/2 with calls multiplexed over one connection per host and
+// worker (h2 by ALPN to https:// servers that offer it; h2c with
+// client_options::http2 = prior_knowledge); over TCP or TLS (https://: SNI,
+// the host name and the certificate checked against the system CA store or
+// client.ca_file; sessions resumed). The call API is the same for both; on
+// HTTP/2 a call that times out or is cancelled resets its stream only.
 //
 //   http::client client{rt};
 //   auto r = co_await client.get("http://127.0.0.1:8081/users/7");
@@ -36,12 +40,22 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace coronet {
 class config;
 }
 
 namespace coronet::http {
+
+// Whether calls go over HTTP/2 (calls to one host then multiplex over one
+// connection per worker, a second once the first is at the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS).
+enum class http2_mode {
+  automatic,       // h2 when an https:// server offers it by ALPN; HTTP/1.1 otherwise
+  prior_knowledge, // also h2c (HTTP/2 without TLS) to http:// targets, without asking
+  off,             // HTTP/1.1 only
+};
 
 struct client_options {
   std::size_t max_connections_per_host = 256; // per worker; callers past it wait for one
@@ -53,11 +67,15 @@ struct client_options {
   std::size_t max_response_body_bytes = 16 * 1024 * 1024;
   net::tls_client_options tls; // for https://: CAs, client certificate, insecure_skip_verify
   std::shared_ptr<asio::ssl::context> tls_context; // made from `tls` when not given
+  http2_mode http2 = http2_mode::automatic;
+  // Per target, by origin ("http://10.0.0.5:8081", "https://api.example.com:443"): overrides `http2`.
+  std::unordered_map<std::string, http2_mode> http2_targets;
 
   // The [client] section: max_connections_per_host, max_idle_per_host,
   // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
   // max_response_body_bytes, ca_file, cert_file, key_file,
-  // insecure_skip_verify. A TLS file that cannot be used is a config_error.
+  // insecure_skip_verify, http2 ("auto", "prior_knowledge", "off"). A TLS
+  // file that cannot be used, or an unknown mode, is a config_error.
   static client_options from(const config& cfg);
 };
 
@@ -122,6 +140,7 @@ public:
     std::size_t reuses = 0;   // requests sent on a pooled connection
     std::size_t retries = 0;  // stale connections retried
     std::size_t resumed = 0;  // TLS connections that resumed an earlier session (no full handshake)
+    std::size_t http2 = 0;    // calls made over HTTP/2
     std::size_t idle = 0;     // pooled now
   };
   // Summed over this client's pools on every worker; call from a worker.

@@ -80,7 +80,9 @@ public:
   // Fills req.params and req.route on a match.
   match find(request& req) const;
 
-  // Routes `req` and runs the middleware and the handler; never throws.
+  // Routes `req` and runs the middleware and the handler. Never throws, but
+  // for a cancellation (operation_aborted: the request was cancelled, and
+  // nobody is left to answer), which unwinds the chain unlogged.
   task<response> handle(request& req) const;
 
   // What the server calls: like handle(), but when there is no middleware

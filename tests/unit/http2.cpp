@@ -1,0 +1,294 @@
+// http::client over HTTP/2 against coronet's own HTTP/2 server, both in this
+// process (each on its own runtime): multiplexing, a second connection past
+// the server's stream limit, a timeout or a cancellation resetting one
+// stream (and cancelling its handler) while its siblings finish, h2 by ALPN
+// with a fallback to HTTP/1.1, and handlers that cannot tell the protocols
+// apart.
+#include <coronet/http/client.hpp>
+#include <coronet/http/error.hpp>
+#include <coronet/http/server.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/sync/wait_group.hpp>
+#include <coronet/time.hpp>
+
+#include "support/pki.hpp"
+
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace http = coronet::http;
+using coronet::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+unsigned short free_port()
+{
+  asio::io_context io;
+  asio::ip::tcp::acceptor a{io, {asio::ip::address_v4::loopback(), 0}};
+  return a.local_endpoint().port();
+}
+
+// What the server's handlers saw.
+struct seen {
+  std::atomic<int> cancelled{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> http2{0};
+};
+
+http::router routes(std::shared_ptr<seen> s)
+{
+  http::router r;
+  r.get("/sleep/{ms}", [s](http::request& req) -> task<http::response> {
+    if (req.version_major == 2)
+      ++s->http2;
+    auto ms = http::positive_integer(req.param("ms"), "ms");
+    try {
+      co_await coronet::sleep_for(std::chrono::milliseconds{ms});
+    } catch (const std::system_error&) {
+      ++s->cancelled; // the client reset the stream
+      throw;
+    }
+    ++s->finished;
+    co_return http::response::text(http::status::ok, "slept " + std::to_string(ms));
+  });
+  r.post("/echo", [](http::request& req) -> task<http::response> {
+    auto resp = http::response::text(http::status::ok, req.body);
+    resp.headers.add("X-Method", req.method);
+    resp.headers.add("X-Host", std::string(req.header("Host").value_or("")));
+    co_return resp;
+  });
+  r.get("/fail", [](http::request&) -> task<http::response> {
+    throw http::error{http::status::conflict, "no such luck"};
+    co_return http::response{};
+  });
+  return r;
+}
+
+// An HTTP server on its own runtime and port, for as long as it lives.
+struct server {
+  explicit server(http::server_options o = {}) : state(std::make_shared<seen>())
+  {
+    port = free_port();
+    o.listen = "127.0.0.1:" + std::to_string(port);
+    rt.spawn(http::serve(rt, o, routes(state)));
+    // Listening once a connection is accepted.
+    for (int i = 0; i < 500; ++i) {
+      asio::io_context io;
+      asio::ip::tcp::socket probe{io};
+      std::error_code ec;
+      probe.connect({asio::ip::address_v4::loopback(), port}, ec);
+      if (!ec)
+        break;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  ~server() { rt.request_stop(); }
+  std::string url(const std::string& path, const char* scheme = "http", const char* host = "127.0.0.1") const
+  {
+    return std::string(scheme) + "://" + host + ":" + std::to_string(port) + path;
+  }
+  coronet::runtime rt{1};
+  std::shared_ptr<seen> state;
+  unsigned short port = 0;
+};
+
+http::client_options h2c()
+{
+  http::client_options o;
+  o.http2 = http::http2_mode::prior_knowledge;
+  return o;
+}
+
+task<void> get_into(http::client& c, std::string url, std::string& body, coronet::wait_group& wg)
+{
+  try {
+    auto r = co_await c.get(std::move(url));
+    body = std::to_string(r.status) + " " + r.body;
+  } catch (const std::exception& e) {
+    body = e.what();
+  }
+  wg.done();
+}
+
+http::client::pool_stats stats_of(coronet::runtime& rt, http::client& c)
+{
+  return rt.block_on([](http::client& c) -> task<http::client::pool_stats> { co_return c.stats(); }(c));
+}
+
+} // namespace
+
+TEST_CASE("http2 client: concurrent calls to one host multiplex over one connection")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::vector<std::string> bodies(20);
+  rt.block_on([&]() -> task<void> {
+    coronet::wait_group wg;
+    wg.add(static_cast<int>(bodies.size()));
+    for (auto& b : bodies)
+      coronet::spawn(get_into(client, s.url("/sleep/100"), b, wg));
+    co_await wg.wait();
+  }());
+  for (auto& b : bodies)
+    CHECK(b == "200 slept 100");
+  auto st = stats_of(rt, client);
+  CHECK(st.connects == 1);
+  CHECK(st.http2 == 20);
+  CHECK(s.state->http2 == 20);
+}
+
+TEST_CASE("http2 client: past the server's SETTINGS_MAX_CONCURRENT_STREAMS a second connection opens")
+{
+  http::server_options o;
+  o.http2.max_concurrent_streams = 2;
+  server s{o};
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::vector<std::string> bodies(5);
+  rt.block_on([&]() -> task<void> {
+    auto first = co_await client.get(s.url("/sleep/1")); // learns the server's settings
+    CHECK(first.status == 200);
+    coronet::wait_group wg;
+    wg.add(static_cast<int>(bodies.size()));
+    for (auto& b : bodies)
+      coronet::spawn(get_into(client, s.url("/sleep/200"), b, wg));
+    co_await wg.wait();
+  }());
+  for (auto& b : bodies)
+    CHECK(b == "200 slept 200");
+  CHECK(stats_of(rt, client).connects == 3); // 2 + 2 + 1 streams
+}
+
+TEST_CASE("http2 client: a timeout resets its stream and cancels its handler; siblings and the connection go on")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::vector<std::string> siblings(3);
+  std::string timed_out;
+  rt.block_on([&]() -> task<void> {
+    coronet::wait_group wg;
+    wg.add(static_cast<int>(siblings.size()));
+    for (auto& b : siblings)
+      coronet::spawn(get_into(client, s.url("/sleep/400"), b, wg));
+    http::request_options quick;
+    quick.timeout = 100ms;
+    try {
+      co_await client.get(s.url("/sleep/5000"), std::move(quick));
+    } catch (const http::client_error& e) {
+      timed_out = to_string(e.kind());
+    }
+    co_await wg.wait();
+    // The same connection serves the next call.
+    auto r = co_await client.get(s.url("/sleep/1"));
+    CHECK(r.status == 200);
+  }());
+  CHECK(timed_out == "timeout");
+  for (auto& b : siblings)
+    CHECK(b == "200 slept 400");
+  CHECK(s.state->cancelled == 1);
+  CHECK(s.state->finished == 4);
+  CHECK(stats_of(rt, client).connects == 1);
+}
+
+TEST_CASE("http2 client: cancelling the calling task (with_timeout) resets the stream")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  bool gave_up = false;
+  rt.block_on([&]() -> task<void> {
+    try {
+      co_await coronet::with_timeout(client.get(s.url("/sleep/5000")), 100ms);
+    } catch (const coronet::timeout_error&) {
+      gave_up = true;
+    }
+    auto r = co_await client.get(s.url("/sleep/1"));
+    CHECK(r.status == 200);
+  }());
+  CHECK(gave_up);
+  for (int i = 0; i < 200 && s.state->cancelled == 0; ++i)
+    std::this_thread::sleep_for(5ms); // the reset crosses the loopback
+  CHECK(s.state->cancelled == 1);
+  CHECK(stats_of(rt, client).connects == 1);
+}
+
+TEST_CASE("http2: handlers see the same request, errors map the same, bodies go both ways")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  rt.block_on([&]() -> task<void> {
+    std::string big(200000, 'b');
+    http::request_options o;
+    o.headers.add("X-Trace", "t-1");
+    auto r = co_await client.post(s.url("/echo"), big, std::move(o));
+    CHECK(r.status == 200);
+    CHECK(r.body == big);
+    CHECK(r.header("x-method") == "POST");
+    CHECK(r.header("X-Host") == "127.0.0.1:" + std::to_string(s.port));
+    auto fail = co_await client.get(s.url("/fail"));
+    CHECK(fail.status == 409);
+    CHECK(fail.body == "no such luck\n");
+    auto missing = co_await client.get(s.url("/nowhere"));
+    CHECK(missing.status == 404);
+  }());
+  CHECK(stats_of(rt, client).http2 == 3);
+}
+
+TEST_CASE("http2 client: h2 by ALPN to an https:// server that offers it, HTTP/1.1 to one that does not")
+{
+  auto tls_options = [](bool h2) {
+    coronet::net::tls_server_options t;
+    t.cert_file = coronet::test::pki("server.pem");
+    t.key_file = coronet::test::pki("server.key");
+    if (h2)
+      t.alpn = {"h2", "http/1.1"};
+    http::server_options o;
+    o.tls = std::make_shared<coronet::net::tls_server>(t);
+    return o;
+  };
+  http::client_options c;
+  c.tls.ca_file = coronet::test::pki("ca.pem");
+  for (bool h2 : {true, false}) {
+    CAPTURE(h2);
+    server s{tls_options(h2)};
+    coronet::runtime rt{1};
+    http::client client{rt, c};
+    rt.block_on([&]() -> task<void> {
+      for (int i = 0; i < 3; ++i) {
+        auto r = co_await client.get(s.url("/sleep/1", "https", "localhost"));
+        CHECK(r.status == 200);
+      }
+    }());
+    auto st = stats_of(rt, client);
+    CHECK(st.connects == 1);
+    CHECK(st.http2 == (h2 ? 3u : 0u));
+    CHECK(s.state->http2 == (h2 ? 3 : 0));
+  }
+}
+
+TEST_CASE("http2 client: http2 = off and per-target settings keep HTTP/1.1")
+{
+  server s;
+  coronet::runtime rt{1};
+  auto o = h2c();
+  o.http2_targets["http://127.0.0.1:" + std::to_string(s.port)] = http::http2_mode::off;
+  http::client client{rt, o};
+  rt.block_on([&]() -> task<void> {
+    auto r = co_await client.get(s.url("/sleep/1"));
+    CHECK(r.status == 200);
+  }());
+  CHECK(stats_of(rt, client).http2 == 0);
+  CHECK(s.state->http2 == 0);
+}
