@@ -8,13 +8,20 @@
 #                          certificates (scripts/make-certs.sh, nothing secret
 #                          is committed), backends on https://, the gateway on
 #                          https:// calling them with the CA trusted.
+#   scripts/run.sh --http2 the gateway calls its backends over HTTP/2 (h2c, or
+#                          h2 by ALPN with --tls): one multiplexed connection
+#                          per backend and worker instead of a pool. The
+#                          gateway serves HTTP/2 to clients either way
+#                          (curl --http2-prior-knowledge, or h2 over TLS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tls=false
-if [[ "${1:-}" == "--tls" ]]; then
-  tls=true
+http2=false
+while [[ "${1:-}" == "--tls" || "${1:-}" == "--http2" ]]; do
+  [[ "$1" == "--tls" ]] && tls=true
+  [[ "$1" == "--http2" ]] && http2=true
   shift
-fi
+done
 scripts/build.sh
 bin=build-release/bin
 backend_tls=()
@@ -30,6 +37,10 @@ if $tls; then
     role=(users orders recommendations)
     gateway_tls+=(--set "backends.${role[$i]}=https://127.0.0.1:$((8081 + i))")
   done
+fi
+
+if $http2; then
+  gateway_tls+=(--set "client.http2=prior_knowledge")
 fi
 
 pids=()
@@ -71,9 +82,14 @@ wait_port 8080 "$!"
 
 curl_tls=""
 $tls && curl_tls="--cacert $pki/ca.pem "
+calls="HTTP/1.1"
+$http2 && calls="HTTP/2"
+h2_flag="--http2-prior-knowledge "
+$tls && h2_flag="--http2 "
 cat <<MSG
-== coronet demo is up: gateway on :8080, backends on :8081-8083 ($scheme). Try:
+== coronet demo is up: gateway on :8080, backends on :8081-8083 ($scheme; the gateway calls them over $calls). Try:
      curl ${curl_tls}$scheme://127.0.0.1:8080/api/users/1/dashboard
+     curl ${h2_flag}${curl_tls}$scheme://127.0.0.1:8080/api/users/1/dashboard
      curl ${curl_tls}$scheme://127.0.0.1:8080/metrics
    Ctrl-C stops everything.
 MSG
