@@ -5,7 +5,8 @@
 #                   [--port-base N] [--bin DIR] [--baseline DIR]
 #
 # Scenarios: plaintext json pipelined post-echo gateway connections echo chat
-# tls-plaintext tls-handshakes gateway-tls (all when none is named). Builds Release if needed (build-release/), builds
+# tls-plaintext tls-handshakes gateway-tls h2c-plaintext h2-tls gateway-h2c (all when none is named).
+# Builds Release if needed (build-release/), builds
 # the Go peers, then for each scenario starts coronet and its peers (Go;
 # nginx and the epoll floor where they fit), pins each server to one core and
 # the load generator to the other, warms up, measures for --seconds (10),
@@ -22,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 quick=0
 bin=
 passthrough=()
@@ -59,6 +60,7 @@ need() {
   command -v "$1" >/dev/null || { echo "run.sh: '$1' is missing: $2" >&2; exit 1; }
 }
 need wrk "install the Debian package 'wrk' (scripts/setup.sh does)"
+need h2load "install the Debian package 'nghttp2-client' (scripts/setup.sh does): the HTTP/2 load generator"
 need python3 "install the Debian package 'python3'"
 if (($(nproc) > 1)); then
   need taskset "install the Debian package 'util-linux' (pins servers and load generators to cores)"
@@ -89,6 +91,15 @@ if ((!quick)); then
     exit 1
   fi
   export GOPROXY=off GOFLAGS=-mod=mod GOCACHE=${GOCACHE:-/tmp/coronet-go-cache}
+  # The HTTP/2 peer needs golang.org/x/net: Debian's copy, in GOPATH mode.
+  if GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o "$peer_dir/go-h2-hello" ./loadtest/peers/go-h2/hello \
+      2>"$peer_dir/go-h2-hello.log"; then
+    peers+=(--peer "go-h2-hello=$peer_dir/go-h2-hello")
+  else
+    reason="go build failed (scripts/setup.sh --loadtest installs golang-golang-x-net-dev): $(tr '\n' ' ' <"$peer_dir/go-h2-hello.log" | head -c 300)"
+    echo "run.sh: skipping the Go HTTP/2 peer: $reason" >&2
+    peers+=(--skipped-peer "go-h2-hello=$reason")
+  fi
   for peer in hello gateway echo chat; do
     if (cd loadtest/peers/go && go build -o "$peer_dir/go-$peer" "./$peer") 2>"$peer_dir/go-$peer.log"; then
       peers+=(--peer "go-$peer=$peer_dir/go-$peer")

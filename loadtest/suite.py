@@ -46,6 +46,9 @@ SCENARIOS = {
     "tls-plaintext": "GET /plaintext over HTTPS, 64 keep-alive connections; then RSS per idle TLS connection",
     "tls-handshakes": "a new TLS connection per exchange (ECDSA P-256): full handshakes, then resumed ones",
     "gateway-tls": "the gateway's dashboard over HTTPS in and out (backends answering at once)",
+    "h2c-plaintext": "GET /plaintext over h2c, h2load -c 64 -m 16; then RSS per idle HTTP/2 connection",
+    "h2-tls": "GET /plaintext over h2 (TLS, ALPN), h2load -c 64 -m 16",
+    "gateway-h2c": "the gateway calling its backends over h2c vs over HTTP/1.1 pooled: req/s, p99, connections held",
 }
 
 
@@ -123,11 +126,12 @@ class Server:
 
     def __init__(self, procs, name, argv, port, env=None, core=None, logdir=None):
         self.name, self.port, self.argv = name, port, argv
+        self.env = {**os.environ, **(env or {})}
         if not port_free(port):
             raise Failure(f"port {port} is in use: stop what listens there, or pass --port-base N "
                           f"(the suite uses ports {procs.base}..{procs.base + 99})")
         log = open(os.path.join(logdir, f"{name}.log"), "wb") if logdir else subprocess.DEVNULL
-        self.proc = subprocess.Popen(pinned(core, argv), env={**os.environ, **(env or {})}, stdout=log,
+        self.proc = subprocess.Popen(pinned(core, argv), env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         procs.started.append(self)
         wait_port(port, self.proc, name)
@@ -176,6 +180,29 @@ def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None):
             "p999_ms": r["p999_us"] / 1000,
             "socket_errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
             "non2xx": r["non2xx"], "command": " ".join(cmd)}
+
+
+def h2load(url, seconds, connections=64, streams=16):
+    """h2load (nghttp2-client) for `seconds`: one thread, `connections` connections, `streams`
+    concurrent streams on each. It reports no percentiles; the mean and the maximum are kept."""
+    cmd = pinned(LOAD_CORE, ["h2load", "-t", "1", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
+                             url])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out.stdout)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out.stdout)
+    took = re.search(r"finished in ([\d.]+)s", out.stdout)
+    times = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out.stdout)
+    if out.returncode != 0 or not (m and codes and took):
+        raise Failure(f"h2load failed ({' '.join(cmd)}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    ms = lambda v, unit: float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
+    done = int(m.group(4))
+    return {"rps": done / seconds, "requests": done,
+            "mean_ms": ms(times.group(5), times.group(6)) if times else 0,
+            "max_ms": ms(times.group(3), times.group(4)) if times else 0,
+            "p50_ms": 0, "p90_ms": 0, "p99_ms": 0, "p999_ms": 0,
+            "socket_errors": int(m.group(5)) + int(m.group(6)) + int(m.group(7)),
+            "non2xx": int(codes.group(2)) + int(codes.group(3)) + int(codes.group(4)), "command": " ".join(cmd)}
 
 
 def load_client(bins, tool, args, server=None):
@@ -241,12 +268,15 @@ class Context:
                            [os.path.join(self.bins, f"coronet-{app}"), "--threads", str(threads), "--log-level",
                             "warn", "--listen", f"127.0.0.1:{port}"] + list(extra), port, core=core)
 
-    def nginx(self, port, tls=False):
+    def nginx(self, port, tls=False, http2=False):
         """nginx with loadtest/http/nginx.conf, listening on `port` (with `tls`, HTTPS with the
-        same certificate as coronet), in the run's log directory."""
+        same certificate as coronet; with `http2`, HTTP/2: h2c with prior knowledge, or h2 by ALPN
+        over TLS), in the run's log directory."""
         conf = os.path.join(self.logdir, "nginx.conf")
         with open(os.path.join(ROOT, "loadtest/http/nginx.conf")) as f:
             text = f.read().replace("127.0.0.1:8092", f"127.0.0.1:{port}")
+        if http2:
+            text = text.replace(" reuseport backlog=4096;", " http2 reuseport backlog=4096;")
         if tls:
             # TLS 1.2 and 1.3 as coronet and Go (nginx 1.22 leaves 1.3 out by default)
             text = text.replace(" reuseport backlog=4096;", " ssl reuseport backlog=4096;\n"
@@ -589,6 +619,157 @@ def scenario_gateway_tls(ctx):
     results, _ = run_cases(ctx, [("https backends 0 ms", gw,
                                   lambda secs, gw=gw: wrk(f"https://127.0.0.1:{gw.port}", secs, 64, "gateway.lua"))
                                  for gw in gws])
+    return results, checks
+
+
+def h2_check(url, cafile=None, body=b"Hello, World!"):
+    """curl over HTTP/2 (h2c with prior knowledge, or h2 by ALPN): the answer and the protocol."""
+    cmd = ["curl", "-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_version}"]
+    cmd += ["--http2", "--cacert", cafile] if cafile else ["--http2-prior-knowledge"]
+    out = subprocess.run(cmd + [url], capture_output=True)
+    got, _, version = out.stdout.rpartition(b"\n")
+    if out.returncode != 0 or got != body or version != b"2":
+        raise Failure(f"{url} over HTTP/2: curl said {out.returncode} {out.stderr[:200]!r}, "
+                      f"HTTP/{version.decode(errors='replace')} {got[:80]!r}")
+
+
+# A request for /plaintext on stream 1, encoded by hand (HPACK, static table):
+# :method GET, :scheme http, :path /plaintext, :authority x.
+H2_GET = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+          bytes([0, 0, 17, 1, 5, 0, 0, 0, 1]) + b"\x82\x86\x04\x0a/plaintext\x01\x01x")
+
+
+def idle_h2_rss(server, count):
+    """RSS growth per h2c connection that made one request and went idle."""
+    socks = []
+    base = status_kib(server.proc.pid, "VmRSS")
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(H2_GET)
+            socks.append(s)
+        for s in socks:
+            got = b""
+            while b"Hello, World!" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise Failure(f"{server.name} closed an idle HTTP/2 connection")
+                got += chunk
+        time.sleep(1)  # lets the server's allocator settle before reading RSS (not a correctness wait)
+        grown = status_kib(server.proc.pid, "VmRSS") - base
+    finally:
+        for s in socks:
+            s.close()
+    return grown * 1024 / count
+
+
+def scenario_h2c_plaintext(ctx):
+    servers = [ctx.coronet("hello", ctx.port(80), "--set", "http.max_connections=30000")]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-h2-hello", ["-listen", f"127.0.0.1:{ctx.port(81)}"], ctx.port(81), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+        servers.append(ctx.nginx(ctx.port(82), http2=True))
+    for s in servers:
+        h2_check(f"http://127.0.0.1:{s.port}/plaintext")
+    results, checks = run_cases(ctx, [("h2c plaintext", s, lambda secs, s=s: h2load(
+        f"http://127.0.0.1:{s.port}/plaintext", secs)) for s in servers])
+    checks.append({"check": "every server answers /plaintext over h2c (curl --http2-prior-knowledge)", "ok": True,
+                   "detail": ", ".join(s.name for s in servers)})
+    count = 500 if ctx.quick else 10000
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    count = min(count, max(hard - 200, 100))
+    # beside them, coronet's idle HTTP/1.1 connection, measured the same way in the same run on a
+    # fresh instance (one that served a load reuses freed memory and would seem smaller)
+    fresh = ctx.coronet("hello", ctx.port(83), "--set", "http.max_connections=30000")
+    fresh.name = "coronet-http1"
+    http1 = idle_rss(fresh, count)
+    print(f"  idle HTTP/1.1 keep-alive coronet  {http1:.0f} B/connection ({count} connections)", flush=True)
+    fresh.stop()
+    for s in servers:
+        # the same: a fresh instance of each, for its idle HTTP/2 connections
+        s.stop()
+        s.proc = subprocess.Popen(pinned(SERVER_CORE, s.argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=s.env)
+        wait_port(s.port, s.proc, s.name)
+        per = idle_h2_rss(s, count)
+        print(f"  idle HTTP/2              {s.name:8} {per:.0f} B/connection ({count} connections)", flush=True)
+        for r in results:
+            if r["server"] == s.name:
+                r["median"]["idle_h2_bytes_per_connection"] = per
+                r["median"]["idle_connections"] = count
+                if s is servers[0]:
+                    r["median"]["idle_http1_bytes_per_connection"] = http1
+    return results, checks
+
+
+def scenario_h2_tls(ctx):
+    servers = [ctx.coronet("hello", ctx.port(85), "--set", "http.max_connections=30000", *ctx.tls_flags())]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-h2-hello", ["-listen", f"127.0.0.1:{ctx.port(86)}", "-cert", ctx.pki("server.pem"),
+                                           "-key", ctx.pki("server.key")], ctx.port(86), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+        servers.append(ctx.nginx(ctx.port(87), tls=True, http2=True))
+    for s in servers:
+        h2_check(f"https://localhost:{s.port}/plaintext", cafile=ctx.pki("ca.pem"))
+    return run_cases(ctx, [("h2 tls plaintext", s, lambda secs, s=s: h2load(
+        f"https://127.0.0.1:{s.port}/plaintext", secs)) for s in servers],
+        [{"check": "every server answers /plaintext over h2 chosen by ALPN (curl --http2)", "ok": True,
+          "detail": ", ".join(s.name for s in servers)}])
+
+
+def connections_to(pid, port):
+    """Established TCP connections from process `pid` to 127.0.0.1:`port`."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    count = 0
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            remote, state, inode = fields[2], fields[3], fields[9]
+            if state == "01" and int(remote.split(":")[1], 16) == port and inode in inodes:
+                count += 1
+    return count
+
+
+def scenario_gateway_h2c(ctx):
+    urls, ports = {}, []
+    for i, role in enumerate(("users", "orders", "recommendations")):
+        port = ctx.port(90 + i)
+        ctx.coronet("backend", port, "--role", role, "--set", "log.access=false", core=LOAD_CORE)
+        urls[role], ports = f"http://127.0.0.1:{port}", ports + [port]
+    backends = sum((["--set", f"backends.{r}={u}"] for r, u in urls.items()), [])
+    gws = []
+    for mode, offset in (("off", 95), ("prior_knowledge", 96)):
+        gw = ctx.coronet("gateway", ctx.port(offset), "--set", "log.access=false", "--set", f"client.http2={mode}",
+                         *backends)
+        gw.name = "gw-http1" if mode == "off" else "gw-h2c"
+        gws.append(gw)
+    checks = []
+    for gw in gws:
+        status, body = fetch(f"http://127.0.0.1:{gw.port}/api/users/42/dashboard")
+        doc = json.loads(body)
+        ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
+        checks.append({"check": f"{gw.name} answers a full dashboard", "ok": ok,
+                       "detail": body[:80].decode(errors="replace")})
+        if not ok:
+            raise Failure(f"{gw.name} answered {status} {body[:200]!r}")
+
+    def run(gw, secs):
+        r = wrk(f"http://127.0.0.1:{gw.port}", secs, 64, "gateway.lua")
+        held = [connections_to(gw.proc.pid, p) for p in ports]
+        r["backend_connections"] = sum(held) / len(held)  # per backend, as the pool holds them after the run
+        return r
+
+    results, _ = run_cases(ctx, [("backends 0 ms", gw, lambda secs, gw=gw: run(gw, secs)) for gw in gws])
+    for r in results:
+        print(f"  {r['server']:8} holds {r['median']['backend_connections']:.0f} connections to each backend",
+              flush=True)
     return results, checks
 
 

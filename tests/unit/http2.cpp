@@ -19,6 +19,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -79,7 +80,14 @@ struct server {
   {
     port = free_port();
     o.listen = "127.0.0.1:" + std::to_string(port);
-    rt.spawn(http::serve(rt, o, routes(state)));
+    rt.spawn([](coronet::runtime& rt, http::server_options o, std::shared_ptr<seen> state,
+               std::promise<void>& ended) -> task<void> {
+      try {
+        co_await http::serve(rt, o, routes(state));
+      } catch (...) {
+      }
+      ended.set_value();
+    }(rt, o, state, ended));
     // Listening once a connection is accepted.
     for (int i = 0; i < 500; ++i) {
       asio::io_context io;
@@ -91,13 +99,19 @@ struct server {
       std::this_thread::sleep_for(10ms);
     }
   }
-  ~server() { rt.request_stop(); }
+  // Stops the server and waits for its drain: nothing of it outlives the test.
+  ~server()
+  {
+    rt.request_stop();
+    ended.get_future().wait();
+  }
   std::string url(const std::string& path, const char* scheme = "http", const char* host = "127.0.0.1") const
   {
     return std::string(scheme) + "://" + host + ":" + std::to_string(port) + path;
   }
   coronet::runtime rt{1};
   std::shared_ptr<seen> state;
+  std::promise<void> ended;
   unsigned short port = 0;
 };
 
@@ -291,4 +305,25 @@ TEST_CASE("http2 client: http2 = off and per-target settings keep HTTP/1.1")
   }());
   CHECK(stats_of(rt, client).http2 == 0);
   CHECK(s.state->http2 == 0);
+}
+
+TEST_CASE("http2 client: prior knowledge to a server that speaks only HTTP/1.1 is a clear error")
+{
+  http::server_options o;
+  o.http2.enabled = false;
+  server s{o};
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::string what;
+  auto kind = rt.block_on([&]() -> task<http::client_errc> {
+    try {
+      co_await client.get(s.url("/sleep/1"));
+    } catch (const http::client_error& e) {
+      what = e.what();
+      co_return e.kind();
+    }
+    co_return http::client_errc::bad_url;
+  }());
+  CHECK(kind == http::client_errc::malformed_response);
+  CHECK(what.find("not HTTP/2") != std::string::npos);
 }

@@ -163,6 +163,16 @@ struct h2_client_connection::callbacks {
     return 0;
   }
 
+  // What nghttp2 found wrong with what the server sent (it answers with
+  // GOAWAY itself): the reason the calls fail.
+  static int on_error(nghttp2_session*, int, const char* message, std::size_t length, void* user_data)
+  {
+    auto& c = conn(user_data);
+    if (c.protocol_error_.empty())
+      c.protocol_error_.assign(message, length);
+    return 0;
+  }
+
   static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
     std::uint32_t* flags, nghttp2_data_source* source, void*)
   {
@@ -185,6 +195,7 @@ struct h2_client_connection::callbacks {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cb, on_error);
     return cb;
   }
 };
@@ -330,8 +341,14 @@ task<void> h2_client_connection::run()
       self->notify();
     }));
   while (reader_running_) {
-    if (!co_await flush())
+    if (!co_await flush()) {
+      // The peer has closed or reset: what it sent last (a TLS alert that
+      // says why) is still read before the calls are failed.
+      stream_.set_read_deadline(clock::now() + std::chrono::milliseconds{200});
+      while (reader_running_)
+        co_await wait_for_work();
       break;
+    }
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))
       break;
     if (goaway_ && calls_.empty())
@@ -340,7 +357,9 @@ task<void> h2_client_connection::run()
     co_await wait_for_work();
   }
   ended_ = true;
-  if (read_error_.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
+  if (!protocol_error_.empty())
+    fail_all(client_errc::malformed_response, fmt::format("not HTTP/2 as the client reads it: {}", protocol_error_));
+  else if (read_error_.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
     fail_all(client_errc::tls, fmt::format("TLS: {}", net::tls_error_message(read_error_)));
   else if (read_error_ && read_error_ != asio::error::eof)
     fail_all(client_errc::reset, fmt::format("the connection broke: {}", read_error_.message()));
@@ -373,7 +392,8 @@ task<void> h2_client_connection::read_loop()
     }
     auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(buffer.data()), r.bytes);
     if (rv < 0) {
-      spdlog::debug("http2 client: {}", nghttp2_strerror(static_cast<int>(rv)));
+      // Not HTTP/2 (an HTTP/1.1 server answering prior knowledge), or broken.
+      protocol_error_ = nghttp2_strerror(static_cast<int>(rv));
       break;
     }
     notify();

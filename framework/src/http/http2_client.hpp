@@ -87,6 +87,7 @@ private:
   std::int32_t goaway_last_ = 0x7fffffff;
   clock::time_point idle_since_;
   std::error_code read_error_; // why the reader stopped
+  std::string protocol_error_; // or what nghttp2 found wrong in what arrived
   asio::cancellation_signal stop_reader_;
 };
 

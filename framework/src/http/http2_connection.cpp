@@ -435,7 +435,7 @@ task<void> http2_connection::serve()
   }
   if (fatal_ >= 0)
     co_await send_fatal_goaway();
-  bool peer_sending = reader_running_;
+  bool peer_sending = reader_running_ || fatal_ >= 0;
   if (reader_running_)
     stop_reader_.emit(asio::cancellation_type::terminal);
   for (auto* s = streams_.front(); s; s = s->next_)
