@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages coronet needs, and nothing when they are all
 # present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check]
-#   (default)      build + tests (python3-websockets, chromium: the chat's foreign clients) + micro-benchmarks
-#   --loadtest     also the Go toolchain and nginx for the peers, and perf
+#   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
+#                  the foreign clients and servers the tests use) + micro-benchmarks
+#   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 set -euo pipefail
@@ -11,15 +12,15 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates libssl-dev openssl
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  libnghttp2-dev nghttp2-client python3-h2
+  libnghttp2-dev nghttp2-client python3-h2 nginx-light
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do
   case "$arg" in
-    --loadtest) packages+=(golang-go golang-golang-x-net-dev util-linux nginx-light linux-perf) ;;
+    --loadtest) packages+=(golang-go golang-golang-x-net-dev util-linux linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

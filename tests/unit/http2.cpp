@@ -12,13 +12,18 @@
 #include <coronet/time.hpp>
 
 #include "support/pki.hpp"
+#include "support/process.hpp"
 
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
 
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -326,4 +331,76 @@ TEST_CASE("http2 client: prior knowledge to a server that speaks only HTTP/1.1 i
   }());
   CHECK(kind == http::client_errc::malformed_response);
   CHECK(what.find("not HTTP/2") != std::string::npos);
+}
+
+namespace {
+
+// nginx (Debian's nginx-light) serving /plaintext over h2c on one port and h2
+// over TLS on another, in a scratch folder, for as long as it lives.
+struct nginx_h2 {
+  nginx_h2() : dir(make_dir()), h2c(free_port()), h2(free_port()), proc(argv())
+  {
+    for (unsigned short port : {h2c, h2})
+      for (int i = 0; i < 500; ++i) {
+        asio::io_context io;
+        asio::ip::tcp::socket probe{io};
+        std::error_code ec;
+        probe.connect({asio::ip::address_v4::loopback(), port}, ec);
+        if (!ec)
+          break;
+        std::this_thread::sleep_for(10ms);
+      }
+  }
+  ~nginx_h2() { std::filesystem::remove_all(dir); }
+
+  static std::string make_dir()
+  {
+    char path[] = "/tmp/coronet-nginx-XXXXXX";
+    return ::mkdtemp(path);
+  }
+  std::vector<std::string> argv() const
+  {
+    std::ofstream conf{dir + "/nginx.conf"};
+    auto location = "location = /plaintext { default_type text/plain; return 200 \"Hello from nginx\"; }";
+    conf << "daemon off; master_process off; pid nginx.pid; error_log stderr warn;\n"
+         << "events { worker_connections 1024; }\n"
+         << "http { access_log off;\n"
+         << "  server { listen 127.0.0.1:" << h2c << " http2; " << location << " }\n"
+         << "  server { listen 127.0.0.1:" << h2 << " ssl http2; ssl_certificate "
+         << coronet::test::pki("server.pem") << "; ssl_certificate_key " << coronet::test::pki("server.key")
+         << "; " << location << " }\n}\n";
+    return {"/usr/sbin/nginx", "-p", dir, "-c", dir + "/nginx.conf", "-e", "stderr"};
+  }
+  std::string dir;
+  unsigned short h2c, h2;
+  coronet::test::process proc;
+};
+
+} // namespace
+
+TEST_CASE("http2 client: against nginx, h2c with prior knowledge and h2 by ALPN, multiplexed")
+{
+  REQUIRE_MESSAGE(std::filesystem::exists("/usr/sbin/nginx"), "nginx is missing: scripts/setup.sh installs it");
+  nginx_h2 nginx;
+  coronet::runtime rt{1};
+  auto o = h2c();
+  o.tls.ca_file = coronet::test::pki("ca.pem");
+  http::client client{rt, o};
+  std::vector<std::string> bodies(20);
+  rt.block_on([&]() -> task<void> {
+    coronet::wait_group wg;
+    wg.add(static_cast<int>(bodies.size()));
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      auto url = i % 2 ? "https://localhost:" + std::to_string(nginx.h2) + "/plaintext"
+                       : "http://127.0.0.1:" + std::to_string(nginx.h2c) + "/plaintext";
+      coronet::spawn(get_into(client, url, bodies[i], wg));
+    }
+    co_await wg.wait();
+  }());
+  INFO(nginx.proc.output());
+  for (auto& b : bodies)
+    CHECK(b == "200 Hello from nginx");
+  auto st = stats_of(rt, client);
+  CHECK(st.http2 == 20);
+  CHECK(st.connects == 2); // one per host, every call multiplexed
 }
