@@ -71,6 +71,7 @@ cert_file = ""                 # a client certificate to present (mTLS), PEM
 key_file = ""                  # its private key, PEM
 insecure_skip_verify = false   # trust any server certificate (logged as a warning)
 http2 = "auto"                 # "auto": h2 when an https:// server offers it by ALPN; "prior_knowledge": h2c to http:// too; "off"
+h2c_targets = ""               # origins called over h2c whatever `http2` says: "http://10.0.0.5:8081, http://users:8081"
 
 [ws]
 max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009

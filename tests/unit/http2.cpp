@@ -4,6 +4,8 @@
 // stream (and cancelling its handler) while its siblings finish, h2 by ALPN
 // with a fallback to HTTP/1.1, and handlers that cannot tell the protocols
 // apart.
+#include <coronet/config.hpp>
+#include <coronet/error.hpp>
 #include <coronet/http/client.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/server.hpp>
@@ -403,4 +405,28 @@ TEST_CASE("http2 client: against nginx, h2c with prior knowledge and h2 by ALPN,
   auto st = stats_of(rt, client);
   CHECK(st.http2 == 20);
   CHECK(st.connects == 2); // one per host, every call multiplexed
+}
+
+TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c; bad entries name the key")
+{
+  server s;
+  auto load = [](std::string targets) {
+    coronet::config::sources from;
+    from.sets = {"client.h2c_targets=" + targets};
+    static const char* const no_env[] = {nullptr};
+    from.environment = no_env;
+    return coronet::config::load("test", from);
+  };
+  coronet::runtime rt{1};
+  http::client client{rt, http::client_options::from(load(" http://127.0.0.1:" + std::to_string(s.port) + "/ ,"))};
+  rt.block_on([&]() -> task<void> {
+    auto r = co_await client.get(s.url("/sleep/1"));
+    CHECK(r.status == 200);
+  }());
+  CHECK(stats_of(rt, client).http2 == 1);
+  for (auto bad : {"https://127.0.0.1:1", "http://127.0.0.1:1/path", "ftp://x"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(http::client_options::from(load(bad)), doctest::Contains("client.h2c_targets"),
+      coronet::config_error);
+  }
 }

@@ -44,30 +44,6 @@ std::string_view to_string(client_errc e) noexcept
   return "unknown";
 }
 
-client_options client_options::from(const config& cfg)
-{
-  client_options o;
-  auto size = [&](const char* key) { return static_cast<std::size_t>(cfg.get_positive(key)); };
-  o.max_connections_per_host = size("client.max_connections_per_host");
-  o.max_idle_per_host = size("client.max_idle_per_host");
-  o.connect_timeout = cfg.get_positive_ms("client.connect_timeout_ms");
-  o.request_timeout = cfg.get_positive_ms("client.request_timeout_ms");
-  o.idle_timeout = cfg.get_positive_ms("client.idle_timeout_ms");
-  o.max_response_body_bytes = size("client.max_response_body_bytes");
-  o.tls = net::tls_client_options::from(cfg);
-  o.tls_context = net::make_client_tls(o.tls, &cfg);
-  auto mode = cfg.get_string("client.http2");
-  if (mode == "auto")
-    o.http2 = http2_mode::automatic;
-  else if (mode == "prior_knowledge")
-    o.http2 = http2_mode::prior_knowledge;
-  else if (mode == "off")
-    o.http2 = http2_mode::off;
-  else
-    cfg.fail("client.http2", fmt::format("'{}' is not one of \"auto\", \"prior_knowledge\", \"off\"", mode));
-  return o;
-}
-
 namespace {
 
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -198,6 +174,52 @@ client_metrics& client_families()
 }
 
 } // namespace
+
+client_options client_options::from(const config& cfg)
+{
+  client_options o;
+  auto size = [&](const char* key) { return static_cast<std::size_t>(cfg.get_positive(key)); };
+  o.max_connections_per_host = size("client.max_connections_per_host");
+  o.max_idle_per_host = size("client.max_idle_per_host");
+  o.connect_timeout = cfg.get_positive_ms("client.connect_timeout_ms");
+  o.request_timeout = cfg.get_positive_ms("client.request_timeout_ms");
+  o.idle_timeout = cfg.get_positive_ms("client.idle_timeout_ms");
+  o.max_response_body_bytes = size("client.max_response_body_bytes");
+  o.tls = net::tls_client_options::from(cfg);
+  o.tls_context = net::make_client_tls(o.tls, &cfg);
+  auto mode = cfg.get_string("client.http2");
+  if (mode == "auto")
+    o.http2 = http2_mode::automatic;
+  else if (mode == "prior_knowledge")
+    o.http2 = http2_mode::prior_knowledge;
+  else if (mode == "off")
+    o.http2 = http2_mode::off;
+  else
+    cfg.fail("client.http2", fmt::format("'{}' is not one of \"auto\", \"prior_knowledge\", \"off\"", mode));
+  // Per target: a comma-separated list of origins, each as written in a URL.
+  auto targets = cfg.get_string("client.h2c_targets");
+  for (std::size_t at = 0; at < targets.size();) {
+    auto comma = std::min(targets.find(',', at), targets.size());
+    auto item = std::string_view{targets}.substr(at, comma - at);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '/'))
+      item.remove_suffix(1);
+    at = comma + 1;
+    if (item.empty())
+      continue;
+    url_parts u;
+    try {
+      u = parse_url(item);
+    } catch (const client_error& e) {
+      cfg.fail("client.h2c_targets", e.what());
+    }
+    if (u.tls || u.target != "/")
+      cfg.fail("client.h2c_targets", fmt::format("'{}' is not an http:// origin (http://host:port)", item));
+    o.http2_targets[u.key] = http2_mode::prior_knowledge;
+  }
+  return o;
+}
 
 struct client::state {
   state(runtime& r, client_options o) : rt(r), options(std::move(o)), pools(r.size())

@@ -68,13 +68,15 @@ struct client_options {
   net::tls_client_options tls; // for https://: CAs, client certificate, insecure_skip_verify
   std::shared_ptr<asio::ssl::context> tls_context; // made from `tls` when not given
   http2_mode http2 = http2_mode::automatic;
-  // Per target, by origin ("http://10.0.0.5:8081", "https://api.example.com:443"): overrides `http2`.
+  // Per target, by origin as written in its URLs ("http://10.0.0.5:8081"): overrides `http2`
+  // (client.h2c_targets lists origins to call over h2c).
   std::unordered_map<std::string, http2_mode> http2_targets;
 
   // The [client] section: max_connections_per_host, max_idle_per_host,
   // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
   // max_response_body_bytes, ca_file, cert_file, key_file,
-  // insecure_skip_verify, http2 ("auto", "prior_knowledge", "off"). A TLS
+  // insecure_skip_verify, http2 ("auto", "prior_knowledge", "off"),
+  // h2c_targets (origins called over h2c whatever http2 says). A TLS
   // file that cannot be used, or an unknown mode, is a config_error.
   static client_options from(const config& cfg);
 };
