@@ -190,7 +190,7 @@ TEST_CASE("http2 client: past the server's SETTINGS_MAX_CONCURRENT_STREAMS a sec
   CHECK(stats_of(rt, client).connects == 3); // 2 + 2 + 1 streams
 }
 
-TEST_CASE("http2 client: a timeout resets its stream and cancels its handler; siblings and the connection go on")
+TEST_CASE("http2 client: a timeout resets its stream and cancels its handler, and its siblings and the connection go on")
 {
   server s;
   coronet::runtime rt{1};
@@ -407,7 +407,7 @@ TEST_CASE("http2 client: against nginx, h2c with prior knowledge and h2 by ALPN,
   CHECK(st.connects == 2); // one per host, every call multiplexed
 }
 
-TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c; bad entries name the key")
+TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c, and bad entries name the key")
 {
   server s;
   auto load = [](std::string targets) {

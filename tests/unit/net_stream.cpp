@@ -237,7 +237,7 @@ TEST_CASE("tls: a missing certificate file or a key that does not match names th
   CHECK_THROWS_WITH_AS(net::tls_server{o}, doctest::Contains("does not match"), coronet::config_error);
 }
 
-TEST_CASE("tls: a reload that fails keeps the certificate in use; one that works replaces it")
+TEST_CASE("tls: a reload that fails keeps the certificate in use, and one that works replaces it")
 {
   auto dir = coronet::test::pki_dir() + "/reload";
   std::filesystem::create_directories(dir);

@@ -118,17 +118,20 @@ public:
     if (s_.chunks.size() - s_.chunks_sent <= stream_high_water)
       co_return;
     asio::steady_timer timer{co_await asio::this_coro::executor};
-    s_.producer_wait = &timer;
+    // read_body wakes it once the peer has taken enough; however the wait
+    // ends (a throw on cancellation too), the stream forgets the timer.
+    struct waiting {
+      http2_connection::h2_stream& s;
+      waiting(http2_connection::h2_stream& stream, asio::steady_timer& t) : s(stream) { s.producer_wait = &t; }
+      ~waiting() { s.producer_wait = nullptr; }
+    } registered{s_, timer};
     while (!s_.closed && s_.chunks.size() - s_.chunks_sent > stream_high_water) {
       timer.expires_after(c.settings_.options.write_timeout);
       std::error_code ec;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) {
-        s_.producer_wait = nullptr;
+      if (!ec)
         throw std::system_error(net::timed_out, "the client took no body for http.write_timeout_ms");
-      }
     }
-    s_.producer_wait = nullptr;
     if (s_.closed)
       throw std::system_error(asio::error::connection_reset, "stream reset by the client");
   }
