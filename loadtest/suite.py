@@ -423,12 +423,14 @@ def scenario_connections(ctx):
     return results, checks
 
 
-def idle_rss(server, count, cafile=None):
-    """RSS growth per keep-alive connection that made one request and went idle
-    (over TLS, trusting `cafile`, when given)."""
+HTTP1_GET = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def idle_rss(server, count, cafile=None, request=HTTP1_GET, what="keep-alive"):
+    """RSS growth per connection that made one request (HTTP/1.1, or the bytes of `request`) and
+    went idle (over TLS, trusting `cafile`, when given)."""
     socks = []
     base = status_kib(server.proc.pid, "VmRSS")
-    request = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
     context = ssl.create_default_context(cafile=cafile) if cafile else None
     try:
         for _ in range(count):
@@ -442,7 +444,7 @@ def idle_rss(server, count, cafile=None):
             while b"Hello, World!" not in got:
                 chunk = s.recv(4096)
                 if not chunk:
-                    raise Failure(f"{server.name} closed an idle connection")
+                    raise Failure(f"{server.name} closed an idle {what} connection")
                 got += chunk
         time.sleep(1)  # lets the server's allocator settle before reading RSS (not a correctness wait)
         grown = status_kib(server.proc.pid, "VmRSS") - base
@@ -639,30 +641,6 @@ H2_GET = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x
           bytes([0, 0, 17, 1, 5, 0, 0, 0, 1]) + b"\x82\x86\x04\x0a/plaintext\x01\x01x")
 
 
-def idle_h2_rss(server, count):
-    """RSS growth per h2c connection that made one request and went idle."""
-    socks = []
-    base = status_kib(server.proc.pid, "VmRSS")
-    try:
-        for _ in range(count):
-            s = socket.create_connection(("127.0.0.1", server.port))
-            s.sendall(H2_GET)
-            socks.append(s)
-        for s in socks:
-            got = b""
-            while b"Hello, World!" not in got:
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise Failure(f"{server.name} closed an idle HTTP/2 connection")
-                got += chunk
-        time.sleep(1)  # lets the server's allocator settle before reading RSS (not a correctness wait)
-        grown = status_kib(server.proc.pid, "VmRSS") - base
-    finally:
-        for s in socks:
-            s.close()
-    return grown * 1024 / count
-
-
 def scenario_h2c_plaintext(ctx):
     servers = [ctx.coronet("hello", ctx.port(80), "--set", "http.max_connections=30000")]
     if not ctx.quick:
@@ -691,7 +669,7 @@ def scenario_h2c_plaintext(ctx):
         s.proc = subprocess.Popen(pinned(SERVER_CORE, s.argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                   start_new_session=True, env=s.env)
         wait_port(s.port, s.proc, s.name)
-        per = idle_h2_rss(s, count)
+        per = idle_rss(s, count, request=H2_GET, what="HTTP/2")
         print(f"  idle HTTP/2              {s.name:8} {per:.0f} B/connection ({count} connections)", flush=True)
         for r in results:
             if r["server"] == s.name:

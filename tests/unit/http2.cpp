@@ -45,6 +45,20 @@ unsigned short free_port()
   return a.local_endpoint().port();
 }
 
+// Until something accepts connections on `port` (5 s at most).
+void wait_listening(unsigned short port)
+{
+  for (int i = 0; i < 500; ++i) {
+    asio::io_context io;
+    asio::ip::tcp::socket probe{io};
+    std::error_code ec;
+    probe.connect({asio::ip::address_v4::loopback(), port}, ec);
+    if (!ec)
+      return;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 // What the server's handlers saw.
 struct seen {
   std::atomic<int> cancelled{0};
@@ -95,16 +109,7 @@ struct server {
       }
       ended.set_value();
     }(rt, o, state, ended));
-    // Listening once a connection is accepted.
-    for (int i = 0; i < 500; ++i) {
-      asio::io_context io;
-      asio::ip::tcp::socket probe{io};
-      std::error_code ec;
-      probe.connect({asio::ip::address_v4::loopback(), port}, ec);
-      if (!ec)
-        break;
-      std::this_thread::sleep_for(10ms);
-    }
+    wait_listening(port);
   }
   // Stops the server and waits for its drain: nothing of it outlives the test.
   ~server()
@@ -342,16 +347,8 @@ namespace {
 struct nginx_h2 {
   nginx_h2() : dir(make_dir()), h2c(free_port()), h2(free_port()), proc(argv())
   {
-    for (unsigned short port : {h2c, h2})
-      for (int i = 0; i < 500; ++i) {
-        asio::io_context io;
-        asio::ip::tcp::socket probe{io};
-        std::error_code ec;
-        probe.connect({asio::ip::address_v4::loopback(), port}, ec);
-        if (!ec)
-          break;
-        std::this_thread::sleep_for(10ms);
-      }
+    wait_listening(h2c);
+    wait_listening(h2);
   }
   ~nginx_h2() { std::filesystem::remove_all(dir); }
 

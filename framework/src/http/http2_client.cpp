@@ -23,7 +23,6 @@ using namespace std::string_view_literals;
 
 namespace {
 
-constexpr std::size_t write_batch = 64 * 1024;
 // Windows sized for throughput: what a response may send before we read it.
 constexpr std::int32_t stream_window = 1 << 20;
 constexpr std::int32_t connection_window = 16 << 20;
@@ -204,7 +203,7 @@ h2_client_connection::h2_client_connection(std::shared_ptr<void> owner, net::str
   : owner_(std::move(owner)),
     stream_(s),
     settings_(options),
-    wake_(s.get_executor(), clock::time_point::max()),
+    writer_(s),
     idle_since_(clock::now())
 {
   static nghttp2_session_callbacks* const cb = callbacks::make();
@@ -341,12 +340,12 @@ task<void> h2_client_connection::run()
       self->notify();
     }));
   while (reader_running_) {
-    if (!co_await flush()) {
+    if (!co_await writer_.flush(session_)) {
       // The peer has closed or reset: what it sent last (a TLS alert that
       // says why) is still read before the calls are failed.
       stream_.set_read_deadline(clock::now() + std::chrono::milliseconds{200});
       while (reader_running_)
-        co_await wait_for_work();
+        co_await writer_.wait();
       break;
     }
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))
@@ -354,7 +353,7 @@ task<void> h2_client_connection::run()
     if (goaway_ && calls_.empty())
       break;
     stream_.set_read_deadline(calls_.empty() ? idle_since_ + settings_.idle_timeout : net::stream::no_deadline);
-    co_await wait_for_work();
+    co_await writer_.wait();
   }
   ended_ = true;
   if (!protocol_error_.empty())
@@ -368,7 +367,7 @@ task<void> h2_client_connection::run()
   if (reader_running_)
     stop_reader_.emit(asio::cancellation_type::terminal);
   while (reader_running_)
-    co_await wait_for_work();
+    co_await writer_.wait();
   stream_.close();
 }
 
@@ -400,45 +399,9 @@ task<void> h2_client_connection::read_loop()
   }
 }
 
-task<bool> h2_client_connection::flush()
-{
-  for (;;) {
-    out_.clear();
-    while (out_.size() < write_batch) {
-      const std::uint8_t* data = nullptr;
-      auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0)
-        co_return false;
-      if (n == 0)
-        break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (out_.empty())
-      co_return true;
-    if (co_await stream_.write(asio::buffer(out_)))
-      co_return false;
-  }
-}
-
-task<void> h2_client_connection::wait_for_work()
-{
-  if (!woken_) {
-    wake_.expires_at(clock::time_point::max());
-    std::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  woken_ = false;
-}
-
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-
-void h2_client_connection::notify() noexcept
-{
-  woken_ = true;
-  wake_.cancel();
-}
 
 void h2_client_connection::fail_all(client_errc kind, const std::string& why)
 {

@@ -2,6 +2,8 @@
 // One HTTP/2 connection of http::client, over nghttp2: calls to one host
 // multiplex over it, each a stream. A call that times out or is cancelled
 // resets its stream (RST_STREAM CANCEL), not the connection.
+#include "http2_common.hpp"
+
 #include <coronet/http/client.hpp>
 #include <coronet/net/stream.hpp>
 #include <coronet/net/tls.hpp>
@@ -67,9 +69,7 @@ private:
   friend struct callbacks;
   task<void> run();
   task<void> read_loop();
-  task<bool> flush();
-  task<void> wait_for_work();
-  void notify() noexcept;
+  void notify() noexcept { writer_.notify(); }
   void fail_all(client_errc kind, const std::string& why);
   void finish(pending_call& c);
 
@@ -78,9 +78,7 @@ private:
   settings settings_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<pending_call>> calls_;
-  std::string out_;
-  asio::steady_timer wake_;
-  bool woken_ = false;
+  h2_writer writer_;
   bool reader_running_ = false;
   bool ended_ = false;
   bool goaway_ = false;

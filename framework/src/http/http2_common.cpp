@@ -4,8 +4,75 @@
 #include <coronet/metrics.hpp>
 
 #include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/redirect_error.hpp>
 
 namespace coronet::http::detail {
+
+namespace {
+
+constexpr std::size_t write_batch = 64 * 1024;
+
+} // namespace
+
+h2_writer::h2_writer(net::stream& s) : stream_(s), wake_(s.get_executor(), clock::time_point::max()) {}
+
+// GCC 12 misreads the coroutine frames' class-specific operator new/delete
+// pair (Asio's recycling allocator) in these functions as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+task<bool> h2_writer::flush(nghttp2_session* session)
+{
+  for (;;) {
+    out_.clear();
+    while (out_.size() < write_batch) {
+      const std::uint8_t* data = nullptr;
+      auto n = nghttp2_session_mem_send(session, &data);
+      if (n < 0) {
+        spdlog::debug("http2: {}", nghttp2_strerror(static_cast<int>(n)));
+        co_return false;
+      }
+      if (n == 0)
+        break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (out_.empty()) {
+      if (out_.capacity() > 4096)
+        std::string{}.swap(out_); // an idle connection keeps no big buffer
+      co_return true;
+    }
+    auto r = stream_.write_now(asio::buffer(out_));
+    if (r.ec && r.ec != asio::error::would_block)
+      co_return false;
+    if (r.bytes < out_.size() &&
+        co_await stream_.write(asio::buffer(out_.data() + r.bytes, out_.size() - r.bytes)))
+      co_return false;
+  }
+}
+
+task<void> h2_writer::wait()
+{
+  if (!woken_) {
+    wake_.expires_at(clock::time_point::max());
+    std::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  woken_ = false;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+void h2_writer::notify() noexcept
+{
+  woken_ = true;
+  wake_.cancel();
+}
 
 std::string_view h2_error_name(std::uint32_t code) noexcept
 {

@@ -30,8 +30,6 @@ constexpr std::size_t stream_high_water = 64 * 1024;
 // How long, and how much, a closing connection reads and drops.
 constexpr auto linger_time = 1s;
 constexpr std::size_t linger_bytes = 4 << 20;
-// Frames are gathered up to this much per write.
-constexpr std::size_t write_batch = 64 * 1024;
 // A connection idle when the server stops gets its GOAWAY, then this long
 // to read it before the close.
 constexpr auto drain_grace = 20ms;
@@ -348,7 +346,7 @@ http2_connection::http2_connection(net::stream& s, const connection_settings& se
   : stream_(s),
     settings_(settings),
     received_(received),
-    wake_(s.get_executor(), clock::time_point::max()),
+    writer_(s),
     idle_since_(clock::now())
 {
   auto streams = static_cast<double>(settings.options.http2.max_concurrent_streams);
@@ -428,13 +426,13 @@ task<void> http2_connection::serve()
       }));
   }
   while (fatal_ < 0 && reader_running_) {
-    if (!co_await flush())
+    if (!co_await writer_.flush(session_))
       break;
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))
       break;
     note_stalls();
     arm_read_deadline();
-    co_await wait_for_work();
+    co_await writer_.wait();
   }
   if (fatal_ >= 0)
     co_await send_fatal_goaway();
@@ -445,7 +443,7 @@ task<void> http2_connection::serve()
     if (s->handler_running)
       s->cancel.emit(asio::cancellation_type::terminal);
   while (reader_running_ || handlers_ > 0)
-    co_await wait_for_work();
+    co_await writer_.wait();
   if (peer_sending)
     co_await linger();
   stream_.close();
@@ -655,38 +653,6 @@ void http2_connection::release(h2_stream* s) noexcept
   delete s;
 }
 
-// Everything nghttp2 has to send, gathered into writes of up to
-// write_batch. False when the stream failed.
-task<bool> http2_connection::flush()
-{
-  for (;;) {
-    out_.clear();
-    while (out_.size() < write_batch) {
-      const std::uint8_t* data = nullptr;
-      auto n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        spdlog::debug("http2: {}", nghttp2_strerror(static_cast<int>(n)));
-        co_return false;
-      }
-      if (n == 0)
-        break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (out_.empty()) {
-      if (out_.capacity() > 4096)
-        std::string{}.swap(out_); // an idle connection keeps no buffer
-      co_return true;
-    }
-    auto r = stream_.write_now(asio::buffer(out_));
-    if (r.ec && r.ec != asio::error::would_block)
-      co_return false;
-    if (r.bytes < out_.size()) {
-      if (co_await stream_.write(asio::buffer(out_.data() + r.bytes, out_.size() - r.bytes)))
-        co_return false;
-    }
-  }
-}
-
 // nghttp2 cannot go on (a bad preface, a flood it caught itself): the GOAWAY
 // is written by hand.
 task<void> http2_connection::send_fatal_goaway()
@@ -700,22 +666,6 @@ task<void> http2_connection::send_fatal_goaway()
     static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code)};
   count_h2_goaway(h2_side::server, true, code);
   co_await stream_.write(asio::buffer(frame));
-}
-
-task<void> http2_connection::wait_for_work()
-{
-  if (!woken_) {
-    wake_.expires_at(clock::time_point::max());
-    std::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  woken_ = false;
-}
-
-void http2_connection::notify() noexcept
-{
-  woken_ = true;
-  wake_.cancel();
 }
 
 void http2_connection::drain() noexcept

@@ -15,6 +15,7 @@
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
 
+#include "http2_common.hpp"
 #include "server_connection.hpp"
 
 #include <asio/steady_timer.hpp>
@@ -67,11 +68,9 @@ private:
   bool submit(h2_stream& s, bool with_body);
   void answer(h2_stream& s, status code);
   void release(h2_stream* s) noexcept;
-  task<bool> flush();
   task<void> send_fatal_goaway();
   task<void> linger();
-  task<void> wait_for_work();
-  void notify() noexcept;
+  void notify() noexcept { writer_.notify(); }
   void arm_read_deadline();
   void on_timeouts();
   void note_stalls();
@@ -92,9 +91,7 @@ private:
   std::size_t live_ = 0;                            // in streams_
   std::size_t open_ = 0;                            // open in nghttp2's terms
   std::vector<h2_stream*> ready_;                   // requests completed by one read, dispatched after it
-  std::string out_;                                 // frames being written
-  asio::steady_timer wake_;                         // serve() waits on it for something to send
-  bool woken_ = false;
+  h2_writer writer_;                                // serve() sends through it, and waits on it
   bool reader_running_ = false;
   std::size_t handlers_ = 0;
   asio::cancellation_signal stop_reader_;
