@@ -8,10 +8,11 @@
 #                          certificates (scripts/make-certs.sh, nothing secret
 #                          is committed), backends on https://, the gateway on
 #                          https:// calling them with the CA trusted.
-#   scripts/run.sh --http2 the gateway calls its backends over HTTP/2 (h2c, or
-#                          h2 by ALPN with --tls): one multiplexed connection
-#                          per backend and worker instead of a pool. The
-#                          gateway serves HTTP/2 to clients either way
+#   scripts/run.sh --http2 the gateway calls its backends over h2c (HTTP/2
+#                          with prior knowledge): one multiplexed connection
+#                          per backend and worker instead of a pool. (With
+#                          --tls it speaks h2 to them anyway, chosen by ALPN.)
+#                          The gateway serves HTTP/2 to clients either way
 #                          (curl --http2-prior-knowledge, or h2 over TLS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +84,8 @@ wait_port 8080 "$!"
 curl_tls=""
 $tls && curl_tls="--cacert $pki/ca.pem "
 calls="HTTP/1.1"
-$http2 && calls="HTTP/2"
+$http2 && calls="HTTP/2 (h2c)"
+$tls && calls="HTTP/2 (h2, chosen by ALPN)"
 h2_flag="--http2-prior-knowledge "
 $tls && h2_flag="--http2 "
 cat <<MSG
