@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -391,12 +392,25 @@ def scenario_post_echo(ctx):
                          probe={"body": body, "data": body}, peers=("go",))
 
 
+def connection_count(ctx, full, quick, what="connections"):
+    """How many connections (or clients) a scenario opens at once: `full` in a benchmark run, which
+    fails when the open-file limit cannot hold them; `quick` in --quick, which checks correctness,
+    not scale, and so scales itself down to what the limit allows (1024 under podman and buildah
+    builds, and as the soft limit under Docker), saying so."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if not ctx.quick:
+        if limit < full + 200:
+            raise Failure(f"the open-file limit ({limit}) is below the {full} {what} this scenario opens: "
+                          f"raise it (ulimit -Hn)")
+        return full
+    count = min(quick, max(limit - 200, 50))
+    if count < quick:
+        print(f"  (quick: {count} {what} instead of {quick}, as the open-file limit is {limit})", flush=True)
+    return count
+
+
 def scenario_connections(ctx):
-    count = 2000 if ctx.quick else 10000
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
-    if hard < count + 200:
-        raise Failure(f"the open-file limit ({hard}) is below the {count} connections this scenario opens: "
-                      f"raise it (ulimit -Hn)")
+    count = connection_count(ctx, 10000, 2000)
     servers = [ctx.coronet("hello", ctx.port(0), "--set", "http.max_connections=30000")]
     if not ctx.quick:
         s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "1"})
@@ -506,7 +520,7 @@ def scenario_echo(ctx):
 
 
 def scenario_chat(ctx):
-    clients = 1000 if ctx.quick else 10000
+    clients = connection_count(ctx, 10000, 1000, "clients")
     rate = 20
     servers = [ctx.coronet("chat", ctx.port(40), "--set", f"chat.tcp_listen=127.0.0.1:{ctx.port(41)}",
                            "--set", "chat.max_connections=20000", "--set", "http.max_connections=20000")]
@@ -555,9 +569,7 @@ def scenario_tls_plaintext(ctx):
     servers = tls_servers(ctx)
     results, checks = run_cases(ctx, [("tls plaintext", s, lambda secs, s=s: wrk(f"https://127.0.0.1:{s.port}/plaintext",
                                                                                 secs, 64)) for s in servers])
-    count = 500 if ctx.quick else 10000
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
-    count = min(count, max(hard - 200, 100))
+    count = connection_count(ctx, 10000, 500, "idle connections")
     for s in servers:
         per = idle_rss(s, count, cafile=ctx.pki("ca.pem"))
         print(f"  idle TLS keep-alive      {s.name:8} {per:.0f} B/connection ({count} connections)", flush=True)
@@ -653,9 +665,7 @@ def scenario_h2c_plaintext(ctx):
         f"http://127.0.0.1:{s.port}/plaintext", secs)) for s in servers])
     checks.append({"check": "every server answers /plaintext over h2c (curl --http2-prior-knowledge)", "ok": True,
                    "detail": ", ".join(s.name for s in servers)})
-    count = 500 if ctx.quick else 10000
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
-    count = min(count, max(hard - 200, 100))
+    count = connection_count(ctx, 10000, 500, "idle connections")
     # beside them, coronet's idle HTTP/1.1 connection, measured the same way in the same run on a
     # fresh instance (one that served a load reuses freed memory and would seem smaller)
     fresh = ctx.coronet("hello", ctx.port(83), "--set", "http.max_connections=30000")
@@ -826,6 +836,10 @@ def main():
         return 2
     if args.quick:
         args.seconds = min(args.seconds, 2)
+    # Every connection a scenario opens takes a descriptor here or in a child: the soft limit up to
+    # the hard one, as run.sh does.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     peer_bins = dict(kv.split("=", 1) for kv in args.peer)
     skipped_peers = dict(kv.split("=", 1) for kv in args.skipped_peer)
     procs = Processes(args.port_base)

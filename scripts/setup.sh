@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages coronet needs, and nothing when they are all
-# present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check]
+# present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check] [--container-check]
 #   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
 #                  the foreign clients and servers the tests use) + micro-benchmarks
 #   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
+#   --container-check  also podman and debootstrap (for scripts/container-check.sh)
 set -euo pipefail
 
 packages=(
@@ -20,7 +21,8 @@ for arg in "$@"; do
     --loadtest) packages+=(golang-go golang-golang-x-net-dev util-linux linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --container-check) packages+=(podman debootstrap) ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
