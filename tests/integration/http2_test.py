@@ -356,6 +356,48 @@ def test_protocol_errors():
         assert app.stop() == 0
 
 
+def test_settings_and_stream_state_errors():
+    """RFC 9113's connection and stream errors for bad SETTINGS, frame sizes, stream ids and states,
+    and malformed requests; the server serves on to others."""
+    block = lambda c, path="/plaintext": c.encoder.encode(
+        [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "x")])
+
+    with App("coronet-hello") as app:
+        def goaway_after(data):
+            c = H2(app.port)
+            c.until(lambda f: f[0] == SETTINGS and not f[1] & ACK, "the server's SETTINGS")
+            c.send(data(c) if callable(data) else data)
+            return c.goaway()[1]
+
+        assert goaway_after(frame(SETTINGS, 0, 0, struct.pack(">HI", 2, 2))) == PROTOCOL_ERROR  # ENABLE_PUSH=2
+        assert goaway_after(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 31))) == FLOW_CONTROL_ERROR
+        assert goaway_after(frame(SETTINGS, 0, 0, struct.pack(">HI", 5, 100))) == PROTOCOL_ERROR  # MAX_FRAME_SIZE
+        assert goaway_after(frame(SETTINGS, ACK, 0, struct.pack(">HI", 3, 1))) == FRAME_SIZE_ERROR  # ACK + payload
+        assert goaway_after(frame(PING, 0, 0, b"1234567")) == FRAME_SIZE_ERROR
+        assert goaway_after(lambda c: frame(HEADERS, END_HEADERS | END_STREAM, 2, block(c))) == PROTOCOL_ERROR
+        assert goaway_after(frame(RST_STREAM, 0, 7, struct.pack(">I", CANCEL))) == PROTOCOL_ERROR  # idle stream
+        assert goaway_after(frame(WINDOW_UPDATE, 0, 9, struct.pack(">I", 1))) == PROTOCOL_ERROR  # idle stream
+        assert goaway_after(lambda c: frame(HEADERS, 0, 1, block(c)[:3]) +
+                            frame(CONTINUATION, END_HEADERS, 3, block(c)[3:])) == PROTOCOL_ERROR
+        c = H2(app.port)
+        # an empty :path; trailers without END_STREAM; a body shorter than its content-length
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block(c, "")))
+        assert c.reset_of(1) == PROTOCOL_ERROR
+        sid = c.request("/echo", method="POST", end_stream=False, stream=3)
+        c.send(frame(DATA, 0, sid, b"abc") + frame(HEADERS, END_HEADERS, sid, c.encoder.encode([("x-t", "1")])))
+        assert c.reset_of(sid) == PROTOCOL_ERROR
+        sid = c.request("/echo", method="POST", extra=[("content-length", "10")], end_stream=False, stream=5)
+        c.send(frame(DATA, END_STREAM, sid, b"abc"))
+        assert c.reset_of(sid) == PROTOCOL_ERROR
+        # trailers that end the stream are fine
+        sid = c.request("/echo", method="POST", end_stream=False, stream=7)
+        c.send(frame(DATA, 0, sid, b"abc") +
+               frame(HEADERS, END_HEADERS | END_STREAM, sid, c.encoder.encode([("x-checksum", "1")])))
+        assert c.response(sid)[::2] == (200, b"abc")
+        still_serves(app.port)
+        assert app.stop() == 0
+
+
 def test_limits_answer_on_the_stream():
     with App("coronet-hello", "http.max_body_bytes=1000", "http2.max_concurrent_streams=4") as app:
         c = H2(app.port)
