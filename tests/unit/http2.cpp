@@ -23,6 +23,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -426,4 +427,61 @@ TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c, a
     CHECK_THROWS_WITH_AS(http::client_options::from(load(bad)), doctest::Contains("client.h2c_targets"),
       coronet::config_error);
   }
+}
+
+TEST_CASE("server: beyond http.max_concurrent_requests, 503 with Retry-After at once; /healthz is never shed")
+{
+  http::server_options o;
+  o.max_concurrent_requests = 2;
+  server s{o};
+  for (auto mode : {http::http2_mode::off, http::http2_mode::prior_knowledge}) {
+    CAPTURE(static_cast<int>(mode));
+    coronet::runtime rt{1};
+    http::client_options c;
+    c.http2 = mode;
+    http::client client{rt, c};
+    std::vector<std::string> bodies(6);
+    std::string health;
+    std::string retry_after;
+    rt.block_on([&]() -> task<void> {
+      coronet::wait_group wg;
+      wg.add(static_cast<int>(bodies.size()));
+      for (auto& b : bodies)
+        coronet::spawn(get_into(client, s.url("/sleep/300"), b, wg));
+      // Two run; the other four are refused at once, while those two still run.
+      auto refused = [&] { return std::count(bodies.begin(), bodies.end(), "503 Service Unavailable: too busy, try again\n"); };
+      for (auto until = coronet::clock::now() + 250ms; refused() < 4 && coronet::clock::now() < until;)
+        co_await coronet::sleep_for(2ms);
+      CHECK(refused() == 4);
+      auto h = co_await client.get(s.url("/healthz"));
+      health = std::to_string(h.status);
+      auto shed = co_await client.get(s.url("/sleep/1"));
+      retry_after = std::string(shed.header("Retry-After").value_or("none"));
+      co_await wg.wait();
+    }());
+    CHECK(std::count(bodies.begin(), bodies.end(), "200 slept 300") == 2);
+    CHECK(std::count(bodies.begin(), bodies.end(), "503 Service Unavailable: too busy, try again\n") == 4);
+    CHECK(health == "404"); // not a route here, but answered, not shed
+    CHECK(retry_after == "1");
+  }
+}
+
+TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits for a place")
+{
+  http::server_options o;
+  o.max_concurrent_requests = 2;
+  o.queue_timeout = 2000ms;
+  server s{o};
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::vector<std::string> bodies(6);
+  rt.block_on([&]() -> task<void> {
+    coronet::wait_group wg;
+    wg.add(static_cast<int>(bodies.size()));
+    for (auto& b : bodies)
+      coronet::spawn(get_into(client, s.url("/sleep/100"), b, wg));
+    co_await wg.wait();
+  }());
+  for (auto& b : bodies)
+    CHECK(b == "200 slept 100"); // three rounds of two, none past the queue timeout
 }

@@ -204,10 +204,20 @@ task<bool> http1_connection::answer_buffered()
     keep_unparsed();
     request& req = parser_.finished();
     response resp;
-    try {
-      resp = co_await settings_.routes.dispatch(req);
-    } catch (...) {
-      resp = router::answer(std::current_exception(), req);
+    {
+      admission_ticket ticket{settings_, req};
+      bool admitted = ticket.admitted();
+      if (!admitted)
+        admitted = co_await ticket.wait();
+      if (admitted) {
+        try {
+          resp = co_await settings_.routes.dispatch(req);
+        } catch (...) {
+          resp = router::answer(std::current_exception(), req);
+        }
+      } else {
+        resp = shed_response();
+      }
     }
     auto next = respond(req, resp);
     if (next == after::upgrade) {

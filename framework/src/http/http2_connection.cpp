@@ -543,12 +543,22 @@ void http2_connection::dispatch_ready()
 task<void> http2_connection::handle(h2_stream& s)
 {
   response resp;
-  try {
-    resp = co_await settings_.routes.dispatch(s.req);
-  } catch (...) {
-    if (s.closed)
-      co_return; // reset by the client: nobody to answer
-    resp = router::answer(std::current_exception(), s.req);
+  {
+    admission_ticket ticket{settings_, s.req};
+    bool admitted = ticket.admitted();
+    if (!admitted)
+      admitted = co_await ticket.wait();
+    if (!admitted) {
+      resp = shed_response();
+    } else {
+      try {
+        resp = co_await settings_.routes.dispatch(s.req);
+      } catch (...) {
+        if (s.closed)
+          co_return; // reset by the client: nobody to answer
+        resp = router::answer(std::current_exception(), s.req);
+      }
+    }
   }
   if (!s.closed)
     co_await respond(s, std::move(resp));

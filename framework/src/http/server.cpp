@@ -38,6 +38,13 @@ server_options server_options::from(const config& cfg)
   o.write_timeout = ms("http.write_timeout_ms");
   o.max_connections = size("http.max_connections");
   o.shutdown_timeout = ms("http.shutdown_timeout_ms");
+  auto concurrent = cfg.get_int("http.max_concurrent_requests");
+  if (concurrent < 0)
+    cfg.fail("http.max_concurrent_requests", "must be 0 (no limit) or more");
+  o.max_concurrent_requests = static_cast<std::size_t>(concurrent);
+  o.queue_timeout = cfg.get_ms("http.queue_timeout_ms");
+  if (o.queue_timeout.count() < 0)
+    cfg.fail("http.queue_timeout_ms", "must be 0 (refuse at once) or more");
   auto& h2 = o.http2;
   h2.enabled = cfg.get_bool("http2.enabled");
   auto bounded = [&](const char* key, std::int64_t low, std::int64_t high) {
@@ -67,12 +74,18 @@ using connection_list = coronet::detail::intrusive_list<detail::server_connectio
 
 struct server_state {
   server_state(runtime& r, server_options o, router rs)
-    : rt(r), options(std::move(o)), routes(std::move(rs)), settings{rt, options, routes}, connections(rt.size())
+    : rt(r),
+      options(std::move(o)),
+      routes(std::move(rs)),
+      admissions(rt.size()),
+      settings{rt, options, routes, admissions},
+      connections(rt.size())
   {
   }
   runtime& rt;
   server_options options;
   router routes;
+  std::vector<detail::admission> admissions; // per worker
   detail::connection_settings settings;
   std::vector<connection_list> connections; // per worker
   channel<std::monostate> finished;         // closed when the server has ended (or failed to start)

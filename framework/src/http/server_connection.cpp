@@ -1,6 +1,11 @@
 #include "server_connection.hpp"
 
 #include <coronet/http/headers.hpp>
+#include <coronet/metrics.hpp>
+
+#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <ctime>
 
@@ -24,6 +29,76 @@ bool server_owned_header(std::string_view name) noexcept
 {
   return iequals(name, "Content-Length") || iequals(name, "Connection") || iequals(name, "Date") ||
          iequals(name, "Transfer-Encoding");
+}
+
+admission_ticket::admission_ticket(const connection_settings& settings, const request& req)
+  : queue_timeout_(settings.options.queue_timeout)
+{
+  auto max = settings.options.max_concurrent_requests;
+  if (max == 0 || req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics")
+    return;
+  admission_ = &settings.admissions[runtime::current_worker().value_or(0)];
+  if (admission_->running < max && admission_->waiting.empty()) {
+    ++admission_->running;
+    counted_ = true;
+    return;
+  }
+  admitted_ = false;
+}
+
+admission_ticket::~admission_ticket()
+{
+  if (!counted_)
+    return;
+  // The place goes to the first request waiting, if any, else back.
+  if (auto* next = admission_->waiting.pop_front()) {
+    next->granted = true;
+    next->timer->cancel();
+    return;
+  }
+  --admission_->running;
+}
+
+// GCC 12 misreads the coroutine frames' class-specific operator new/delete
+// pair (Asio's recycling allocator) in these functions as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+task<bool> admission_ticket::wait()
+{
+  if (admitted_)
+    co_return true;
+  if (queue_timeout_.count() > 0) {
+    asio::steady_timer timer{co_await asio::this_coro::executor, queue_timeout_};
+    admission_waiter me{&timer};
+    admission_->waiting.push_back(&me);
+    std::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (me.linked_)
+      admission_->waiting.remove(&me);
+    counted_ = admitted_ = me.granted;
+  }
+  co_return admitted_;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+response shed_response()
+{
+  static auto& shed = metrics::registry::global()
+                        .counters("coronet_http_requests_shed_total",
+                          "Requests answered 503 at once: http.max_concurrent_requests handlers were running and "
+                          "none finished within http.queue_timeout_ms.",
+                          {})
+                        .with({});
+  shed.inc();
+  auto r = response::text(status::service_unavailable, "Service Unavailable: too busy, try again\n");
+  r.headers.add("Retry-After", "1");
+  return r;
 }
 
 } // namespace coronet::http::detail

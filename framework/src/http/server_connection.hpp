@@ -1,19 +1,69 @@
 #pragma once
 // What the server's HTTP/1 and HTTP/2 connections share: the settings every
 // connection of one server reads, and the link the drain reaches them by.
+#include <coronet/detail/intrusive_list.hpp>
 #include <coronet/http/router.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
+#include <coronet/task.hpp>
 
+#include <asio/steady_timer.hpp>
+
+#include <cstddef>
 #include <string_view>
+#include <vector>
 
 namespace coronet::http::detail {
+
+// Load shedding (http.max_concurrent_requests, http.queue_timeout_ms): the
+// handlers running on one worker, and the requests waiting for one of them
+// to finish. Only that worker touches it.
+struct admission_waiter {
+  asio::steady_timer* timer = nullptr;
+  bool granted = false; // a finishing request handed its place over
+  admission_waiter* prev_ = nullptr;
+  admission_waiter* next_ = nullptr;
+  bool linked_ = false;
+};
+
+struct admission {
+  std::size_t running = 0;
+  coronet::detail::intrusive_list<admission_waiter> waiting;
+};
 
 struct connection_settings {
   runtime& rt;
   const server_options& options;
   const router& routes;
+  std::vector<admission>& admissions; // per worker
 };
+
+// A request's place among the worker's running handlers, given back when it
+// goes out of scope. Health and metrics requests never take one: a loaded
+// server still says it is alive and how it is doing.
+class admission_ticket final {
+public:
+  admission_ticket(const connection_settings& settings, const request& req);
+  ~admission_ticket();
+  admission_ticket(const admission_ticket&) = delete;
+  admission_ticket& operator=(const admission_ticket&) = delete;
+
+  // Whether the handler may run now, without waiting (the common case, and
+  // always when shedding is off).
+  bool admitted() const noexcept { return admitted_; }
+  // Waits up to http.queue_timeout_ms for a place; false: shed it.
+  task<bool> wait();
+
+private:
+  admission* admission_ = nullptr;
+  std::chrono::milliseconds queue_timeout_;
+  bool admitted_ = true;
+  bool counted_ = false;
+};
+
+// The answer to a shed request: 503 with Retry-After, counted in
+// coronet_http_requests_shed_total.
+response shed_response();
 
 // A connection in its worker's list, for the drain.
 class server_connection {

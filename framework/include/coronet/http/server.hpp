@@ -49,6 +49,12 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 10000;
   std::chrono::milliseconds shutdown_timeout{10000};
+  // Load shedding: at most this many handlers running per worker (0: no
+  // limit); a request beyond it waits up to queue_timeout for one to finish,
+  // then is answered 503 with Retry-After. /healthz, /readyz and /metrics are
+  // never shed.
+  std::size_t max_concurrent_requests = 0;
+  std::chrono::milliseconds queue_timeout{0};
   std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN h2, http/1.1)
   http2_options http2;
 
