@@ -21,7 +21,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libtomlplusplus3 libssl3 libnghttp2-14 \
     ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin coronet
 COPY --from=build /src/coronet/build-release/bin/coronet-gateway \
                   /src/coronet/build-release/bin/coronet-backend \

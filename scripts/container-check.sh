@@ -36,15 +36,29 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the base images --------------------------------------------------------------
-if ! podman image exists docker.io/library/debian:bookworm; then
-  echo "== making debian:bookworm (and bookworm-slim) with debootstrap --variant=minbase"
+if ! podman image exists docker.io/library/debian:bookworm ||
+   ! podman image exists docker.io/library/debian:bookworm-slim; then
+  echo "== making debian:bookworm and debian:bookworm-slim with debootstrap --variant=minbase"
   base="$work/base"
   debootstrap --variant=minbase bookworm "$base" http://deb.debian.org/debian >/dev/null
+  rm -rf "$base"/var/cache/apt/archives/*.deb "$base"/var/cache/apt/*.bin "$base"/var/lib/apt/lists/*
   tar -C "$base" -c . | podman import - docker.io/library/debian:bookworm >/dev/null
+  # slim as Debian makes it: no documentation, manual pages or translations,
+  # now or in packages installed later
+  cat > "$base/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+CFG
+  find "$base/usr/share/doc" -mindepth 2 ! -name copyright -delete 2>/dev/null || true
+  rm -rf "$base"/usr/share/man/* "$base"/usr/share/locale/* "$base"/usr/share/info/*
+  tar -C "$base" -c . | podman import - docker.io/library/debian:bookworm-slim >/dev/null
   rm -rf "$base"
-fi
-if ! podman image exists docker.io/library/debian:bookworm-slim; then
-  podman tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
 fi
 
 # --- the build, under default limits -------------------------------------------------
