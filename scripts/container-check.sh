@@ -64,7 +64,12 @@ fi
 # --- the build, under default limits -------------------------------------------------
 echo "== podman build --isolation=chroot (the build stage runs the test suite; open-file limit as podman sets it)"
 start=$(date +%s)
-podman build --isolation=chroot -t "$image" . 2>&1 | tail -n 25
+if ! podman build --isolation=chroot -t "$image" . >"$work/build.log" 2>&1; then
+  tail -n 60 "$work/build.log"
+  echo "container-check: the image build failed (its log above)" >&2
+  exit 1
+fi
+grep -E "tests passed|quick: .* instead of|run.sh --quick" "$work/build.log" | sed 's/^/   build: /' || true
 echo "   built in $(( $(date +%s) - start )) s"
 size=$(podman image inspect "$image" --format '{{.Size}}')
 echo "== runtime image: $image, $(( size / 1024 / 1024 )) MiB ($size bytes)"
@@ -121,7 +126,7 @@ wait_healthy() {
   local port=$1 pid=$2 name=$3
   for _ in $(seq 1 100); do
     if chroot --userspec=10001:10001 "$root" /usr/bin/env -i CORONET_SERVER_LISTEN="0.0.0.0:$port" \
-        /usr/local/bin/coronet-healthcheck; then
+        /usr/local/bin/coronet-healthcheck 2>/dev/null; then
       echo "   $name (:$port): coronet-healthcheck exits 0"
       return 0
     fi

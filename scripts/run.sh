@@ -46,7 +46,10 @@ fi
 
 pids=()
 stop() {
-  trap - INT TERM EXIT
+  # A second Ctrl-C (or a TERM from two senders at once) must not end this
+  # script before every service has had its TERM: they would be orphaned.
+  trap '' INT TERM
+  trap - EXIT
   if ((${#pids[@]})); then
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
