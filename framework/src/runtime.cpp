@@ -152,6 +152,10 @@ void report_task_failure(std::exception_ptr e) noexcept
 {
   try {
     std::rethrow_exception(e);
+  } catch (const config_error& ex) {
+    spdlog::critical("config error: {}", ex.what()); // as the apps say it for a bad flag
+  } catch (const startup_error& ex) {
+    spdlog::critical("cannot start: {}", ex.what());
   } catch (const std::exception& ex) {
     spdlog::error("task failed: {}", ex.what());
   } catch (...) {

@@ -181,6 +181,11 @@ TEST_CASE("request parser: request-smuggling defences")
 TEST_CASE("request parser: bad method and version")
 {
   CHECK(error_of("BREW / HTTP/1.1\r\n\r\n") == status::not_implemented);
+  // bytes that cannot begin a request line: 400, not 501
+  CHECK(error_of(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)) == status::bad_request);
+  CHECK(error_of("{\"json\": 1}\r\n\r\n") == status::bad_request);
+  CHECK(error_of("B(EW / HTTP/1.1\r\n\r\n") == status::bad_request);
+  CHECK(error_of("\r\n\r\nFOO\r\n\r\n") == status::bad_request);
   CHECK(error_of("GET / HTTP/3.7\r\n\r\n") == status::http_version_not_supported);
   CHECK(error_of("GET /%zz HTTP/1.1\r\n\r\n") == status::bad_request);
 }

@@ -5,6 +5,23 @@
 
 namespace coronet::http::detail {
 
+namespace {
+
+// "TOKEN SP" at the start of `data`: a method, by RFC 9110's grammar.
+bool is_method_token(std::string_view data)
+{
+  auto tchar = [](unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view{"!#$%&'*+-.^_`|~"}.find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  std::size_t n = 0;
+  while (n < data.size() && tchar(static_cast<unsigned char>(data[n])))
+    ++n;
+  return n > 0 && n < data.size() && data[n] == ' ';
+}
+
+} // namespace
+
 // Splits the target into path and query. Origin-form ("/a?b") is the usual
 // one; absolute-form ("http://host/a?b", for proxies) is accepted and its
 // path used; asterisk-form ("*") only for OPTIONS. Anything else is refused.
@@ -238,7 +255,12 @@ request_parser::result request_parser::feed(std::string_view data, std::size_t& 
   // status is already set.
   if (!failed_by_us_) {
     switch (err) {
-    case HPE_INVALID_METHOD: error_status_ = status::not_implemented; break;
+    case HPE_INVALID_METHOD:
+      // 501 only for a well-formed method the server does not know ("BREW /
+      // ..."); bytes that cannot begin a request line (TLS on the plain port,
+      // binary noise) are a bad request (RFC 9112 3, RFC 9110 15.6.2).
+      error_status_ = is_method_token(data) ? status::not_implemented : status::bad_request;
+      break;
     case HPE_INVALID_VERSION: error_status_ = status::http_version_not_supported; break;
     default: error_status_ = status::bad_request; break;
     }
