@@ -10,6 +10,7 @@
 // users service fails the answer is 502, or 404 when it says 404.
 #include <coronet/config.hpp>
 #include <coronet/http/client.hpp>
+#include <coronet/http/cors.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
@@ -178,9 +179,11 @@ int main(int argc, char** argv)
   auto cfg = coronet::load_config(argc, argv, "gateway", defaults);
   settings s;
   http::client_options client_options;
+  http::cors_options cors;
   try {
     s = read_settings(cfg);
     client_options = http::client_options::from(cfg);
+    cors = http::cors_options::from(cfg);
   } catch (const coronet::config_error& e) {
     spdlog::critical("config error: {}", e.what());
     return 2;
@@ -189,6 +192,8 @@ int main(int argc, char** argv)
   gateway g{s, http::client{rt, client_options}};
   http::router router;
   http::observe(router, rt, cfg);
+  // Browsers on the origins in cors.allowed_origins may call the API (none by default).
+  router.use(http::cors(std::move(cors)));
   gateway* at = &g;
   router.get("/api/users/{id}/dashboard", [at](http::request& req) { return dashboard(*at, req); });
   spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request", s.base[users],

@@ -75,6 +75,14 @@ insecure_skip_verify = false   # trust any server certificate (logged as a warni
 http2 = "auto"                 # "auto": h2 when an https:// server offers it by ALPN; "prior_knowledge": h2c to http:// too; "off"
 h2c_targets = ""               # origins called over h2c whatever `http2` says: "http://10.0.0.5:8081, http://users:8081"
 
+[cors]
+allowed_origins = ""           # http::cors_options::from: comma-separated origins (https://app.example.com) or "*"
+allowed_methods = "GET, HEAD, POST, PUT, PATCH, DELETE"
+allowed_headers = "Content-Type" # request headers a page may send beyond the safelisted ones; "*" for any
+exposed_headers = ""           # response headers a page may read
+allow_credentials = false      # cookies and HTTP authentication (the origin is echoed, never *)
+max_age_s = 600                # how long a browser may cache a preflight
+
 [ws]
 max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009
 send_queue_messages = 64       # messages waiting to go out; then send() waits
