@@ -10,6 +10,7 @@
 // Users exist for ids 1..1000000; others get 404.
 #include <coronet/config.hpp>
 #include <coronet/http/error.hpp>
+#include <coronet/http/json.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
@@ -119,7 +120,7 @@ task<void> behave(const settings& s)
 
 http::response answer(const json& body)
 {
-  return http::response::json(http::status::ok, body.dump());
+  return http::json_response(http::status::ok, body);
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 #include <coronet/http/client.hpp>
 #include <coronet/http/cors.hpp>
 #include <coronet/http/error.hpp>
+#include <coronet/http/json.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
@@ -116,7 +117,7 @@ task<void> call(gateway& g, service which, std::string url, http::request_option
 
 http::response json_answer(http::status s, const json& body)
 {
-  return http::response::json(s, body.dump());
+  return http::json_response(s, body);
 }
 
 task<http::response> dashboard(gateway& g, http::request& req)

@@ -2,6 +2,8 @@
 // An HTTP/1.1 request as a handler sees it.
 #include <coronet/http/headers.hpp>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -58,6 +60,11 @@ struct request {
   // space); std::nullopt when absent.
   std::optional<std::string> query(std::string_view name) const;
   std::optional<std::string_view> header(std::string_view name) const noexcept { return headers.get(name); }
+
+  // The body parsed as JSON: throws http::error 415 (not application/json)
+  // or 400 naming the problem, which the server answers. Typed forms and
+  // field helpers: <coronet/http/json.hpp>.
+  nlohmann::json json() const;
 };
 
 // A route or query parameter as a positive integer (an id): throws
