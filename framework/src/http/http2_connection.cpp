@@ -267,8 +267,12 @@ struct http2_connection::callbacks {
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
-      if (frame->hd.type == NGHTTP2_DATA)
-        c.control_.give(); // the peer's WINDOW_UPDATEs and PINGs answer our DATA
+      if (frame->hd.type == NGHTTP2_DATA) {
+        // A client may answer each DATA frame with two WINDOW_UPDATEs (its
+        // stream's and the connection's): a long download is no flood.
+        c.control_.give();
+        c.control_.give();
+      }
       if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         auto* s = stream(session, id);
         if (s) {
@@ -355,7 +359,7 @@ http2_connection::http2_connection(net::stream& s, const connection_settings& se
   // navigations never comes near).
   resets_ = {std::max(2 * streams, 100.0), std::max(2 * streams, 100.0), std::max(streams, 50.0)};
   // PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty DATA: a thousand at once,
-  // a hundred a second, and one more for each DATA frame we send.
+  // a hundred a second, and two more for each DATA frame we send.
   control_ = {1000, 1000, 100};
   stream_.set_write_timeout(settings.options.write_timeout);
 }
