@@ -1,7 +1,8 @@
 // coronet-gateway: the microservice showcase. GET /api/users/{id}/dashboard
-// asks the users, orders and recommendations services at once (one spawned
-// task per call, results through a channel, a wait group to join), each call
-// under its own timeout and all under the request's deadline, and answers
+// asks the users, orders and recommendations services at once (one task per
+// call in a task group, which cancels them if the request is cancelled;
+// results through a channel), each call under its own timeout and all under
+// the request's deadline, and answers
 //
 //   {"user":{...},"orders":[...],"recommendations":[...],"partial":false,"errors":[]}
 //
