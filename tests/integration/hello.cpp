@@ -95,8 +95,8 @@ TEST_CASE("hello: HEAD has the GET headers and no body, unknown paths 404, wrong
   auto head = talk(s.port, "HEAD /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   CHECK(head.find("Content-Length: 27\r\n") != std::string::npos);
   CHECK(head.substr(head.size() - 4) == "\r\n\r\n");
-  CHECK(talk(s.port, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
-  auto m = talk(s.port, "DELETE /json HTTP/1.1\r\nConnection: close\r\n\r\n");
+  CHECK(talk(s.port, "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+  auto m = talk(s.port, "DELETE /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   CHECK(m.rfind("HTTP/1.1 405", 0) == 0);
   CHECK(m.find("Allow: GET\r\n") != std::string::npos);
 }

@@ -104,7 +104,7 @@ TEST_CASE("request parser: HTTP/1.0 closes unless it asks for keep-alive")
 {
   CHECK_FALSE(parse("GET / HTTP/1.0\r\n\r\n").requests.at(0).keep_alive);
   CHECK(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").requests.at(0).keep_alive);
-  CHECK_FALSE(parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").requests.at(0).keep_alive);
+  CHECK_FALSE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").requests.at(0).keep_alive);
 }
 
 TEST_CASE("request parser: limits answer 414, 431 and 413")
@@ -126,10 +126,10 @@ TEST_CASE("request parser: limits answer 414, 431 and 413")
   }
   SUBCASE("a chunked body over the limit")
   {
-    CHECK(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n",
+    CHECK(error_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n",
             small) == status::payload_too_large);
   }
-  CHECK(error_of("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789", small) == status::ok);
+  CHECK(error_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789", small) == status::ok);
 }
 
 TEST_CASE("request parser: request-smuggling defences")
@@ -176,6 +176,15 @@ TEST_CASE("request parser: request-smuggling defences")
     CHECK(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n") ==
       status::bad_request);
   }
+}
+
+TEST_CASE("request parser: an HTTP/1.1 request names its host exactly once (RFC 9112 3.2)")
+{
+  CHECK(error_of("GET / HTTP/1.1\r\n\r\n") == status::bad_request);
+  CHECK(error_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == status::bad_request);
+  CHECK(error_of("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n") == status::bad_request);
+  CHECK(error_of("GET / HTTP/1.0\r\n\r\n") == status::ok); // HTTP/1.0 need not
+  CHECK(error_of("GET / HTTP/1.1\r\nhost: a\r\n\r\n") == status::ok);
 }
 
 TEST_CASE("request parser: bad method and version")

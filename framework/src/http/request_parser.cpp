@@ -208,6 +208,12 @@ int request_parser::on_headers_complete(llhttp_t* p)
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.max_body_bytes)
     return s.fail(status::payload_too_large,
       "body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+  // RFC 9112 3.2: an HTTP/1.1 request names its host exactly once.
+  auto hosts = s.current_.headers.count("Host");
+  if (hosts > 1)
+    return s.fail(status::bad_request, "more than one Host header");
+  if (hosts == 0 && p->http_minor >= 1)
+    return s.fail(status::bad_request, "HTTP/1.1 request without a Host header");
   return HPE_OK;
 }
 
