@@ -124,7 +124,8 @@ http::response json_answer(http::status s, const json& body)
 task<http::response> dashboard(gateway& g, http::request& req)
 {
   auto id = http::positive_integer(req.param("id"), "user id");
-  auto deadline = coronet::clock::now() + g.s.request_timeout;
+  // Its own budget, or less when the caller's deadline (X-Request-Timeout-Ms) is nearer.
+  auto deadline = std::min(coronet::clock::now() + g.s.request_timeout, req.deadline);
   const std::array<std::string, 3> urls{
     fmt::format("{}/users/{}", g.s.base[users], id),
     fmt::format("{}/orders?user={}", g.s.base[orders], id),

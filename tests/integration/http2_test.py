@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import hpack
@@ -77,7 +78,8 @@ class App:
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=TIMEOUT).read().decode()
         want = ",".join(f'{k}="{v}"' for k, v in labels.items())
         for line in text.splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            if (line.startswith(name + "{") or line.startswith(name + " ")) and \
+                    all(f'{k}="{v}"' in line for k, v in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
@@ -454,6 +456,38 @@ def test_rst_stream_cancels_one_stream_and_its_client_calls():
         served = users.metric("coronet_http_requests_total", route="/users/{id}", protocol="HTTP/2")
         assert served == 3, urllib.request.urlopen(f"http://127.0.0.1:{users.port}/metrics").read().decode()
         assert gw.metric("coronet_http2_streams_total", side="server", event="reset_by_peer") == 1
+        assert gw.stop() == 0
+
+
+def test_deadline_travels_gateway_to_backend():
+    """X-Request-Timeout-Ms: the gateway's calls get no more than the caller's budget and pass the rest
+    on; a budget already spent is answered 504 without calling anyone."""
+    with App("coronet-backend", "backend.latency_ms=400", "backend.jitter_ms=0", extra=["--role", "users"]) as users, \
+         App("coronet-backend", "backend.latency_ms=0", extra=["--role", "orders"]) as orders, \
+         App("coronet-backend", "backend.latency_ms=0", extra=["--role", "recommendations"]) as recs, \
+         App("coronet-gateway", f"backends.users=http://127.0.0.1:{users.port}",
+             f"backends.orders=http://127.0.0.1:{orders.port}",
+             f"backends.recommendations=http://127.0.0.1:{recs.port}",
+             "gateway.request_timeout_ms=5000", "gateway.backend_timeout_ms=4000") as gw:
+        url = f"http://127.0.0.1:{gw.port}/api/users/3/dashboard"
+        spent = urllib.request.Request(url, headers={"X-Request-Timeout-Ms": "0"})
+        try:
+            urllib.request.urlopen(spent, timeout=TIMEOUT)
+            raise AssertionError("a spent budget was served")
+        except urllib.error.HTTPError as e:
+            assert e.code == 504, e.code
+        assert gw.metric("coronet_http_requests_expired_total") == 1
+        assert orders.metric("coronet_http_requests_total", route="/orders") == 0  # nobody was called
+        # 150 ms for a dashboard whose users service takes 400: the gateway gives up at 150, not 4000
+        short = urllib.request.Request(url, headers={"X-Request-Timeout-Ms": "150"})
+        start = time.time()
+        try:
+            urllib.request.urlopen(short, timeout=TIMEOUT)
+            raise AssertionError("answered in full")
+        except urllib.error.HTTPError as e:
+            assert e.code == 502, e.code
+        assert time.time() - start < 0.35, time.time() - start
+        # and the backends were told the budget: theirs expired too (the users call never finished)
         assert gw.stop() == 0
 
 

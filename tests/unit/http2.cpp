@@ -89,6 +89,14 @@ http::router routes(std::shared_ptr<seen> s)
     resp.headers.add("X-Host", std::string(req.header("Host").value_or("")));
     co_return resp;
   });
+  r.get("/budget", [s](http::request& req) -> task<http::response> {
+    ++s->finished;
+    auto left = req.deadline == coronet::clock::time_point::max()
+      ? std::string("none")
+      : std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(req.deadline - coronet::clock::now()).count());
+    co_return http::response::text(http::status::ok,
+      left + " " + std::string(req.header("X-Request-Timeout-Ms").value_or("-")));
+  });
   r.get("/fail", [](http::request&) -> task<http::response> {
     throw http::error{http::status::conflict, "no such luck"};
     co_return http::response{};
@@ -484,4 +492,72 @@ TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits f
   }());
   for (auto& b : bodies)
     CHECK(b == "200 slept 100"); // three rounds of two, none past the queue timeout
+}
+
+namespace {
+
+// "<ms left> <X-Request-Timeout-Ms as received>" from /budget, and the status.
+std::pair<int, std::string> budget_of(coronet::runtime& rt, http::client& c, const server& s,
+  std::vector<std::pair<std::string, std::string>> headers, std::chrono::milliseconds timeout = {})
+{
+  return rt.block_on([&]() -> task<std::pair<int, std::string>> {
+    http::request_options o;
+    for (auto& [k, v] : headers)
+      o.headers.add(k, v);
+    o.timeout = timeout;
+    auto r = co_await c.get(s.url("/budget"), std::move(o));
+    co_return std::pair{r.status, r.body};
+  }());
+}
+
+int left_ms(const std::string& body)
+{
+  return std::stoi(body.substr(0, body.find(' ')));
+}
+
+} // namespace
+
+TEST_CASE("server: X-Request-Timeout-Ms and grpc-timeout set the request's deadline; a spent budget is 504 at once")
+{
+  http::server_options o;
+  o.request_timeout = std::chrono::milliseconds{2000}; // the cap
+  server s{o};
+  coronet::runtime rt{1};
+  for (auto mode : {http::http2_mode::off, http::http2_mode::prior_knowledge}) {
+    CAPTURE(static_cast<int>(mode));
+    http::client_options c;
+    c.http2 = mode;
+    http::client client{rt, c};
+    auto [status, body] = budget_of(rt, client, s, {{"X-Request-Timeout-Ms", "500"}});
+    CHECK(status == 200);
+    CHECK(left_ms(body) > 400);
+    CHECK(left_ms(body) <= 500);
+    auto grpc = budget_of(rt, client, s, {{"grpc-timeout", "300m"}, {"X-Request-Timeout-Ms", ""}});
+    CHECK(left_ms(grpc.second) <= 300); // an empty X-Request-Timeout-Ms says nothing
+    auto capped = budget_of(rt, client, s, {{"X-Request-Timeout-Ms", "99999999"}});
+    CHECK(left_ms(capped.second) <= 2000);
+    CHECK(left_ms(capped.second) > 1500);
+    auto finished = s.state->finished.load();
+    auto spent = budget_of(rt, client, s, {{"X-Request-Timeout-Ms", "0"}});
+    CHECK(spent.first == 504);
+    CHECK(spent.second == "Gateway Timeout: the request's deadline has passed\n");
+    CHECK(s.state->finished == finished); // the handler never ran
+  }
+}
+
+TEST_CASE("client: a call sends the budget it has left as X-Request-Timeout-Ms")
+{
+  server s; // no cap: the request's deadline is what the header says
+  coronet::runtime rt{1};
+  for (auto mode : {http::http2_mode::off, http::http2_mode::prior_knowledge}) {
+    http::client_options c;
+    c.http2 = mode;
+    http::client client{rt, c};
+    auto [status, body] = budget_of(rt, client, s, {}, std::chrono::milliseconds{700});
+    CHECK(status == 200);
+    auto sent = std::stoi(body.substr(body.find(' ') + 1));
+    CHECK(sent > 600);
+    CHECK(sent <= 700);
+    CHECK(left_ms(body) <= sent);
+  }
 }

@@ -575,6 +575,11 @@ task<client_response> client::send(std::string method, std::string url, request_
   auto deadline = start + budget;
   if (options.deadline && *options.deadline < deadline)
     deadline = *options.deadline;
+  // The budget left travels on, so the next service stops when this call
+  // would give up anyway (and answers 504 at once when it is spent).
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+  if (!options.headers.contains("X-Request-Timeout-Ms"))
+    options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
   const std::string label = options.name.empty() ? u.key : options.name;
   auto& m = client_families();
   auto record = [&](std::string_view outcome) {

@@ -204,7 +204,9 @@ task<bool> http1_connection::answer_buffered()
     keep_unparsed();
     request& req = parser_.finished();
     response resp;
-    {
+    if (!take_deadline(req, settings_.options)) {
+      resp = expired_response();
+    } else {
       admission_ticket ticket{settings_, req};
       bool admitted = ticket.admitted();
       if (!admitted)

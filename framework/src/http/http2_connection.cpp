@@ -547,7 +547,9 @@ void http2_connection::dispatch_ready()
 task<void> http2_connection::handle(h2_stream& s)
 {
   response resp;
-  {
+  if (!take_deadline(s.req, settings_.options)) {
+    resp = expired_response();
+  } else {
     admission_ticket ticket{settings_, s.req};
     bool admitted = ticket.admitted();
     if (!admitted)

@@ -43,6 +43,9 @@ server_options server_options::from(const config& cfg)
     cfg.fail("http.max_concurrent_requests", "must be 0 (no limit) or more");
   o.max_concurrent_requests = static_cast<std::size_t>(concurrent);
   o.queue_timeout = cfg.get_ms("http.queue_timeout_ms");
+  o.request_timeout = cfg.get_ms("http.request_timeout_ms");
+  if (o.request_timeout.count() < 0)
+    cfg.fail("http.request_timeout_ms", "must be 0 (none) or more");
   if (o.queue_timeout.count() < 0)
     cfg.fail("http.queue_timeout_ms", "must be 0 (refuse at once) or more");
   auto& h2 = o.http2;

@@ -7,7 +7,10 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <ctime>
+#include <optional>
 
 namespace coronet::http::detail {
 
@@ -86,6 +89,76 @@ task<bool> admission_ticket::wait()
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+namespace {
+
+// A non-negative decimal of at most `digits` digits.
+std::optional<std::int64_t> number(std::string_view text, std::size_t digits)
+{
+  if (text.empty() || text.size() > digits)
+    return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// grpc-timeout: up to 8 digits and a unit (H, M, S, m, u, n).
+std::optional<clock::duration> grpc_timeout(std::string_view text)
+{
+  if (text.size() < 2)
+    return std::nullopt;
+  auto n = number(text.substr(0, text.size() - 1), 8);
+  if (!n)
+    return std::nullopt;
+  using namespace std::chrono;
+  constexpr std::int64_t year_s = 365 * 24 * 3600; // longer is as good as none, and would overflow
+  switch (text.back()) {
+  case 'H': return duration_cast<clock::duration>(seconds{std::min(*n * 3600, year_s)});
+  case 'M': return duration_cast<clock::duration>(seconds{std::min(*n * 60, year_s)});
+  case 'S': return duration_cast<clock::duration>(seconds{std::min(*n, year_s)});
+  case 'm': return duration_cast<clock::duration>(milliseconds{*n});
+  case 'u': return duration_cast<clock::duration>(microseconds{*n});
+  case 'n': return duration_cast<clock::duration>(nanoseconds{*n});
+  default: return std::nullopt;
+  }
+}
+
+} // namespace
+
+bool take_deadline(request& req, const server_options& options)
+{
+  std::optional<clock::duration> asked;
+  if (auto ms = req.header("X-Request-Timeout-Ms"))
+    if (auto n = number(*ms, 10)) // up to 115 days: no overflow
+      asked = std::chrono::milliseconds{*n};
+  if (!asked)
+    if (auto g = req.header("grpc-timeout"))
+      asked = grpc_timeout(*g);
+  auto cap = options.request_timeout;
+  if (!asked && cap.count() == 0)
+    return true; // the common case: nobody said
+  auto budget = asked.value_or(clock::duration::max());
+  if (cap.count() > 0 && budget > cap)
+    budget = cap;
+  if (budget <= clock::duration::zero())
+    return false;
+  req.deadline = clock::now() + budget;
+  return true;
+}
+
+response expired_response()
+{
+  static auto& expired = metrics::registry::global()
+                           .counters("coronet_http_requests_expired_total",
+                             "Requests answered 504 at once: their caller's deadline had passed on arrival.", {})
+                           .with({});
+  expired.inc();
+  return response::text(status::gateway_timeout, "Gateway Timeout: the request's deadline has passed\n");
+}
 
 response shed_response()
 {

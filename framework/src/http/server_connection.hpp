@@ -65,6 +65,14 @@ private:
 // coronet_http_requests_shed_total.
 response shed_response();
 
+// Sets req.deadline from X-Request-Timeout-Ms (milliseconds left) or
+// grpc-timeout ("250m", "2S"), capped by http.request_timeout_ms. False when
+// the caller's budget is already spent: answer expired_response() without
+// calling the handler (or anyone).
+bool take_deadline(request& req, const server_options& options);
+// 504, counted in coronet_http_requests_expired_total.
+response expired_response();
+
 // A connection in its worker's list, for the drain.
 class server_connection {
 public:

@@ -1,6 +1,7 @@
 #pragma once
 // An HTTP/1.1 request as a handler sees it.
 #include <coronet/http/headers.hpp>
+#include <coronet/time.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -26,6 +27,10 @@ struct request {
   std::vector<std::pair<std::string, std::string>> params; // from the route's {name} segments
   std::string route;       // the matched pattern ("/users/{id}"); empty when none matched
   std::string id;          // the request id, once the request_ids() middleware ran
+  // By when the caller wants an answer: from X-Request-Timeout-Ms (or
+  // grpc-timeout), capped by http.request_timeout_ms; max() when neither
+  // says. Pass it on: request_options::deadline = req.deadline.
+  clock::time_point deadline = clock::time_point::max();
 
   // Empties every field for the next request on the connection, keeping
   // small buffers (no allocation per request) but not a big body.
@@ -45,6 +50,7 @@ struct request {
     params.clear();
     route.clear();
     id.clear();
+    deadline = clock::time_point::max();
   }
 
   // A route parameter ("{id}" in the pattern), percent-decoded.

@@ -55,6 +55,9 @@ struct server_options {
   // never shed.
   std::size_t max_concurrent_requests = 0;
   std::chrono::milliseconds queue_timeout{0};
+  // The longest a request may ask for (X-Request-Timeout-Ms, grpc-timeout),
+  // and what it gets when it asks nothing; 0: no cap, no default.
+  std::chrono::milliseconds request_timeout{0};
   std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN h2, http/1.1)
   http2_options http2;
 
