@@ -14,6 +14,7 @@
 #include <coronet/http/cors.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
+#include <coronet/http/middleware.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
@@ -137,11 +138,10 @@ task<http::response> dashboard(gateway& g, http::request& req)
   coronet::channel<part> results{3};
   coronet::task_group calls;
   for (auto which : {users, orders, recommendations}) {
-    http::request_options o;
+    auto o = http::call_options(req); // its request id and trace, a new span
     o.timeout = g.s.backend_timeout;
     o.deadline = deadline;
     o.name = service_names[which];
-    o.headers.add("X-Request-Id", req.id);
     calls.spawn(call(g, which, urls[which], std::move(o), results));
   }
   co_await calls.wait();

@@ -1,4 +1,5 @@
 // Routing and the middleware chain, driven directly (no sockets).
+#include <coronet/http/client.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/middleware.hpp>
 #include <coronet/http/router.hpp>
@@ -210,6 +211,46 @@ TEST_CASE("request_ids: keeps a sane incoming id, replaces a hostile one, echoes
   auto first = run(r, make("GET", "/x"));
   auto second = run(r, make("GET", "/x"));
   CHECK(first.headers.get("X-Request-Id") != second.headers.get("X-Request-Id"));
+}
+
+TEST_CASE("request_ids: a valid W3C traceparent is kept, another starts a trace; calls join it as new spans")
+{
+  http::router r;
+  r.use(http::request_ids());
+  r.get("/x", saying("x"));
+  const std::string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto traced = make("GET", "/x");
+  traced.headers.add("traceparent", incoming);
+  http::request seen;
+  run(r, std::move(traced), &seen);
+  CHECK(seen.traceparent == incoming);
+
+  for (auto bad : {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // unknown version
+         "00-00000000000000000000000000000000-00f067aa0ba902b7-01",          // zero trace id
+         "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",          // upper case
+         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nx"}) {   // junk after
+    CAPTURE(bad);
+    auto req = make("GET", "/x");
+    req.headers.add("traceparent", bad);
+    run(r, std::move(req), &seen);
+    CHECK(seen.traceparent.size() == 55);
+    CHECK(seen.traceparent != bad);
+    CHECK(seen.traceparent.substr(0, 3) == "00-");
+  }
+
+  // what a handler's calls carry: the deadline, the id, the trace with a new span
+  http::request req = make("GET", "/x");
+  req.id = "abc";
+  req.traceparent = incoming;
+  req.deadline = coronet::clock::now() + std::chrono::seconds(1);
+  auto o = http::call_options(req);
+  CHECK(o.deadline == req.deadline);
+  CHECK(o.headers.get("X-Request-Id") == "abc");
+  auto child = std::string(*o.headers.get("traceparent"));
+  CHECK(child.substr(0, 36) == incoming.substr(0, 36)); // same version and trace id
+  CHECK(child.substr(36, 16) != incoming.substr(36, 16)); // a new span
+  CHECK(child.substr(52) == "-01");
+  CHECK_FALSE(http::call_options(make("GET", "/x")).deadline.has_value());
 }
 
 TEST_CASE("positive_integer: an id from a route or query parameter, or a 400 that names it")

@@ -1,9 +1,12 @@
 #include <coronet/http/middleware.hpp>
 
+#include <coronet/http/client.hpp>
+
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -40,6 +43,28 @@ const std::shared_ptr<spdlog::logger>& access_logger()
   return logger;
 }
 
+bool lower_hex(std::string_view s) noexcept
+{
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", ids not all zero
+// (W3C Trace Context, level 1).
+bool valid_traceparent(std::string_view t) noexcept
+{
+  if (t.size() != 55 || t.substr(0, 3) != "00-" || t[35] != '-' || t[52] != '-')
+    return false;
+  auto trace = t.substr(3, 32), parent = t.substr(36, 16), flags = t.substr(53, 2);
+  return lower_hex(trace) && lower_hex(parent) && lower_hex(flags) &&
+         trace != std::string_view("00000000000000000000000000000000") && parent != std::string_view("0000000000000000");
+}
+
+// A traceparent in trace `trace` (32 hex digits) with a new span id.
+std::string traceparent_in(std::string_view trace, std::string_view flags)
+{
+  return std::string("00-").append(trace).append("-").append(new_request_id()).append("-").append(flags);
+}
+
 } // namespace
 
 std::string new_request_id()
@@ -58,6 +83,11 @@ middleware request_ids()
   return [](request& req, next rest) -> task<response> {
     auto given = req.header("X-Request-Id");
     req.id = given && sane_id(*given) ? std::string(*given) : new_request_id();
+    auto trace = req.header("traceparent");
+    if (trace && valid_traceparent(*trace))
+      req.traceparent.assign(*trace);
+    else
+      req.traceparent = traceparent_in(new_request_id() + new_request_id(), "01");
     auto r = co_await rest(req);
     r.headers.set("X-Request-Id", req.id);
     co_return r;
@@ -72,10 +102,24 @@ middleware access_log()
     auto start = std::chrono::steady_clock::now();
     auto r = co_await rest(req);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-    logger->info("{} {} {} {}B {}us id={}", req.method, req.target, code(r.status), r.body.size(), us,
-      req.id.empty() ? "-" : req.id);
+    std::string_view trace = req.traceparent.size() == 55 ? std::string_view{req.traceparent}.substr(3, 32) : "-";
+    logger->info("{} {} {} {}B {}us id={} trace={}", req.method, req.target, code(r.status), r.body.size(), us,
+      req.id.empty() ? "-" : req.id, trace);
     co_return r;
   };
+}
+
+request_options call_options(const request& req)
+{
+  request_options o;
+  if (req.deadline != clock::time_point::max())
+    o.deadline = req.deadline;
+  if (!req.id.empty())
+    o.headers.add("X-Request-Id", req.id);
+  if (req.traceparent.size() == 55) // the same trace; this call is a new span in it
+    o.headers.add("traceparent", traceparent_in(std::string_view{req.traceparent}.substr(3, 32),
+      std::string_view{req.traceparent}.substr(53, 2)));
+  return o;
 }
 
 } // namespace coronet::http

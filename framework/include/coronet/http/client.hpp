@@ -28,6 +28,7 @@
 // is retried once on a new connection when its method is idempotent. A TLS
 // failure (client_errc::tls) is never retried.
 #include <coronet/http/headers.hpp>
+#include <coronet/http/request.hpp>
 #include <coronet/net/tls.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
@@ -93,6 +94,15 @@ struct request_options {
   std::optional<clock::time_point> deadline; // the call ends by then, whatever `timeout` says
   std::string name;                         // label in metrics; default "host:port"
 };
+
+// What a handler's calls to other services carry from its request: the
+// request's deadline, its X-Request-Id, and a traceparent in the same trace
+// with a new span id (so the next service's log lines join this one's). Needs the
+// request_ids() middleware (http::observe adds it) for the id and trace.
+//   auto o = http::call_options(req);
+//   o.timeout = 200ms;
+//   auto r = co_await client.get(url, std::move(o));
+request_options call_options(const request& req);
 
 struct client_response {
   int status = 0;

@@ -27,6 +27,7 @@ struct request {
   std::vector<std::pair<std::string, std::string>> params; // from the route's {name} segments
   std::string route;       // the matched pattern ("/users/{id}"); empty when none matched
   std::string id;          // the request id, once the request_ids() middleware ran
+  std::string traceparent; // W3C trace context, taken or made by request_ids() ("00-<trace>-<span>-01")
   // By when the caller wants an answer: from X-Request-Timeout-Ms (or
   // grpc-timeout), capped by http.request_timeout_ms; max() when neither
   // says. Pass it on: request_options::deadline = req.deadline.
@@ -50,6 +51,7 @@ struct request {
     params.clear();
     route.clear();
     id.clear();
+    traceparent.clear();
     deadline = clock::time_point::max();
   }
 
