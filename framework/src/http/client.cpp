@@ -153,6 +153,13 @@ struct slot_guard {
 // closed it nor sent anything unasked.
 bool alive(connection& c)
 {
+  if (c.stream.is_tls()) {
+    // Through TLS: records the server sent after the handshake (TLS 1.3
+    // session tickets) are no data, and only OpenSSL can tell them apart
+    // from an answer nobody asked for, or from its close_notify.
+    char one;
+    return c.stream.read_now(asio::buffer(&one, 1)).ec == asio::error::would_block;
+  }
   char byte;
   auto n = ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
