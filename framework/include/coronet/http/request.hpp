@@ -1,10 +1,10 @@
 #pragma once
 // An HTTP/1.1 request as a handler sees it.
 #include <coronet/http/headers.hpp>
-#include <coronet/time.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,7 +31,7 @@ struct request {
   // By when the caller wants an answer: from X-Request-Timeout-Ms (or
   // grpc-timeout), capped by http.request_timeout_ms; max() when neither
   // says. Pass it on: request_options::deadline = req.deadline.
-  clock::time_point deadline = clock::time_point::max();
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(); // coronet::clock
 
   // Empties every field for the next request on the connection, keeping
   // small buffers (no allocation per request) but not a big body.
@@ -52,7 +52,7 @@ struct request {
     route.clear();
     id.clear();
     traceparent.clear();
-    deadline = clock::time_point::max();
+    deadline = std::chrono::steady_clock::time_point::max();
   }
 
   // A route parameter ("{id}" in the pattern), percent-decoded.
