@@ -2,6 +2,7 @@
 
 #include <coronet/http/headers.hpp>
 #include <coronet/metrics.hpp>
+#include <coronet/time.hpp>
 
 #include <asio/redirect_error.hpp>
 #include <asio/this_coro.hpp>
