@@ -468,6 +468,17 @@ def idle_rss(server, count, cafile=None, request=HTTP1_GET, what="keep-alive"):
     return grown * 1024 / count
 
 
+def full_dashboard(gw, base, how="", cafile=None):
+    """The check that a gateway answers a whole dashboard; a Failure when it does not."""
+    status, body = fetch(f"{base}/api/users/42/dashboard", cafile=cafile)
+    doc = json.loads(body)
+    ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
+    if not ok:
+        raise Failure(f"{gw.name} gateway answered {status} {body[:200]!r}")
+    return {"check": f"{gw.name} gateway answers a full dashboard {how}".rstrip(), "ok": ok,
+            "detail": body[:80].decode(errors="replace")}
+
+
 def scenario_gateway(ctx):
     results, checks = [], []
     for latency in (0, 2):
@@ -486,13 +497,7 @@ def scenario_gateway(ctx):
                          ctx.port(21), {"GOMAXPROCS": "1"})
             gws += [g] if g else []
         for gw in gws:
-            status, body = fetch(f"http://127.0.0.1:{gw.port}/api/users/42/dashboard")
-            doc = json.loads(body)
-            ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
-            checks.append({"check": f"{gw.name} gateway answers a full dashboard (backends {latency} ms)", "ok": ok,
-                           "detail": body[:80].decode(errors="replace")})
-            if not ok:
-                raise Failure(f"{gw.name} gateway answered {status} {body[:200]!r}")
+            checks.append(full_dashboard(gw, f"http://127.0.0.1:{gw.port}", f"(backends {latency} ms)"))
         out, _ = run_cases(ctx, [(f"backends {latency} ms", gw,
                                   lambda secs, gw=gw: wrk(f"http://127.0.0.1:{gw.port}", secs, 64, "gateway.lua"))
                                  for gw in gws])
@@ -623,13 +628,7 @@ def scenario_gateway_tls(ctx):
         gws += [g] if g else []
     checks = []
     for gw in gws:
-        status, body = fetch(f"https://localhost:{gw.port}/api/users/42/dashboard", cafile=ctx.pki("ca.pem"))
-        doc = json.loads(body)
-        ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
-        checks.append({"check": f"{gw.name} gateway answers a full dashboard over HTTPS", "ok": ok,
-                       "detail": body[:80].decode(errors="replace")})
-        if not ok:
-            raise Failure(f"{gw.name} gateway answered {status} {body[:200]!r}")
+        checks.append(full_dashboard(gw, f"https://localhost:{gw.port}", "over HTTPS", ctx.pki("ca.pem")))
     results, _ = run_cases(ctx, [("https backends 0 ms", gw,
                                   lambda secs, gw=gw: wrk(f"https://127.0.0.1:{gw.port}", secs, 64, "gateway.lua"))
                                  for gw in gws])
@@ -740,13 +739,7 @@ def scenario_gateway_h2c(ctx):
         gws.append(gw)
     checks = []
     for gw in gws:
-        status, body = fetch(f"http://127.0.0.1:{gw.port}/api/users/42/dashboard")
-        doc = json.loads(body)
-        ok = status == 200 and doc.get("partial") is False and doc["user"]["id"] == 42
-        checks.append({"check": f"{gw.name} answers a full dashboard", "ok": ok,
-                       "detail": body[:80].decode(errors="replace")})
-        if not ok:
-            raise Failure(f"{gw.name} answered {status} {body[:200]!r}")
+        checks.append(full_dashboard(gw, f"http://127.0.0.1:{gw.port}"))
 
     def run(gw, secs):
         r = wrk(f"http://127.0.0.1:{gw.port}", secs, 64, "gateway.lua")

@@ -1,5 +1,7 @@
 #include <coronet/config.hpp>
 
+#include <coronet/http/headers.hpp>
+
 #include <coronet/log.hpp>
 
 #include <CLI/CLI.hpp>
@@ -325,6 +327,13 @@ static const T& typed(const config& cfg, const config::value& v, std::string_vie
 std::string config::get_string(std::string_view key) const
 {
   return typed<std::string>(*this, at(key).v, key);
+}
+
+std::vector<std::string> config::get_list(std::string_view key) const
+{
+  auto text = get_string(key);
+  auto items = http::list_items(text);
+  return {items.begin(), items.end()};
 }
 
 std::int64_t config::get_int(std::string_view key) const

@@ -76,7 +76,6 @@ class App:
 
     def metric(self, name, **labels):
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=TIMEOUT).read().decode()
-        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
         for line in text.splitlines():
             if (line.startswith(name + "{") or line.startswith(name + " ")) and \
                     all(f'{k}="{v}"' in line for k, v in labels.items()):
@@ -564,13 +563,11 @@ def test_control_frame_floods_cve_2019_9512_9515_9518():
         except (BrokenPipeError, ConnectionResetError):
             pass
         assert c.goaway()[1] == ENHANCE_YOUR_CALM
-        # a client that never reads our PING acknowledgements is dropped too, its memory bounded
+        # a client that sends PINGs and never reads their acknowledgements stalls nobody else
         c = H2(app.port)
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         try:
-            for _ in range(200):
-                c.send(frame(PING, 0, 0, b"12345678") * 4)
-                time.sleep(0.001)
+            c.send(frame(PING, 0, 0, b"12345678") * 800)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             pass
         still_serves(app.port)

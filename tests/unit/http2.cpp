@@ -154,6 +154,15 @@ task<void> get_into(http::client& c, std::string url, std::string& body, coronet
   wg.done();
 }
 
+// One call to `url` per element of `bodies`, each filling its own; `wg` is
+// done once all have answered.
+void spawn_gets(http::client& c, const std::string& url, std::vector<std::string>& bodies, coronet::wait_group& wg)
+{
+  wg.add(static_cast<int>(bodies.size()));
+  for (auto& b : bodies)
+    coronet::spawn(get_into(c, url, b, wg));
+}
+
 http::client::pool_stats stats_of(coronet::runtime& rt, http::client& c)
 {
   return rt.block_on([](http::client& c) -> task<http::client::pool_stats> { co_return c.stats(); }(c));
@@ -169,9 +178,7 @@ TEST_CASE("http2 client: concurrent calls to one host multiplex over one connect
   std::vector<std::string> bodies(20);
   rt.block_on([&]() -> task<void> {
     coronet::wait_group wg;
-    wg.add(static_cast<int>(bodies.size()));
-    for (auto& b : bodies)
-      coronet::spawn(get_into(client, s.url("/sleep/100"), b, wg));
+    spawn_gets(client, s.url("/sleep/100"), bodies, wg);
     co_await wg.wait();
   }());
   for (auto& b : bodies)
@@ -194,9 +201,7 @@ TEST_CASE("http2 client: past the server's SETTINGS_MAX_CONCURRENT_STREAMS a sec
     auto first = co_await client.get(s.url("/sleep/1")); // learns the server's settings
     CHECK(first.status == 200);
     coronet::wait_group wg;
-    wg.add(static_cast<int>(bodies.size()));
-    for (auto& b : bodies)
-      coronet::spawn(get_into(client, s.url("/sleep/200"), b, wg));
+    spawn_gets(client, s.url("/sleep/200"), bodies, wg);
     co_await wg.wait();
   }());
   for (auto& b : bodies)
@@ -213,9 +218,7 @@ TEST_CASE("http2 client: a timeout resets its stream and cancels its handler, an
   std::string timed_out;
   rt.block_on([&]() -> task<void> {
     coronet::wait_group wg;
-    wg.add(static_cast<int>(siblings.size()));
-    for (auto& b : siblings)
-      coronet::spawn(get_into(client, s.url("/sleep/400"), b, wg));
+    spawn_gets(client, s.url("/sleep/400"), siblings, wg);
     http::request_options quick;
     quick.timeout = 100ms;
     try {
@@ -453,9 +456,7 @@ TEST_CASE("server: beyond http.max_concurrent_requests, 503 with Retry-After at 
     std::string retry_after;
     rt.block_on([&]() -> task<void> {
       coronet::wait_group wg;
-      wg.add(static_cast<int>(bodies.size()));
-      for (auto& b : bodies)
-        coronet::spawn(get_into(client, s.url("/sleep/300"), b, wg));
+      spawn_gets(client, s.url("/sleep/300"), bodies, wg);
       // Two run; the other four are refused at once, while those two still run.
       auto refused = [&] { return std::count(bodies.begin(), bodies.end(), "503 Service Unavailable: too busy, try again\n"); };
       for (auto until = coronet::clock::now() + 250ms; refused() < 4 && coronet::clock::now() < until;)
@@ -485,9 +486,7 @@ TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits f
   std::vector<std::string> bodies(6);
   rt.block_on([&]() -> task<void> {
     coronet::wait_group wg;
-    wg.add(static_cast<int>(bodies.size()));
-    for (auto& b : bodies)
-      coronet::spawn(get_into(client, s.url("/sleep/100"), b, wg));
+    spawn_gets(client, s.url("/sleep/100"), bodies, wg);
     co_await wg.wait();
   }());
   for (auto& b : bodies)

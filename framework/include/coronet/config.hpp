@@ -57,6 +57,9 @@ public:
   bool contains(std::string_view key) const;
 
   std::string get_string(std::string_view key) const;
+  // A string holding a comma-separated list: its items, blanks trimmed,
+  // empty ones dropped ("a, b,,c" -> a b c).
+  std::vector<std::string> get_list(std::string_view key) const;
   std::int64_t get_int(std::string_view key) const;
   double get_double(std::string_view key) const;
   bool get_bool(std::string_view key) const;

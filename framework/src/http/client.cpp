@@ -204,17 +204,9 @@ client_options client_options::from(const config& cfg)
   else
     cfg.fail("client.http2", fmt::format("'{}' is not one of \"auto\", \"prior_knowledge\", \"off\"", mode));
   // Per target: a comma-separated list of origins, each as written in a URL.
-  auto targets = cfg.get_string("client.h2c_targets");
-  for (std::size_t at = 0; at < targets.size();) {
-    auto comma = std::min(targets.find(',', at), targets.size());
-    auto item = std::string_view{targets}.substr(at, comma - at);
-    while (!item.empty() && item.front() == ' ')
-      item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '/'))
-      item.remove_suffix(1);
-    at = comma + 1;
-    if (item.empty())
-      continue;
+  for (std::string_view item : cfg.get_list("client.h2c_targets")) {
+    while (!item.empty() && item.back() == '/')
+      item.remove_suffix(1); // "http://host:8081/" names the origin too
     url_parts u;
     try {
       u = parse_url(item);

@@ -12,25 +12,6 @@ namespace coronet::http {
 
 namespace {
 
-std::vector<std::string> split_list(std::string_view text)
-{
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    auto comma = text.find(',');
-    auto item = text.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-      item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-      item.remove_suffix(1);
-    if (!item.empty())
-      out.emplace_back(item);
-    if (comma == std::string_view::npos)
-      break;
-    text.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
 std::string join(const std::vector<std::string>& items)
 {
   std::string out;
@@ -92,7 +73,7 @@ response preflight(const cors_state& st, const request& req, std::string_view or
     return refuse(fmt::format("method {} is not allowed", method));
   std::string headers;
   if (auto asked = req.header("Access-Control-Request-Headers")) {
-    for (auto& h : split_list(*asked)) {
+    for (auto h : list_items(*asked)) {
       if (!st.any_header && !contains(st.options.allowed_headers, h, true))
         return refuse(fmt::format("request header {} is not allowed", h));
       headers.append(headers.empty() ? "" : ", ").append(h);
@@ -115,13 +96,13 @@ response preflight(const cors_state& st, const request& req, std::string_view or
 cors_options cors_options::from(const config& cfg)
 {
   cors_options o;
-  o.allowed_origins = split_list(cfg.get_string("cors.allowed_origins"));
+  o.allowed_origins = cfg.get_list("cors.allowed_origins");
   for (auto& origin : o.allowed_origins)
     if (origin != "*" && origin.find("://") == std::string::npos)
       cfg.fail("cors.allowed_origins", fmt::format("'{}' is not an origin (scheme://host[:port]) or *", origin));
-  o.allowed_methods = split_list(cfg.get_string("cors.allowed_methods"));
-  o.allowed_headers = split_list(cfg.get_string("cors.allowed_headers"));
-  o.exposed_headers = split_list(cfg.get_string("cors.exposed_headers"));
+  o.allowed_methods = cfg.get_list("cors.allowed_methods");
+  o.allowed_headers = cfg.get_list("cors.allowed_headers");
+  o.exposed_headers = cfg.get_list("cors.exposed_headers");
   o.allow_credentials = cfg.get_bool("cors.allow_credentials");
   auto max_age = cfg.get_int("cors.max_age_s");
   if (max_age < 0)

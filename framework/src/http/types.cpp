@@ -60,6 +60,22 @@ bool iequals(std::string_view a, std::string_view b) noexcept
   });
 }
 
+std::vector<std::string_view> list_items(std::string_view value)
+{
+  std::vector<std::string_view> items;
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    auto item = value.substr(0, comma);
+    auto first = item.find_first_not_of(" \t");
+    if (first != std::string_view::npos)
+      items.push_back(item.substr(first, item.find_last_not_of(" \t") - first + 1));
+    if (comma == std::string_view::npos)
+      break;
+    value.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
 std::optional<std::string_view> headers::get(std::string_view name) const noexcept
 {
   for (auto& [k, v] : fields_)

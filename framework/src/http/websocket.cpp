@@ -146,14 +146,9 @@ std::string_view trim(std::string_view s)
 // Whether a comma-separated header value lists `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token)
 {
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token))
+  for (auto item : list_items(value))
+    if (iequals(item, token))
       return true;
-    if (comma == std::string_view::npos)
-      break;
-    value.remove_prefix(comma + 1);
-  }
   return false;
 }
 

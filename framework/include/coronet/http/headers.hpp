@@ -10,6 +10,10 @@ namespace coronet::http {
 
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+// The items of a comma-separated field value, blanks trimmed and empty ones
+// dropped: "a, b,,c" -> a b c.
+std::vector<std::string_view> list_items(std::string_view value);
+
 class headers final {
 public:
   using field = std::pair<std::string, std::string>;
