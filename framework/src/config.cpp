@@ -77,6 +77,14 @@ key_file = ""                  # its private key, PEM
 insecure_skip_verify = false   # trust any server certificate (logged as a warning)
 http2 = "auto"                 # "auto": h2 when an https:// server offers it by ALPN; "prior_knowledge": h2c to http:// too; "off"
 h2c_targets = ""               # origins called over h2c whatever `http2` says: "http://10.0.0.5:8081, http://users:8081"
+dns_refresh_ms = 5000          # a host name with several addresses (replicas) is resolved again this often
+eject_after_failures = 5       # a replica failing this many calls in a row is left out; 0: never
+eject_ms = 10000               # for this long, doubling while it keeps failing; then one probe call
+max_ejected_percent = 50       # of a target's replicas, at most
+retry_budget_percent = 20      # retries and hedges may add this share of calls...
+retry_budget_min_per_second = 10 # ...plus this many a second
+max_retries = 2                # per call, after the first attempt
+retry_backoff_ms = 10          # before the first retry; doubles, jittered
 
 [cors]
 allowed_origins = ""           # http::cors_options::from: comma-separated origins (https://app.example.com) or "*"
@@ -129,6 +137,16 @@ std::optional<config::value> convert(const toml::node& node, const config::value
   default:
     if (auto s = node.value_exact<std::string>())
       return config::value{*s};
+    if (auto* list = node.as_array()) { // ["a", "b"]: the comma list get_list() reads
+      std::string joined;
+      for (auto&& item : *list) {
+        auto s = item.value_exact<std::string>();
+        if (!s || s->find(',') != std::string::npos)
+          return std::nullopt;
+        joined.append(joined.empty() ? "" : ", ").append(*s);
+      }
+      return config::value{std::move(joined)};
+    }
     break;
   }
   return std::nullopt;

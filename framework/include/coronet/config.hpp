@@ -57,7 +57,8 @@ public:
   bool contains(std::string_view key) const;
 
   std::string get_string(std::string_view key) const;
-  // A string holding a comma-separated list: its items, blanks trimmed,
+  // A string holding a comma-separated list (or, in a file, a TOML array of
+  // strings): its items, blanks trimmed,
   // empty ones dropped ("a, b,,c" -> a b c).
   std::vector<std::string> get_list(std::string_view key) const;
   std::int64_t get_int(std::string_view key) const;

@@ -4,6 +4,7 @@
 #include <coronet/metrics.hpp>
 #include <coronet/sync/channel.hpp>
 
+#include "client_state.hpp"
 #include "http2_client.hpp"
 #include "response_parser.hpp"
 
@@ -48,14 +49,9 @@ namespace {
 
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-struct url_parts {
-  bool tls = false;
-  std::string host;
-  unsigned short port = 80;
-  std::string target;    // "/path?query"
-  std::string authority; // "host:port" as in the URL, the Host header
-  std::string key;       // "https://host:port", the pool's name
-};
+} // namespace
+
+namespace detail {
 
 url_parts parse_url(std::string_view url)
 {
@@ -109,39 +105,16 @@ url_parts parse_url(std::string_view url)
   return u;
 }
 
-bool idempotent(std::string_view method)
+bool idempotent(std::string_view method) noexcept
 {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";
 }
 
-struct connection {
-  connection(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> tls)
-    : stream(ex, std::move(tls)), buffer(new char[buffer_size])
-  {
-  }
-  static constexpr std::size_t buffer_size = 8 * 1024;
-  net::stream stream;
-  std::unique_ptr<char[]> buffer; // responses are read here; reused while the connection is
-  clock::time_point idle_since;
-};
+} // namespace detail
 
-struct host_pool {
-  explicit host_pool(std::size_t max_connections) : slots(max_connections)
-  {
-    for (std::size_t i = 0; i < max_connections; ++i)
-      slots.try_send(std::monostate{});
-  }
-  std::vector<tcp::endpoint> endpoints;
-  std::vector<std::unique_ptr<connection>> idle; // most recently used last
-  channel<std::monostate> slots;                 // a token per connection in use
-  std::shared_ptr<SSL_SESSION> session;          // TLS: resumed by the next connection
-  // HTTP/2: the connections calls multiplex over, whether the server speaks
-  // it (learnt from the first TLS handshake), and the connection being
-  // opened, which other callers wait for instead of opening their own.
-  std::vector<std::shared_ptr<detail::h2_client_connection>> h2;
-  enum class speaks { unknown, http1, http2 } protocol = speaks::unknown;
-  std::optional<channel<std::monostate>> h2_opening;
-};
+namespace {
+
+using namespace detail;
 
 // Gives the slot back however the exchange ends.
 struct slot_guard {
@@ -217,37 +190,34 @@ client_options client_options::from(const config& cfg)
       cfg.fail("client.h2c_targets", fmt::format("'{}' is not an http:// origin (http://host:port)", item));
     o.http2_targets[u.key] = http2_mode::prior_knowledge;
   }
+  auto count = [&](const char* key, std::int64_t max) {
+    auto v = cfg.get_int(key);
+    if (v < 0 || v > max)
+      cfg.fail(key, fmt::format("must be between 0 and {}", max));
+    return static_cast<unsigned>(v);
+  };
+  o.dns_refresh = cfg.get_positive_ms("client.dns_refresh_ms");
+  o.eject_after_failures = count("client.eject_after_failures", 1000000);
+  o.eject_time = cfg.get_positive_ms("client.eject_ms");
+  o.max_ejected_percent = count("client.max_ejected_percent", 100);
+  o.retry_budget_percent = count("client.retry_budget_percent", 1000);
+  o.retry_budget_min_per_second = count("client.retry_budget_min_per_second", 1000000);
+  o.max_retries = count("client.max_retries", 10);
+  o.retry_backoff = std::chrono::milliseconds{count("client.retry_backoff_ms", 60000)};
   return o;
 }
 
-struct client::state {
-  state(runtime& r, client_options o) : rt(r), options(std::move(o)), pools(r.size())
-  {
-    if (!options.tls_context)
-      options.tls_context = net::make_client_tls(options.tls);
-  }
-  runtime& rt;
-  client_options options;
-  // Per worker: only that worker's thread touches its map.
-  std::vector<std::unordered_map<std::string, std::unique_ptr<host_pool>>> pools;
-  std::atomic<std::size_t> connects{0}, reuses{0}, retries{0}, resumed{0}, http2{0};
-  std::vector<std::atomic<std::size_t>> idle_counts = std::vector<std::atomic<std::size_t>>(rt.size());
+client::state::state(runtime& r, client_options o) : rt(r), options(std::move(o)), sets(r.size())
+{
+  if (!options.tls_context)
+    options.tls_context = net::make_client_tls(options.tls);
+}
 
-  host_pool& pool(std::size_t worker, const url_parts& u)
-  {
-    auto& map = pools[worker];
-    auto it = map.find(u.key);
-    if (it == map.end())
-      it = map.emplace(u.key, std::make_unique<host_pool>(options.max_connections_per_host)).first;
-    return *it->second;
-  }
-
-  http2_mode mode_for(const url_parts& u) const
-  {
-    auto it = options.http2_targets.find(u.key);
-    return it != options.http2_targets.end() ? it->second : options.http2;
-  }
-};
+http2_mode client::state::mode_for(const url_parts& u) const
+{
+  auto it = options.http2_targets.find(u.key);
+  return it != options.http2_targets.end() ? it->second : options.http2;
+}
 
 namespace {
 
@@ -269,46 +239,38 @@ std::string request_bytes(std::string_view method, const url_parts& u, const req
   return wire;
 }
 
-// A new connection: resolved (once per pool), connected, and for https://
-// the TLS handshake, with the session of an earlier connection resumed.
-// All of it within the connect timeout and the call's deadline.
+// A new connection to the pool's address: connected, and for https:// the
+// TLS handshake, with the session of an earlier connection resumed. All of
+// it within the connect timeout and the call's deadline. A failure to
+// connect is an attempt_error at the connect stage: nothing was sent.
 task<std::unique_ptr<connection>> open(client::state& st, host_pool& pool, const url_parts& u,
   clock::time_point deadline, bool offer_h2 = false)
 {
+  using stage = attempt_error::stage;
   auto executor = co_await asio::this_coro::executor;
-  if (pool.endpoints.empty()) {
-    std::error_code bad;
-    auto address = asio::ip::make_address(u.host, bad);
-    if (!bad) {
-      pool.endpoints.emplace_back(address, u.port);
-    } else {
-      tcp::resolver resolver{executor};
-      auto [ec, results] = co_await resolver.async_resolve(u.host, std::to_string(u.port), use_tuple);
-      if (ec)
-        throw client_error(client_errc::resolve_failed, fmt::format("{}: cannot resolve: {}", u.key, ec.message()));
-      for (auto& r : results)
-        pool.endpoints.push_back(r.endpoint());
-    }
-  }
   auto c = std::make_unique<connection>(executor, u.tls ? st.options.tls_context : nullptr);
   auto connect_by = std::min(deadline, clock::now() + st.options.connect_timeout);
   c->stream.set_write_deadline(connect_by);
   c->stream.set_read_deadline(connect_by);
   auto timed_out = [&](std::string_view what) {
     return connect_by == deadline
-      ? client_error(client_errc::timeout, fmt::format("{}: the call's time ran out while {}", u.key, what))
-      : client_error(client_errc::timeout,
-          fmt::format("{}: {} timed out after {} ms", u.key, what, st.options.connect_timeout.count()));
+      ? attempt_error(client_errc::timeout, fmt::format("{}: the call's time ran out while {}", u.key, what),
+          stage::connect)
+      : attempt_error(client_errc::timeout,
+          fmt::format("{} ({}): {} timed out after {} ms", u.key, pool.address, what,
+            st.options.connect_timeout.count()), stage::connect);
   };
-  auto ec = co_await c->stream.connect(pool.endpoints);
+  auto ec = co_await c->stream.connect(std::span(&pool.endpoint, 1));
   if (ec == net::timed_out)
     throw timed_out("connecting");
+  if (ec == asio::error::operation_aborted)
+    throw std::system_error(ec, "call cancelled");
   if (ec == asio::error::connection_refused)
-    throw client_error(client_errc::refused, fmt::format("{}: connection refused", u.key));
-  if (ec) {
-    pool.endpoints.clear(); // resolve again next time
-    throw client_error(client_errc::connect_failed, fmt::format("{}: connect failed: {}", u.key, ec.message()));
-  }
+    throw attempt_error(client_errc::refused, fmt::format("{} ({}): connection refused", u.key, pool.address),
+      stage::connect);
+  if (ec)
+    throw attempt_error(client_errc::connect_failed,
+      fmt::format("{} ({}): connect failed: {}", u.key, pool.address, ec.message()), stage::connect);
   if (u.tls) {
     auto* ssl = static_cast<SSL*>(c->stream.native_tls());
     if (pool.session)
@@ -428,10 +390,16 @@ task<std::optional<client_response>> exchange_h2(client::state& st, std::size_t 
   }
 }
 
-task<client_response> exchange(client::state& st, std::size_t worker, const std::string& method, const url_parts& u,
-  const request_options& o, clock::time_point deadline)
+} // namespace
+
+namespace detail {
+
+// One attempt of a call on one replica's connections: over HTTP/2 when the
+// replica speaks it, else HTTP/1.1 on a pooled connection or a new one.
+task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
+  const url_parts& u, const request_options& o, clock::time_point deadline)
 {
-  auto& pool = st.pool(worker, u);
+  using stage = attempt_error::stage;
   auto mode = st.mode_for(u);
   if (mode != http2_mode::off && (u.tls || mode == http2_mode::prior_knowledge) &&
       pool.protocol != host_pool::speaks::http1) {
@@ -472,6 +440,10 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
     else
       c = co_await open(st, pool, u, deadline);
     const bool retry_allowed = reused && may_retry && attempt == 0;
+    auto failed = [&](client_errc kind, stage where, const std::error_code& ec) {
+      return attempt_error(kind, fmt::format("{} {}{} ({}): {}", method, u.key, u.target, pool.address,
+        ec.message()), where);
+    };
 
     detail::response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes,
       method == "HEAD"};
@@ -480,17 +452,21 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
     auto wec = co_await c->stream.write(asio::buffer(wire));
     if (wec == net::timed_out)
       throw timed_out();
+    if (wec == asio::error::operation_aborted)
+      throw std::system_error(wec, "call cancelled");
     bool stale = false;
     if (wec) {
       if (!retry_allowed)
-        throw client_error(client_errc::reset, fmt::format("{} {}{}: sending failed: {}", method, u.key, u.target,
-          wec.message()));
+        throw failed(client_errc::reset, stage::before_response, wec);
       stale = true;
     }
     while (!stale) {
       auto [ec, n] = co_await c->stream.read_some(asio::buffer(c->buffer.get(), connection::buffer_size));
       if (ec == net::timed_out)
         throw timed_out();
+      if (ec == asio::error::operation_aborted)
+        throw std::system_error(ec, "call cancelled");
+      const stage where = parser.started() ? stage::response : stage::before_response;
       detail::response_parser::result r;
       if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         if (!parser.started() && retry_allowed) {
@@ -499,8 +475,8 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
         }
         r = parser.finish();
         if (r != detail::response_parser::result::complete)
-          throw client_error(client_errc::closed, fmt::format("{} {}{}: {}", method, u.key, u.target,
-            parser.error_message()));
+          throw attempt_error(client_errc::closed, fmt::format("{} {}{} ({}): {}", method, u.key, u.target,
+            pool.address, parser.error_message()), where);
       } else if (ec) {
         if (!parser.started() && retry_allowed && (ec == asio::error::connection_reset || c->stream.is_tls())) {
           stale = true;
@@ -509,7 +485,7 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
         if (ec.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
           throw client_error(client_errc::tls, fmt::format("{} {}{}: {}", method, u.key, u.target,
             net::tls_error_message(ec)));
-        throw client_error(client_errc::reset, fmt::format("{} {}{}: {}", method, u.key, u.target, ec.message()));
+        throw failed(client_errc::reset, where, ec);
       } else {
         r = parser.feed({c->buffer.get(), n});
       }
@@ -537,6 +513,10 @@ task<client_response> exchange(client::state& st, std::size_t worker, const std:
   }
 }
 
+} // namespace detail
+
+namespace {
+
 std::string outcome_of(int status)
 {
   return fmt::format("{}xx", status / 100);
@@ -562,13 +542,18 @@ task<client_response> client::post(std::string url, std::string body, request_op
   return send("POST", std::move(url), std::move(options));
 }
 
-task<client_response> client::send(std::string method, std::string url, request_options options)
+namespace {
+
+// Every call, by URL or through an upstream: its deadline and the budget
+// header, the replica set it goes to (made on this worker's first call),
+// the policies over it, and the metrics of the whole call.
+task<client_response> send_call(std::shared_ptr<client::state> st, std::string_view key,
+  std::vector<url_parts> (*origins)(const void* of, const url_parts& u), const void* of, std::string method, url_parts u, std::string_view name,
+  request_options options)
 {
-  std::shared_ptr<state> st = state_; // outlives the client if the call does
   auto worker = runtime::current_worker();
   if (!worker || runtime::current() != &st->rt)
     throw std::logic_error("http::client called from outside its runtime's workers");
-  const url_parts u = parse_url(url);
   const auto start = clock::now();
   auto budget = options.timeout.count() > 0 ? options.timeout : st->options.request_timeout;
   auto deadline = start + budget;
@@ -579,25 +564,96 @@ task<client_response> client::send(std::string method, std::string url, request_
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
   if (!options.headers.contains("X-Request-Timeout-Ms"))
     options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
-  const std::string label = options.name.empty() ? u.key : options.name;
+  const std::string label(!options.name.empty() ? std::string_view(options.name) : !name.empty() ? name : u.key);
   auto& m = client_families();
   auto record = [&](std::string_view outcome) {
     m.calls.with({label, outcome}).inc();
     m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
   };
+  if (deadline <= start) {
+    // The caller's time is already spent: nobody is called.
+    record("timeout");
+    detail::count_deadline_exceeded(label);
+    throw client_error(client_errc::timeout, fmt::format("{} {}{}: the deadline passed before the call",
+      method, u.key, u.target));
+  }
 
   try {
-    auto op = exchange(*st, *worker, method, u, options, deadline);
+    auto set = st->find_set(*worker, key);
+    if (!set)
+      set = st->add_set(*worker, std::string(key), origins(of, u), label);
+    auto op = detail::call_replicas(st, *worker, std::move(set), method, u, options, deadline, label);
     auto r = co_await std::move(op);
     record(outcome_of(r.status));
     co_return r;
   } catch (const client_error& e) {
     record(to_string(e.kind()));
     if (e.kind() == client_errc::timeout && std::string_view(e.what()).ends_with("no response in time"))
-      throw client_error(client_errc::timeout, fmt::format("{} {}: no response within {} ms", method, url,
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
+      throw client_error(client_errc::timeout, fmt::format("{} {}{}: no response within {} ms", method, u.key,
+        u.target, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
     throw;
   }
+}
+
+} // namespace
+
+task<client_response> client::send(std::string method, std::string url, request_options options)
+{
+  url_parts u = parse_url(url);
+  std::string key = u.key;
+  auto origin = [](const void*, const url_parts& called) {
+    url_parts o = called;
+    o.target = "/";
+    return std::vector<url_parts>{std::move(o)};
+  };
+  co_return co_await send_call(state_, key, origin, nullptr, std::move(method), std::move(u), {},
+    std::move(options));
+}
+
+upstream::upstream(client& c, const std::vector<std::string>& urls, std::string name)
+  : state_(c.state_), name_(std::move(name))
+{
+  if (urls.empty())
+    throw client_error(client_errc::bad_url, fmt::format("upstream '{}': no URLs", name_));
+  key_ = "upstream";
+  for (auto url : urls) {
+    while (url.size() > 1 && url.back() == '/')
+      url.pop_back();
+    auto u = parse_url(url);
+    if (u.target != "/")
+      throw client_error(client_errc::bad_url, fmt::format("bad URL '{}': an upstream's URLs name origins "
+        "(http://host:port), without a path", url));
+    key_.append(" ").append(u.key);
+    urls_.push_back(std::move(url));
+  }
+  if (name_.empty())
+    name_ = parse_url(urls_.front()).key;
+}
+
+task<client_response> upstream::get(std::string path, request_options options)
+{
+  return send("GET", std::move(path), std::move(options));
+}
+
+task<client_response> upstream::post(std::string path, std::string body, request_options options)
+{
+  options.body = std::move(body);
+  return send("POST", std::move(path), std::move(options));
+}
+
+task<client_response> upstream::send(std::string method, std::string path, request_options options)
+{
+  if (path.empty() || (path.front() != '/' && path.front() != '?'))
+    path.insert(0, "/");
+  url_parts u = parse_url(urls_.front() + path);
+  auto origins = [](const void* of, const url_parts&) {
+    std::vector<url_parts> all;
+    for (auto& url : static_cast<const upstream*>(of)->urls_)
+      all.push_back(parse_url(url));
+    return all;
+  };
+  co_return co_await send_call(state_, key_, origins, this, std::move(method), std::move(u), name_,
+    std::move(options));
 }
 
 client::pool_stats client::stats() const

@@ -27,6 +27,22 @@
 // server closed it while it sat in the pool) before any byte of a response
 // is retried once on a new connection when its method is idempotent. A TLS
 // failure (client_errc::tls) is never retried.
+//
+// Replicas. A URL whose host name resolves to several addresses (a
+// Kubernetes headless Service), or an http::upstream of several URLs, is a
+// set of replicas: each call goes to one chosen by power of two choices on
+// the calls in flight; the name is resolved again every dns_refresh. A
+// replica that cannot be connected to is skipped at once (the call goes to
+// another); one that fails eject_after_failures times in a row (connect
+// failures, resets, timeouts, 5xx) is left out for eject_time, twice as long
+// each time it fails again, then tried by one call. Idempotent calls (or
+// those marked retryable) that meet a reset before any response, or a 502,
+// 503 or 504, are sent again to another replica after a jittered
+// exponential backoff, never past their deadline, while the retry budget
+// allows (retry_budget_percent of calls plus retry_budget_min_per_second).
+// A call with hedge_after that has no answer by then is also sent to a
+// second replica; the first answer wins and the other is cancelled.
+// Replica state and the budget are per worker, like the pools.
 #include <coronet/http/headers.hpp>
 #include <coronet/http/request.hpp>
 #include <coronet/net/tls.hpp>
@@ -36,12 +52,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace coronet {
 class config;
@@ -73,12 +91,32 @@ struct client_options {
   // (client.h2c_targets lists origins to call over h2c).
   std::unordered_map<std::string, http2_mode> http2_targets;
 
+  // Replicas and the policies over them (see the top of this file).
+  std::chrono::milliseconds dns_refresh{5000};    // a host name is resolved again this often
+  unsigned eject_after_failures = 5;              // in a row; 0: never eject
+  std::chrono::milliseconds eject_time{10000};    // the first ejection; doubles while it keeps failing
+  unsigned max_ejected_percent = 50;              // of a target's replicas, at most
+  unsigned retry_budget_percent = 20;             // retries and hedges, as a share of calls
+  unsigned retry_budget_min_per_second = 10;      // and this many a second whatever the calls
+  unsigned max_retries = 2;                       // per call, after the first attempt
+  std::chrono::milliseconds retry_backoff{10};    // before the first retry; doubles, jittered 0.5-1.5x
+  std::chrono::milliseconds max_retry_backoff{200};
+
+  // For tests: the clock ejections and the budget go by, and the source of
+  // the jitter and the replica choice (values in [0, 1)). Empty: the steady
+  // clock and a per-thread generator.
+  std::function<clock::time_point()> now;
+  std::function<double()> random;
+
   // The [client] section: max_connections_per_host, max_idle_per_host,
   // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
   // max_response_body_bytes, ca_file, cert_file, key_file,
   // insecure_skip_verify, http2 ("auto", "prior_knowledge", "off"),
-  // h2c_targets (origins called over h2c whatever http2 says). A TLS
-  // file that cannot be used, or an unknown mode, is a config_error.
+  // h2c_targets (origins called over h2c whatever http2 says),
+  // dns_refresh_ms, eject_after_failures, eject_ms, max_ejected_percent,
+  // retry_budget_percent, retry_budget_min_per_second, max_retries,
+  // retry_backoff_ms. A TLS file that cannot be used, or an unknown mode,
+  // is a config_error.
   static client_options from(const config& cfg);
 };
 
@@ -93,6 +131,8 @@ struct request_options {
   std::chrono::milliseconds timeout{0};     // 0: the client's request_timeout
   std::optional<clock::time_point> deadline; // the call ends by then, whatever `timeout` says
   std::string name;                         // label in metrics; default "host:port"
+  bool retryable = false;                   // retry even though the method is not idempotent
+  std::chrono::milliseconds hedge_after{0}; // >0: no answer by then, a second attempt goes to another replica
 };
 
 // What a handler's calls to other services carry from its request: the
@@ -161,7 +201,32 @@ public:
   struct state;
 
 private:
+  friend class upstream;
   std::shared_ptr<state> state_;
+};
+
+// A service's replicas, called by path: several URLs (one per replica), or
+// one whose host name resolves to several addresses. Calls balance, eject,
+// retry and hedge as the client's options say (see the top of this file).
+//   http::upstream orders{client, {"http://10.0.0.5:8082", "http://10.0.0.6:8082"}, "orders"};
+//   auto r = co_await orders.get("/orders?user=7", http::call_options(req));
+class upstream final {
+public:
+  // Throws client_error(bad_url) for a URL that is not http(s)://host[:port].
+  upstream(client& c, const std::vector<std::string>& urls, std::string name = {});
+
+  task<client_response> get(std::string path, request_options options = {});
+  task<client_response> post(std::string path, std::string body, request_options options = {});
+  task<client_response> send(std::string method, std::string path, request_options options = {});
+
+  const std::string& name() const noexcept { return name_; }
+  std::size_t size() const noexcept { return urls_.size(); }
+
+private:
+  std::shared_ptr<client::state> state_;
+  std::vector<std::string> urls_; // origins, no trailing '/'
+  std::string key_;               // the replica set's name in the client
+  std::string name_;
 };
 
 } // namespace coronet::http
