@@ -1,7 +1,8 @@
 // coronet-backend: the services behind the gateway, one role per process
 // (--role users|orders|recommendations). Data is made up but deterministic
-// per id; latency (fixed + jitter) and an error rate are configurable so the
-// gateway can be tried against slow and failing services.
+// per id; latency (fixed + jitter, and a share of slow answers) and an error
+// rate with its status are configurable so the gateway can be tried against
+// slow and failing services.
 //
 //   GET /users/{id}            {"id":7,"name":"User 7","email":"user7@example.com"}
 //   GET /orders?user={id}      {"user":7,"orders":[{"id":701,"total":12.34},...]}
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <random>
 
 namespace http = coronet::http;
@@ -38,7 +40,10 @@ access = true
 role = "users"     # users, orders or recommendations
 latency_ms = 0     # every answer waits this long...
 jitter_ms = 0      # ...plus a uniform random 0..jitter_ms
-error_rate = 0.0   # this fraction of answers is a 500
+error_rate = 0.0   # this fraction of answers fails on purpose...
+error_status = 500 # ...with this status (503 comes with Retry-After: 1)
+slow_rate = 0.0    # this fraction of answers is slow...
+slow_ms = 0        # ...by this much more (p99 spikes)
 )";
 
 constexpr std::int64_t max_user = 1000000;
@@ -48,6 +53,9 @@ struct settings {
   std::chrono::milliseconds latency{0};
   std::chrono::milliseconds jitter{0};
   double error_rate = 0;
+  int error_status = 500;
+  double slow_rate = 0;
+  std::chrono::milliseconds slow{0};
 };
 
 settings read_settings(const coronet::config& cfg)
@@ -67,6 +75,17 @@ settings read_settings(const coronet::config& cfg)
   s.error_rate = cfg.get_double("backend.error_rate");
   if (s.error_rate < 0 || s.error_rate > 1)
     cfg.fail("backend.error_rate", "must be between 0 and 1");
+  auto status = cfg.get_int("backend.error_status");
+  if (status < 500 || status > 599)
+    cfg.fail("backend.error_status", "must be a 5xx status");
+  s.error_status = static_cast<int>(status);
+  s.slow_rate = cfg.get_double("backend.slow_rate");
+  if (s.slow_rate < 0 || s.slow_rate > 1)
+    cfg.fail("backend.slow_rate", "must be between 0 and 1");
+  auto slow = cfg.get_int("backend.slow_ms");
+  if (slow < 0)
+    cfg.fail("backend.slow_ms", "must not be negative");
+  s.slow = std::chrono::milliseconds{slow};
   return s;
 }
 
@@ -105,17 +124,25 @@ json recommendations(std::int64_t id)
   return {{"user", id}, {"items", std::move(items)}};
 }
 
-// Waits the configured latency, then maybe fails on purpose.
-task<void> behave(const settings& s)
+// Waits the configured latency (a slow_rate share waits slow_ms more),
+// then maybe fails on purpose: the failure to answer with, if any.
+task<std::optional<http::response>> behave(const settings& s)
 {
   thread_local std::mt19937_64 random{std::random_device{}()};
+  auto chance = [&](double rate) { return rate > 0 && std::uniform_real_distribution<double>{0, 1}(random) < rate; };
   auto wait = s.latency;
   if (s.jitter.count() > 0)
     wait += std::chrono::milliseconds{std::uniform_int_distribution<std::int64_t>{0, s.jitter.count()}(random)};
+  if (chance(s.slow_rate))
+    wait += s.slow;
   if (wait.count() > 0)
     co_await coronet::sleep_for(wait);
-  if (s.error_rate > 0 && std::uniform_real_distribution<double>{0, 1}(random) < s.error_rate)
-    throw http::error{http::status::internal_server_error, "injected failure"};
+  if (!chance(s.error_rate))
+    co_return std::nullopt;
+  auto failure = http::response::text(static_cast<http::status>(s.error_status), "injected failure\n");
+  if (s.error_status == 503)
+    failure.headers.add("Retry-After", "1");
+  co_return failure;
 }
 
 http::response answer(const json& body)
@@ -144,23 +171,26 @@ int main(int argc, char** argv)
   if (s.role == "users") {
     router.get("/users/{id}", [at](http::request& req) -> task<http::response> {
       auto id = http::positive_integer(req.param("id"), "id");
-      co_await behave(*at);
+      if (auto failure = co_await behave(*at))
+        co_return std::move(*failure);
       co_return answer(user(id));
     });
   } else if (s.role == "orders") {
     router.get("/orders", [at](http::request& req) -> task<http::response> {
       auto id = http::positive_integer(req.query("user"), "user");
-      co_await behave(*at);
+      if (auto failure = co_await behave(*at))
+        co_return std::move(*failure);
       co_return answer(orders(id));
     });
   } else {
     router.get("/recommendations/{id}", [at](http::request& req) -> task<http::response> {
       auto id = http::positive_integer(req.param("id"), "id");
-      co_await behave(*at);
+      if (auto failure = co_await behave(*at))
+        co_return std::move(*failure);
       co_return answer(recommendations(id));
     });
   }
-  spdlog::info("backend role {}: latency {} ms + jitter {} ms, error rate {}", s.role, s.latency.count(),
-    s.jitter.count(), s.error_rate);
+  spdlog::info("backend role {}: latency {} ms + jitter {} ms, {} slower by {} ms, error rate {} ({})", s.role,
+    s.latency.count(), s.jitter.count(), s.slow_rate, s.slow.count(), s.error_rate, s.error_status);
   return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
 }

@@ -9,6 +9,11 @@
 // When orders or recommendations fail or time out the answer is still 200,
 // with that field null, "partial":true and the reason in "errors". When the
 // users service fails the answer is 502, or 404 when it says 404.
+//
+// Each backend may be several replicas (backends.orders = ["http://a:8082",
+// "http://b:8082"]) or a name with several addresses (a Kubernetes headless
+// Service): calls balance over them, skip and eject the failing ones, retry
+// within the client's budget and hedge after gateway.hedge_after_ms.
 #include <coronet/config.hpp>
 #include <coronet/http/client.hpp>
 #include <coronet/http/cors.hpp>
@@ -22,11 +27,13 @@
 #include <coronet/sync/task_group.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <optional>
+#include <vector>
 
 namespace http = coronet::http;
 using coronet::task;
@@ -44,6 +51,7 @@ access = true
 [gateway]
 backend_timeout_ms = 200   # each backend call, connect to last byte
 request_timeout_ms = 1000  # the whole dashboard request
+hedge_after_ms = 50        # a call unanswered this long is also sent to another replica; 0: never
 
 [backends]
 users = "http://127.0.0.1:8081"
@@ -57,7 +65,8 @@ constexpr std::array<const char*, 3> service_names{"users", "orders", "recommend
 struct settings {
   std::chrono::milliseconds backend_timeout{200};
   std::chrono::milliseconds request_timeout{1000};
-  std::array<std::string, 3> base; // URL per service, no trailing '/'
+  std::chrono::milliseconds hedge_after{0};
+  std::array<std::vector<std::string>, 3> replicas; // URLs per service
 };
 
 settings read_settings(const coronet::config& cfg)
@@ -65,20 +74,32 @@ settings read_settings(const coronet::config& cfg)
   settings s;
   s.backend_timeout = cfg.get_positive_ms("gateway.backend_timeout_ms");
   s.request_timeout = cfg.get_positive_ms("gateway.request_timeout_ms");
+  s.hedge_after = cfg.get_ms("gateway.hedge_after_ms");
+  if (s.hedge_after.count() < 0)
+    cfg.fail("gateway.hedge_after_ms", "must not be negative");
   for (std::size_t i = 0; i < service_names.size(); ++i) {
     auto key = std::string("backends.") + service_names[i];
-    s.base[i] = cfg.get_string(key);
-    if (s.base[i].rfind("http://", 0) != 0 && s.base[i].rfind("https://", 0) != 0)
-      cfg.fail(key, "must be an http:// or https:// URL");
-    while (s.base[i].size() > 8 && s.base[i].back() == '/')
-      s.base[i].pop_back();
+    s.replicas[i] = cfg.get_list(key);
+    if (s.replicas[i].empty())
+      cfg.fail(key, "needs at least one http:// or https:// URL");
+    for (auto& url : s.replicas[i])
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+        cfg.fail(key, fmt::format("'{}' is not an http:// or https:// URL", url));
   }
   return s;
 }
 
 struct gateway {
+  gateway(coronet::runtime& rt, settings from, const http::client_options& options)
+    : s(std::move(from)), client(rt, options),
+      services{http::upstream{client, s.replicas[users], service_names[users]},
+        http::upstream{client, s.replicas[orders], service_names[orders]},
+        http::upstream{client, s.replicas[recommendations], service_names[recommendations]}}
+  {
+  }
   settings s;
   http::client client;
+  std::array<http::upstream, 3> services;
 };
 
 // One backend's answer, or why there is none.
@@ -91,13 +112,13 @@ struct part {
 
 // One backend call, its answer sent to `results` (a handle: the call may
 // outlive a dashboard that was cancelled, until its own cancellation ends it).
-task<void> call(gateway& g, service which, std::string url, http::request_options options,
+task<void> call(gateway& g, service which, std::string path, http::request_options options,
   coronet::channel<part> results)
 {
   part p;
   p.from = which;
   try {
-    auto op = g.client.get(std::move(url), std::move(options));
+    auto op = g.services[which].get(std::move(path), std::move(options));
     auto r = co_await std::move(op);
     p.status = r.status;
     if (r.status == 200) {
@@ -127,10 +148,8 @@ task<http::response> dashboard(gateway& g, http::request& req)
   auto id = http::positive_integer(req.param("id"), "user id");
   // Its own budget, or less when the caller's deadline (X-Request-Timeout-Ms) is nearer.
   auto deadline = std::min(coronet::clock::now() + g.s.request_timeout, req.deadline);
-  const std::array<std::string, 3> urls{
-    fmt::format("{}/users/{}", g.s.base[users], id),
-    fmt::format("{}/orders?user={}", g.s.base[orders], id),
-    fmt::format("{}/recommendations/{}", g.s.base[recommendations], id)};
+  const std::array<std::string, 3> paths{
+    fmt::format("/users/{}", id), fmt::format("/orders?user={}", id), fmt::format("/recommendations/{}", id)};
 
   // The calls run as a task group: if this request is cancelled (the
   // client reset its HTTP/2 stream, or went away), so are they, and their
@@ -141,8 +160,8 @@ task<http::response> dashboard(gateway& g, http::request& req)
     auto o = http::call_options(req); // its request id and trace, a new span
     o.timeout = g.s.backend_timeout;
     o.deadline = deadline;
-    o.name = service_names[which];
-    calls.spawn(call(g, which, urls[which], std::move(o), results));
+    o.hedge_after = g.s.hedge_after;
+    calls.spawn(call(g, which, paths[which], std::move(o), results));
   }
   co_await calls.wait();
   results.close();
@@ -192,14 +211,22 @@ int main(int argc, char** argv)
     return 2;
   }
   coronet::runtime rt{cfg};
-  gateway g{s, http::client{rt, client_options}};
+  std::optional<gateway> g;
+  try {
+    g.emplace(rt, s, client_options);
+  } catch (const http::client_error& e) { // a URL the client cannot call
+    spdlog::critical("config error: backends: {}", e.what());
+    return 2;
+  }
   http::router router;
   http::observe(router, rt, cfg);
   // Browsers on the origins in cors.allowed_origins may call the API (none by default).
   router.use(http::cors(std::move(cors)));
-  gateway* at = &g;
+  gateway* at = &*g;
   router.get("/api/users/{id}/dashboard", [at](http::request& req) { return dashboard(*at, req); });
-  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request", s.base[users],
-    s.base[orders], s.base[recommendations], s.backend_timeout.count(), s.request_timeout.count());
+  auto list = [](const std::vector<std::string>& urls) { return fmt::format("{}", fmt::join(urls, ", ")); };
+  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request, hedge after {} ms",
+    list(s.replicas[users]), list(s.replicas[orders]), list(s.replicas[recommendations]), s.backend_timeout.count(),
+    s.request_timeout.count(), s.hedge_after.count());
   return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
 }

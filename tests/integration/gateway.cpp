@@ -254,3 +254,42 @@ TEST_CASE("gateway: /readyz fails once draining while an in-flight request still
   CHECK(d.gateway->proc.wait(std::chrono::seconds(10)) == 0);
   d.gateway.reset();
 }
+
+TEST_CASE("gateway: with two replicas per backend, one stopped or shedding half its calls, every dashboard is full")
+{
+  demo d;
+  auto orders2 = demo::backend("orders", {});
+  auto users2 = demo::backend("users", {"--set", "backend.error_rate=0.5", "--set", "backend.error_status=503"});
+  app gateway{"coronet-gateway", {"--set", "backends.users=" + base(*d.users) + ", " + base(*users2), "--set",
+    "backends.orders=" + base(*d.orders) + ", " + base(*orders2), "--set",
+    "backends.recommendations=" + base(*d.recommendations)}};
+  REQUIRE(gateway.port != 0);
+  auto all_full = [&](int n) {
+    int full = 0;
+    for (int i = 1; i <= n; ++i) {
+      auto r = get(gateway.port, "/api/users/" + std::to_string(i) + "/dashboard");
+      if (r.status == 200 && r.doc()["partial"] == false)
+        ++full;
+    }
+    return full;
+  };
+  CHECK(all_full(40) == 40);
+  orders2->proc.signal(SIGTERM);
+  REQUIRE(orders2->proc.wait() == 0);
+  CHECK(all_full(60) == 60); // the stopped replica is skipped at once, then ejected
+
+  auto metrics = get(gateway.port, "/metrics").body;
+  auto count = [&](const std::string& series) {
+    auto at = metrics.find(series + " ");
+    return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + series.size() + 1));
+  };
+  // Both users replicas took calls; every 503 was retried on the other one.
+  CHECK(count("coronet_http_client_retries_total{target=\"users\",reason=\"503\"}") > 0);
+  CHECK(count("coronet_http_client_requests_total{target=\"users\",outcome=\"2xx\"}") == 100);
+  CHECK(count("coronet_http_client_ejected_replicas{target=\"orders\"}") >= 1);
+  CHECK(count("coronet_http_client_retries_total{target=\"orders\",reason=\"connect\"}") <= 10);
+  gateway.proc.signal(SIGTERM);
+  CHECK(gateway.proc.wait() == 0);
+  users2->proc.signal(SIGTERM);
+  users2->proc.wait();
+}
