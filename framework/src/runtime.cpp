@@ -189,7 +189,10 @@ entry_point run_task(task<void> t, detail::worker* w)
 // is needed here.
 class launch final : public detail::resumable {
 public:
-  launch(task<void> t, detail::worker& w) : thread_(run_task(std::move(t), &w), w.executor(), {}, {}) {}
+  launch(task<void> t, detail::worker& w, asio::cancellation_slot cancel)
+    : thread_(run_task(std::move(t), &w), w.executor(), cancel, asio::cancellation_state(cancel))
+  {
+  }
 
   void resume() override
   {
@@ -326,7 +329,7 @@ void runtime::spawn(std::size_t worker, task<void> t)
   start_on(*workers_.at(worker), std::move(t));
 }
 
-void runtime::start_on(detail::worker& w, task<void> t)
+void runtime::start_on(detail::worker& w, task<void> t, asio::cancellation_slot cancel)
 {
   if (w.is_current())
     detail::task_counters::bump(w.counters().spawned);
@@ -339,12 +342,12 @@ void runtime::start_on(detail::worker& w, task<void> t)
   static thread_local int inline_depth = 0;
   if (w.is_current() && inline_depth < 8) {
     ++inline_depth;
-    detail::asio_thread thread{run_task(std::move(t), &w), w.executor(), {}, {}};
+    detail::asio_thread thread{run_task(std::move(t), &w), w.executor(), cancel, asio::cancellation_state(cancel)};
     thread.launch();
     --inline_depth;
     return;
   }
-  w.schedule(new launch(std::move(t), w));
+  w.schedule(new launch(std::move(t), w, cancel));
 }
 
 void spawn(task<void> t)
@@ -353,6 +356,14 @@ void spawn(task<void> t)
   if (!w)
     throw std::logic_error("coronet::spawn called outside a runtime worker; use runtime::spawn");
   w->owner().start_on(*w, std::move(t));
+}
+
+void spawn(task<void> t, asio::cancellation_slot cancel)
+{
+  detail::worker* w = detail::worker::current();
+  if (!w)
+    throw std::logic_error("coronet::spawn called outside a runtime worker; use runtime::spawn");
+  w->owner().start_on(*w, std::move(t), cancel);
 }
 
 namespace {

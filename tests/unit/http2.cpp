@@ -17,6 +17,7 @@
 #include "support/process.hpp"
 
 #include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
 #include <asio/ssl/context.hpp>
 
 #include <doctest/doctest.h>
@@ -558,5 +559,68 @@ TEST_CASE("client: a call sends the budget it has left as X-Request-Timeout-Ms")
     CHECK(sent > 600);
     CHECK(sent <= 700);
     CHECK(left_ms(body) <= sent);
+  }
+}
+
+// Until `done()` holds (5 s at most).
+template <class Done>
+bool eventually(Done done)
+{
+  for (int i = 0; i < 500 && !done(); ++i)
+    std::this_thread::sleep_for(10ms);
+  return done();
+}
+
+TEST_CASE("server: an HTTP/1.1 client that goes away cancels its handler; one that stays is answered")
+{
+  server s;
+  auto connect = [&] {
+    auto io = std::make_shared<asio::io_context>();
+    auto sock = std::make_shared<asio::ip::tcp::socket>(*io);
+    sock->connect({asio::ip::address_v4::loopback(), s.port});
+    return std::make_pair(io, sock);
+  };
+  auto read_all = [](asio::ip::tcp::socket& sock) {
+    std::string got;
+    std::error_code ec;
+    char buf[4096];
+    while (!ec) {
+      auto n = sock.read_some(asio::buffer(buf), ec);
+      got.append(buf, n);
+    }
+    return got;
+  };
+  {
+    // Asks, then closes before the answer (a browser tab closed, a caller that gave up).
+    auto [io, sock] = connect();
+    asio::write(*sock, asio::buffer(std::string("GET /sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n")));
+    std::this_thread::sleep_for(50ms);
+    sock->close();
+    CHECK(eventually([&] { return s.state->cancelled == 1; }));
+    CHECK(s.state->finished == 0);
+  }
+  {
+    // Keep-alive, then pipelined: the watch never mistakes a client that stays.
+    auto [io, sock] = connect();
+    asio::write(*sock, asio::buffer(std::string("GET /sleep/30 HTTP/1.1\r\nHost: t\r\n\r\n")));
+    char buf[4096];
+    auto n = sock->read_some(asio::buffer(buf));
+    CHECK(std::string(buf, n).find("slept 30") != std::string::npos);
+    asio::write(*sock, asio::buffer(std::string("GET /sleep/30 HTTP/1.1\r\nHost: t\r\n\r\n"
+                                                "GET /sleep/20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")));
+    auto rest = read_all(*sock);
+    CHECK(rest.find("slept 30") != std::string::npos);
+    CHECK(rest.find("slept 20") != std::string::npos);
+    CHECK(s.state->finished == 3);
+    CHECK(s.state->cancelled == 1);
+  }
+  {
+    // A client that half-closes after its request (shutdown of its write
+    // side) has gone as far as HTTP/1.1 can tell: Go cancels it too.
+    auto [io, sock] = connect();
+    asio::write(*sock, asio::buffer(std::string("GET /sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n")));
+    std::this_thread::sleep_for(50ms);
+    sock->shutdown(asio::ip::tcp::socket::shutdown_send);
+    CHECK(eventually([&] { return s.state->cancelled == 2; }));
   }
 }

@@ -20,6 +20,8 @@
 #include <coronet/task.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_state.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/thread_pool.hpp>
 
@@ -117,7 +119,8 @@ public:
 
 private:
   friend void spawn(task<void> t);
-  void start_on(detail::worker& w, task<void> t);
+  friend void spawn(task<void> t, asio::cancellation_slot cancel);
+  void start_on(detail::worker& w, task<void> t, asio::cancellation_slot cancel = {});
 
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;
@@ -132,6 +135,10 @@ private:
 // Go's `go f()`: starts `t` on the calling worker. Throws std::logic_error off
 // the runtime (use runtime::spawn there).
 void spawn(task<void> t);
+// The same, cancellable: emitting the slot's signal (terminal) cancels what
+// the task is waiting for, and its later waits throw operation_aborted. The
+// signal must outlive the task (a parameter of the task itself will do).
+void spawn(task<void> t, asio::cancellation_slot cancel);
 
 // Go's runtime.Gosched(): lets every task already woken on this worker run,
 // then continues. Off a coronet worker it posts to the task's executor.

@@ -212,11 +212,18 @@ task<bool> http1_connection::answer_buffered()
       if (!admitted)
         admitted = co_await ticket.wait();
       if (admitted) {
+        // A client that goes away while its request is handled cancels the
+        // handler (unless more requests are already buffered: it is there).
+        const bool watch = data_.empty();
+        if (watch)
+          stream_.watch_peer();
         try {
           resp = co_await settings_.routes.dispatch(req);
         } catch (...) {
           resp = router::answer(std::current_exception(), req);
         }
+        if (watch)
+          stream_.unwatch_peer();
       } else {
         resp = shed_response();
       }

@@ -1,6 +1,7 @@
 #include <coronet/http/router.hpp>
 
 #include <coronet/http/error.hpp>
+#include <coronet/metrics.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -139,11 +140,15 @@ response router::answer(std::exception_ptr e, const request& req)
   } catch (const error& err) {
     return plain(err.status(), err.what());
   } catch (const std::system_error& err) {
-    // Cancelled: the client reset its stream or the server is going away.
-    // Nobody reads the answer, and it is not the handler's failure.
-    if (err.code() == asio::error::operation_aborted)
+    // Cancelled: the client went away or reset its stream, or the server
+    // is going away. Nobody reads the answer, and it is not the handler's
+    // failure.
+    if (err.code() == asio::error::operation_aborted) {
+      static auto& cancelled = metrics::registry::global().counters("coronet_http_requests_cancelled_total",
+        "Requests whose handler was cancelled: the client went away or reset the stream before the answer.");
+      cancelled.with({}).inc();
       spdlog::debug("{} {}: cancelled", req.method, req.target);
-    else
+    } else
       spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
   } catch (const std::exception& err) {
     spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());

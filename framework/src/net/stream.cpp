@@ -22,6 +22,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <sys/socket.h>
+
 namespace coronet::net {
 
 namespace {
@@ -278,8 +280,59 @@ stream::stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::conte
   }
 }
 
+// Shared with the pending wait's handler, which may run after the stream is gone.
+struct stream::peer_watch {
+  asio::cancellation_signal* cancel; // nullptr once the stream is gone
+  bool armed = false;                // a handler is running
+  bool waiting = false;              // a wait is pending on the socket
+};
+
+namespace {
+
+// A wait for the socket to become readable while a handler runs.
+void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket)
+{
+  watch->waiting = true;
+  socket.async_wait(asio::ip::tcp::socket::wait_read, [w = std::move(watch), &socket](std::error_code ec) mutable {
+    w->waiting = false;
+    if (ec || !w->cancel || !w->armed)
+      return; // cancelled, the stream gone, or no handler running: bytes for the next read
+    // Readable while the handler runs: the peer's end, or more bytes (a
+    // pipelined request, a TLS record), which are left for the next read.
+    char byte;
+    auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      w->armed = false;
+      w->cancel->emit(asio::cancellation_type::terminal);
+    } else if (n < 0) {
+      wait_for_peer(std::move(w), socket); // the bytes that woke it were read meanwhile: wait on
+    }
+  });
+}
+
+} // namespace
+
+void stream::watch_peer()
+{
+  if (!task_cancel_)
+    return;
+  if (!peer_watch_)
+    peer_watch_ = std::make_shared<peer_watch>(peer_watch{task_cancel_});
+  peer_watch_->armed = true;
+  if (!peer_watch_->waiting) // else the last request's wait is still pending: it serves this one
+    wait_for_peer(peer_watch_, socket_);
+}
+
+void stream::unwatch_peer() noexcept
+{
+  if (peer_watch_)
+    peer_watch_->armed = false;
+}
+
 stream::~stream()
 {
+  if (peer_watch_)
+    peer_watch_->cancel = nullptr;
   deadlines_->timer.cancel();
   if (ssl_)
     SSL_free(ssl_);

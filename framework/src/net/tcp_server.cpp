@@ -151,14 +151,16 @@ task<bool> handshake(stream& s, std::chrono::milliseconds timeout)
 }
 
 // Owns the connection's stream and runs the handler on it, logging what it
-// throws: one connection never takes the others down.
+// throws: one connection never takes the others down. `cancel` cancels this
+// task (the stream's watch_peer() emits it when the client goes away).
 task<void> guarded(connection_handler& handler, tcp::socket socket, std::shared_ptr<tls_server> tls,
-  channel<std::monostate> slots, worker_connections& connections)
+  channel<std::monostate> slots, worker_connections& connections, std::unique_ptr<asio::cancellation_signal> cancel)
 {
   auto& m = tcp_metrics();
   m.accepted.inc();
   m.open.add(1);
   stream s = tls ? stream{std::move(socket), tls->context(), tls_role::server} : stream{std::move(socket)};
+  s.set_task_cancel(cancel.get());
   live_connection entry{&s};
   connections.live.push_back(&entry);
   try {
@@ -200,6 +202,12 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     acceptor->cancel(ignored);
   }(rt, acceptor));
 
+  auto start = [&](tcp::socket socket) {
+    auto cancel = std::make_unique<asio::cancellation_signal>();
+    auto slot = cancel->slot();
+    spawn(guarded(handler, std::move(socket), options.tls, slots, connections, std::move(cancel)), slot);
+  };
+
   // Accepts up to `most` connections already waiting, without waiting (the
   // acceptor is non-blocking; async_accept is unaffected), as slots allow.
   std::error_code nb;
@@ -214,7 +222,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
       }
       socket.set_option(tcp::no_delay(true), ec);
       connections.running.add(1);
-      spawn(guarded(handler, std::move(socket), options.tls, slots, connections));
+      start(std::move(socket));
     }
   };
 
@@ -238,7 +246,7 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
     }
     socket.set_option(tcp::no_delay(true));
     connections.running.add(1);
-    spawn(guarded(handler, std::move(socket), options.tls, slots, connections));
+    start(std::move(socket));
     // Take what else is already waiting, up to a batch (a few milliseconds
     // of work): a small batch per turn of the event loop leaves a burst of
     // connects queued for seconds behind busy connections (10,000 at once:

@@ -25,6 +25,7 @@
 #include <coronet/time.hpp>
 
 #include <asio/buffer.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
 
 #include <cstddef>
@@ -117,6 +118,20 @@ public:
   // SSL* of a TLS stream (certificate details, session reuse), else nullptr.
   void* native_tls() noexcept;
 
+  // A server's connection: the signal that cancels the task serving this
+  // stream (tcp_server sets it; it outlives the stream).
+  void set_task_cancel(asio::cancellation_signal* cancel) noexcept { task_cancel_ = cancel; }
+  // While a handler runs, Go's background read: when the peer closes or
+  // resets the connection before the answer (having sent nothing more), the
+  // serving task is cancelled, and with it what the handler waits for (its
+  // calls to other services too). Costs a pending wait on the socket, kept
+  // from one request to the next. Until unwatch_peer(). No effect without a
+  // task_cancel. TLS: a peer that ends with close_notify is seen only once
+  // the next read finds it.
+  void watch_peer();
+  void unwatch_peer() noexcept;
+  struct peer_watch;
+
   struct deadlines;
 
 private:
@@ -139,6 +154,8 @@ private:
   ssl_st* ssl_ = nullptr;
   bool tls_ended_ = false; // TLS: an error or the peer's end was seen; no close_notify
   std::shared_ptr<deadlines> deadlines_;
+  asio::cancellation_signal* task_cancel_ = nullptr;
+  std::shared_ptr<peer_watch> peer_watch_; // made the first time watch_peer() is
 };
 
 } // namespace coronet::net
