@@ -48,6 +48,7 @@ shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests 
 max_concurrent_requests = 0    # handlers running at once per worker; beyond: 503 + Retry-After (0: no limit)
 queue_timeout_ms = 0           # how long a request beyond the limit may wait for a handler to finish
 request_timeout_ms = 0         # caps the deadline a caller sends (X-Request-Timeout-Ms, grpc-timeout); 0: none
+trusted_proxies = ""           # CIDRs ("10.0.0.0/8, ::1") whose X-Forwarded-For / Forwarded set the client's address
 
 [http2]
 enabled = true                 # h2 by ALPN on a TLS listener, h2c (prior knowledge) on a plain one

@@ -68,6 +68,10 @@ struct seen {
   std::atomic<int> http2{0};
 };
 
+struct tenant {
+  std::string name;
+};
+
 http::router routes(std::shared_ptr<seen> s)
 {
   http::router r;
@@ -97,6 +101,17 @@ http::router routes(std::shared_ptr<seen> s)
       : std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(req.deadline - coronet::clock::now()).count());
     co_return http::response::text(http::status::ok,
       left + " " + std::string(req.header("X-Request-Timeout-Ms").value_or("-")));
+  });
+  // The request's context: who sent it, and a value a middleware set.
+  r.get("/whoami", [](http::request& req) -> task<http::response> {
+    const tenant* t = req.values.get<tenant>();
+    co_return http::response::text(http::status::ok,
+      req.peer + " " + req.client_ip + " " + (t ? t->name : std::string("-")));
+  });
+  r.use([](http::request& req, http::next next) -> task<http::response> {
+    if (auto name = req.header("X-Tenant"))
+      req.values.set(tenant{std::string(*name)});
+    co_return co_await next(req);
   });
   r.get("/fail", [](http::request&) -> task<http::response> {
     throw http::error{http::status::conflict, "no such luck"};
@@ -623,4 +638,53 @@ TEST_CASE("server: an HTTP/1.1 client that goes away cancels its handler; one th
     sock->shutdown(asio::ip::tcp::socket::shutdown_send);
     CHECK(eventually([&] { return s.state->cancelled == 2; }));
   }
+}
+
+TEST_CASE("server: the request carries its peer, the client's address through trusted proxies, and middleware values")
+{
+  http::server_options o;
+  for (auto n : {"127.0.0.0/8", "10.0.0.0/8"})
+    o.trusted_proxies.push_back(*http::ip_network::parse(n));
+  server s{o};
+  coronet::runtime rt{1};
+  http::client client{rt};
+  auto ask = [&](std::vector<std::pair<std::string, std::string>> headers) {
+    return rt.block_on([](http::client& c, std::string url,
+                          std::vector<std::pair<std::string, std::string>> headers) -> task<std::string> {
+      http::request_options o;
+      for (auto& [k, v] : headers)
+        o.headers.add(k, v);
+      auto r = co_await c.get(std::move(url), std::move(o));
+      co_return r.body;
+    }(client, s.url("/whoami"), std::move(headers)));
+  };
+  auto plain = ask({});
+  CHECK(plain.rfind("127.0.0.1:", 0) == 0);
+  CHECK(plain.find(" 127.0.0.1 -") != std::string::npos);
+  // Through two trusted proxies (127.0.0.1 is one, 10.1.2.3 the next): the client is the first untrusted hop.
+  CHECK(ask({{"X-Forwarded-For", "6.6.6.6, 203.0.113.9, 10.1.2.3"}, {"X-Tenant", "acme"}}).ends_with(
+    " 203.0.113.9 acme"));
+  CHECK(ask({{"Forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\""}}).ends_with(" 2001:db8::1 -"));
+  // A hop that is no address stops the walk at the last believable one.
+  CHECK(ask({{"X-Forwarded-For", "unknown, 10.9.9.9"}}).ends_with(" 10.9.9.9 -"));
+
+  CHECK(http::ip_network::parse("10.0.0.0/8")->contains(asio::ip::make_address("10.200.1.1")));
+  CHECK_FALSE(http::ip_network::parse("10.0.0.0/8")->contains(asio::ip::make_address("11.0.0.1")));
+  CHECK(http::ip_network::parse("fd00::/8")->contains(asio::ip::make_address("fd12::1")));
+  CHECK(http::ip_network::parse("127.0.0.1")->contains(asio::ip::make_address("::ffff:127.0.0.1")));
+  CHECK_FALSE(http::ip_network::parse("10.0.0.0/33"));
+  CHECK_FALSE(http::ip_network::parse("example.com"));
+}
+
+TEST_CASE("server: an untrusted peer's X-Forwarded-For is not believed")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt};
+  auto body = rt.block_on([](http::client& c, std::string url) -> task<std::string> {
+    http::request_options o;
+    o.headers.add("X-Forwarded-For", "203.0.113.9");
+    co_return (co_await c.get(std::move(url), std::move(o))).body;
+  }(client, s.url("/whoami")));
+  CHECK(body.find(" 127.0.0.1 -") != std::string::npos);
 }

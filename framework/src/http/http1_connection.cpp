@@ -113,6 +113,7 @@ private:
 http1_connection::http1_connection(net::stream& s, const connection_settings& settings)
   : stream_(s),
     settings_(settings),
+    peer_(peer_of(s, settings.options)),
     parser_({settings.options.max_request_line_bytes, settings.options.max_header_bytes,
       settings.options.max_headers, settings.options.max_body_bytes})
 {
@@ -203,6 +204,7 @@ task<bool> http1_connection::answer_buffered()
     phase_ = phase::between;
     keep_unparsed();
     request& req = parser_.finished();
+    set_peer(req, peer_, settings_.options);
     response resp;
     if (!take_deadline(req, settings_.options)) {
       resp = expired_response();

@@ -61,6 +61,7 @@ private:
 
   net::stream& stream_;
   const connection_settings& settings_;
+  peer_address peer_; // who is at the other end, for each request
   request_parser parser_;
   std::string_view data_;       // received, not yet parsed: in the scratch buffer, head_ or kept_
   std::string kept_;            // pipelined bytes saved across a handler's suspension

@@ -349,6 +349,7 @@ struct http2_connection::callbacks {
 http2_connection::http2_connection(net::stream& s, const connection_settings& settings, std::string_view received)
   : stream_(s),
     settings_(settings),
+    peer_(peer_of(s, settings.options)),
     received_(received),
     writer_(s),
     idle_since_(clock::now())
@@ -547,6 +548,7 @@ void http2_connection::dispatch_ready()
 task<void> http2_connection::handle(h2_stream& s)
 {
   response resp;
+  set_peer(s.req, peer_, settings_.options);
   if (!take_deadline(s.req, settings_.options)) {
     resp = expired_response();
   } else {

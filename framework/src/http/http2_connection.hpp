@@ -85,6 +85,7 @@ private:
 
   net::stream& stream_;
   const connection_settings& settings_;
+  peer_address peer_; // who is at the other end, for each request
   nghttp2_session* session_ = nullptr;
   std::string received_;
   coronet::detail::intrusive_list<h2_stream> streams_; // every stream alive: open, or its handler still running

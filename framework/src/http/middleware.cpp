@@ -103,8 +103,8 @@ middleware access_log()
     auto r = co_await rest(req);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     std::string_view trace = req.traceparent.size() == 55 ? std::string_view{req.traceparent}.substr(3, 32) : "-";
-    logger->info("{} {} {} {}B {}us id={} trace={}", req.method, req.target, code(r.status), r.body.size(), us,
-      req.id.empty() ? "-" : req.id, trace);
+    logger->info("{} {} {} {}B {}us id={} trace={} client={}", req.method, req.target, code(r.status), r.body.size(),
+      us, req.id.empty() ? "-" : req.id, trace, req.client_ip.empty() ? "-" : req.client_ip);
     co_return r;
   };
 }

@@ -43,6 +43,12 @@ server_options server_options::from(const config& cfg)
     cfg.fail("http.max_concurrent_requests", "must be 0 (no limit) or more");
   o.max_concurrent_requests = static_cast<std::size_t>(concurrent);
   o.queue_timeout = cfg.get_ms("http.queue_timeout_ms");
+  for (auto& item : cfg.get_list("http.trusted_proxies")) {
+    auto network = ip_network::parse(item);
+    if (!network)
+      cfg.fail("http.trusted_proxies", fmt::format("'{}' is not an IP address or network (10.0.0.0/8, fd00::/8)", item));
+    o.trusted_proxies.push_back(*network);
+  }
   o.request_timeout = cfg.get_ms("http.request_timeout_ms");
   if (o.request_timeout.count() < 0)
     cfg.fail("http.request_timeout_ms", "must be 0 (none) or more");

@@ -9,6 +9,10 @@
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <string>
+#include <vector>
 #include <cstdint>
 #include <ctime>
 #include <optional>
@@ -175,4 +179,162 @@ response shed_response()
   return r;
 }
 
+namespace {
+
+std::string_view trim(std::string_view v) noexcept
+{
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  return v;
+}
+
+asio::ip::address unmapped(const asio::ip::address& a)
+{
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+// One hop of X-Forwarded-For or one for= of Forwarded: "203.0.113.7",
+// "[2001:db8::1]:4711", "\"[2001:db8::1]\"", "198.51.100.1:8080".
+std::optional<asio::ip::address> hop_address(std::string_view hop)
+{
+  hop = trim(hop);
+  if (hop.size() >= 2 && hop.front() == '"' && hop.back() == '"')
+    hop = hop.substr(1, hop.size() - 2);
+  if (!hop.empty() && hop.front() == '[') {
+    auto close = hop.find(']');
+    if (close == std::string_view::npos)
+      return std::nullopt;
+    hop = hop.substr(1, close - 1);
+  } else if (std::count(hop.begin(), hop.end(), ':') == 1) {
+    hop = hop.substr(0, hop.find(':')); // IPv4 with a port
+  }
+  std::error_code ec;
+  auto a = asio::ip::make_address(std::string(hop), ec);
+  if (ec)
+    return std::nullopt;
+  return unmapped(a);
+}
+
+bool trusted(const server_options& o, const asio::ip::address& a)
+{
+  return std::any_of(o.trusted_proxies.begin(), o.trusted_proxies.end(), [&](auto& n) { return n.contains(a); });
+}
+
+// The hops a trusted proxy reports, nearest last: Forwarded's for= values
+// when it sent Forwarded, else X-Forwarded-For's.
+std::vector<std::string_view> forwarded_hops(const request& req)
+{
+  std::vector<std::string_view> hops;
+  bool forwarded = false;
+  for (auto& [name, value] : req.headers) {
+    if (!iequals(name, "Forwarded"))
+      continue;
+    forwarded = true;
+    for (auto element : list_items(value)) // "for=a;proto=https", "for=b"
+      for (std::size_t at = 0; at < element.size();) {
+        auto end = element.find(';', at);
+        auto pair = trim(element.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at));
+        if (pair.size() > 4 && iequals(pair.substr(0, 4), "for="))
+          hops.push_back(pair.substr(4));
+        at = end == std::string_view::npos ? element.size() : end + 1;
+      }
+  }
+  if (forwarded)
+    return hops;
+  for (auto& [name, value] : req.headers)
+    if (iequals(name, "X-Forwarded-For"))
+      for (auto hop : list_items(value))
+        hops.push_back(hop);
+  return hops;
+}
+
+} // namespace
+
+peer_address peer_of(const net::stream& s, const server_options& options)
+{
+  peer_address p;
+  auto at = s.remote_endpoint();
+  auto ip = unmapped(at.address());
+  p.ip = ip.to_string();
+  p.text = ip.is_v6() ? "[" + p.ip + "]:" + std::to_string(at.port()) : p.ip + ":" + std::to_string(at.port());
+  p.trusted = trusted(options, ip);
+  return p;
+}
+
+void set_peer(request& req, const peer_address& peer, const server_options& options)
+{
+  req.peer = peer.text;
+  req.client_ip = peer.ip;
+  if (!peer.trusted)
+    return;
+  // From the nearest hop back: the first that is not a trusted proxy sent
+  // the request. A hop that is no address ("unknown", a made-up name) ends
+  // the walk at the last proxy that could be believed.
+  auto hops = forwarded_hops(req);
+  for (auto hop = hops.rbegin(); hop != hops.rend(); ++hop) {
+    auto a = hop_address(*hop);
+    if (!a)
+      return;
+    req.client_ip = a->to_string();
+    if (!trusted(options, *a))
+      return;
+  }
+}
+
 } // namespace coronet::http::detail
+
+namespace coronet::http {
+
+bool ip_network::contains(const asio::ip::address& a) const noexcept
+{
+  auto x = detail::unmapped(a);
+  if (x.is_v4() != address.is_v4())
+    return false;
+  auto bytes = [](const asio::ip::address& v) {
+    std::array<unsigned char, 16> out{};
+    if (v.is_v4()) {
+      auto b = v.to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), out.begin());
+    } else {
+      out = v.to_v6().to_bytes();
+    }
+    return out;
+  };
+  auto want = bytes(address), got = bytes(x);
+  unsigned bits = prefix;
+  for (std::size_t i = 0; bits > 0; ++i, bits = bits >= 8 ? bits - 8 : 0) {
+    unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((want[i] & mask) != (got[i] & mask))
+      return false;
+  }
+  return true;
+}
+
+std::optional<ip_network> ip_network::parse(std::string_view text)
+{
+  text = detail::trim(text);
+  auto slash = text.find('/');
+  std::error_code ec;
+  auto a = asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec)
+    return std::nullopt;
+  ip_network n;
+  n.address = detail::unmapped(a);
+  unsigned max = n.address.is_v4() ? 32 : 128;
+  n.prefix = max;
+  if (slash != std::string_view::npos) {
+    auto digits = text.substr(slash + 1);
+    unsigned value = 0;
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || err != std::errc{} || end != digits.data() + digits.size() || value > max)
+      return std::nullopt;
+    n.prefix = value;
+  }
+  return n;
+}
+
+} // namespace coronet::http

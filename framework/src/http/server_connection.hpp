@@ -4,12 +4,14 @@
 #include <coronet/detail/intrusive_list.hpp>
 #include <coronet/http/router.hpp>
 #include <coronet/http/server.hpp>
+#include <coronet/net/stream.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 
 #include <asio/steady_timer.hpp>
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -72,6 +74,17 @@ response shed_response();
 bool take_deadline(request& req, const server_options& options);
 // 504, counted in coronet_http_requests_expired_total.
 response expired_response();
+
+// The connection's peer as its requests carry it, worked out once per connection.
+struct peer_address {
+  std::string text;     // "10.0.0.5:51234", "[::1]:51234"
+  std::string ip;       // "10.0.0.5"
+  bool trusted = false; // in http.trusted_proxies: its forwarding headers are believed
+};
+peer_address peer_of(const net::stream& s, const server_options& options);
+// Sets req.peer and req.client_ip (from X-Forwarded-For or Forwarded when
+// the peer is a trusted proxy: the nearest address that is not one).
+void set_peer(request& req, const peer_address& peer, const server_options& options);
 
 // A connection in its worker's list, for the drain.
 class server_connection {

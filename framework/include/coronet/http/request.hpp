@@ -1,9 +1,13 @@
 #pragma once
-// An HTTP/1.1 request as a handler sees it.
+// An HTTP request (HTTP/1.1 or HTTP/2) as a handler sees it, with its
+// context: who sent it, its deadline, values from middleware. A handler is
+// cancelled (its waits throw operation_aborted, its client calls end) when
+// the client goes away or resets the stream.
 #include <coronet/http/headers.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -13,6 +17,50 @@
 #include <vector>
 
 namespace coronet::http {
+
+// Typed values that middleware sets for the handlers after it (Go's
+// context.WithValue), one per type:
+//   struct user { std::string name; };
+//   req.values.set(user{"ann"});                  // an auth middleware
+//   if (const user* u = req.values.get<user>())   // a handler
+class values {
+public:
+  template <class T>
+  void set(T value)
+  {
+    for (auto& [k, v] : items_)
+      if (k == key<T>()) {
+        v = std::move(value);
+        return;
+      }
+    items_.emplace_back(key<T>(), std::move(value));
+  }
+  // nullptr when no value of that type was set.
+  template <class T>
+  T* get() noexcept
+  {
+    for (auto& [k, v] : items_)
+      if (k == key<T>())
+        return std::any_cast<T>(&v);
+    return nullptr;
+  }
+  template <class T>
+  const T* get() const noexcept
+  {
+    return const_cast<values*>(this)->get<T>();
+  }
+  void clear() noexcept { items_.clear(); }
+  bool empty() const noexcept { return items_.empty(); }
+
+private:
+  template <class T>
+  static const void* key() noexcept
+  {
+    static const char k = 0;
+    return &k;
+  }
+  std::vector<std::pair<const void*, std::any>> items_;
+};
 
 struct request {
   std::string method;      // "GET", as sent
@@ -32,6 +80,13 @@ struct request {
   // grpc-timeout), capped by http.request_timeout_ms; max() when neither
   // says. Pass it on: request_options::deadline = req.deadline.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(); // coronet::clock
+  // Who sent it: the connection's peer ("10.0.0.5:51234", "[::1]:51234"),
+  // and the client's address, which is the peer's unless the peer is in
+  // http.trusted_proxies: then the nearest address X-Forwarded-For (or
+  // Forwarded) names that is not a trusted proxy itself.
+  std::string peer;
+  std::string client_ip;
+  http::values values; // set by middleware for the handlers after it
 
   // Empties every field for the next request on the connection, keeping
   // small buffers (no allocation per request) but not a big body.
@@ -53,6 +108,9 @@ struct request {
     id.clear();
     traceparent.clear();
     deadline = std::chrono::steady_clock::time_point::max();
+    peer.clear();
+    client_ip.clear();
+    values.clear();
   }
 
   // A route parameter ("{id}" in the pattern), percent-decoded.

@@ -18,7 +18,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/ip/address.hpp>
 
 namespace coronet {
 class config;
@@ -35,6 +40,15 @@ struct http2_options {
   std::uint32_t connection_window_bytes = 1 << 20; // the whole connection's
   std::uint32_t max_header_list_bytes = 64 * 1024; // decoded (HPACK bombs too) -> 431
   std::uint32_t max_frame_bytes = 16 * 1024;
+};
+
+// An IP network: "10.0.0.0/8", "fd00::/8", or one address ("127.0.0.1").
+struct ip_network {
+  asio::ip::address address;
+  unsigned prefix = 0; // leading bits that must match
+  bool contains(const asio::ip::address& a) const noexcept;
+  // std::nullopt when `text` is not an address with an optional /prefix.
+  static std::optional<ip_network> parse(std::string_view text);
 };
 
 struct server_options {
@@ -58,6 +72,9 @@ struct server_options {
   // The longest a request may ask for (X-Request-Timeout-Ms, grpc-timeout),
   // and what it gets when it asks nothing; 0: no cap, no default.
   std::chrono::milliseconds request_timeout{0};
+  // Peers (load balancers, ingress) whose X-Forwarded-For and Forwarded
+  // headers are believed for request::client_ip; nobody's by default.
+  std::vector<ip_network> trusted_proxies;
   std::shared_ptr<net::tls_server> tls; // set: the listener speaks TLS (ALPN h2, http/1.1)
   http2_options http2;
 
