@@ -14,6 +14,11 @@
 #include <fmt/format.h>
 
 #include <memory>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -364,5 +369,44 @@ TEST_CASE("replicas: a host name is resolved into its addresses, and bad upstrea
     CHECK_THROWS_AS(http::upstream(client, {}), http::client_error);
     CHECK_THROWS_AS(http::upstream(client, {"http://a:1/path"}), http::client_error);
     CHECK_THROWS_AS(http::upstream(client, {"ftp://a"}), http::client_error);
+  });
+}
+
+TEST_CASE("replicas: a black-holed replica (SYNs dropped) is hedged around, and ejected for it")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    // A listener that never accepts, its backlog filled: further SYNs are dropped.
+    tcp::acceptor hole{rt.executor(0), tcp::endpoint{asio::ip::address_v4::loopback(), 0}};
+    hole.listen(0);
+    auto port = hole.local_endpoint().port();
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) { // connects in progress, or done into the backlog
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(port);
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      [[maybe_unused]] int r = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
+      fillers.push_back(fd);
+    }
+    replica_server good{rt, 200};
+    http::client_options o;
+    o.eject_after_failures = 3;
+    http::client client{rt, o};
+    auto hole_url = "http://127.0.0.1:" + std::to_string(port);
+    http::upstream up{client, {hole_url, good.url()}, "black-hole"};
+    http::request_options h;
+    h.hedge_after = 20ms;
+    h.timeout = 2s;
+    auto start = coronet::clock::now();
+    for (int i = 0; i < 30; ++i)
+      CHECK((co_await up.get("/x", h)).status == 200);
+    CHECK(good.state->requests == 30);
+    CHECK(counted("coronet_http_client_ejections_total", {"target", "replica"},
+            {"black-hole", std::string_view(hole_url).substr(7)}) == 1);
+    // At most three hedges waited on the hole before it was ejected.
+    CHECK(coronet::clock::now() - start < 1s);
+    for (int fd : fillers)
+      ::close(fd);
   });
 }

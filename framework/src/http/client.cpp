@@ -371,11 +371,13 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
 // stream the server refused, or left unprocessed under a GOAWAY, is sent
 // once more on another connection, whatever the method.
 task<std::optional<client_response>> exchange_h2(client::state& st, std::size_t worker, host_pool& pool,
-  const std::string& method, const url_parts& u, const request_options& o, clock::time_point deadline)
+  const std::string& method, const url_parts& u, const request_options& o, clock::time_point deadline,
+  bool& connecting)
 {
   detail::h2_target target{u.tls, u.authority, u.target, u.key};
   for (int attempt = 0;; ++attempt) {
     auto c = co_await h2_connection(st, worker, pool, u, deadline);
+    connecting = false;
     if (!c)
       co_return std::nullopt;
     try {
@@ -397,13 +399,16 @@ namespace detail {
 // One attempt of a call on one replica's connections: over HTTP/2 when the
 // replica speaks it, else HTTP/1.1 on a pooled connection or a new one.
 task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
-  const url_parts& u, const request_options& o, clock::time_point deadline)
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting)
 {
+  bool ignored = false;
+  bool& opening = connecting ? *connecting : ignored;
   using stage = attempt_error::stage;
   auto mode = st.mode_for(u);
   if (mode != http2_mode::off && (u.tls || mode == http2_mode::prior_knowledge) &&
       pool.protocol != host_pool::speaks::http1) {
-    auto r = co_await exchange_h2(st, worker, pool, method, u, o, deadline);
+    opening = pool.h2.empty();
+    auto r = co_await exchange_h2(st, worker, pool, method, u, o, deadline, opening);
     if (r)
       co_return std::move(*r);
   }
@@ -435,10 +440,13 @@ task<client_response> exchange(client::state& st, std::size_t worker, host_pool&
         c.reset();
     }
     const bool reused = c != nullptr;
-    if (reused)
+    if (reused) {
       st.reuses.fetch_add(1, std::memory_order_relaxed);
-    else
+    } else {
+      opening = true;
       c = co_await open(st, pool, u, deadline);
+      opening = false;
+    }
     const bool retry_allowed = reused && may_retry && attempt == 0;
     auto failed = [&](client_errc kind, stage where, const std::error_code& ec) {
       return attempt_error(kind, fmt::format("{} {}{} ({}): {}", method, u.key, u.target, pool.address,

@@ -133,9 +133,10 @@ namespace coronet::http {
 
 namespace detail {
 
-// One attempt of a call on one replica's connections (client.cpp).
+// One attempt of a call on one replica's connections (client.cpp). While it
+// waits for a new connection to open, *connecting is true.
 task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
-  const url_parts& u, const request_options& o, clock::time_point deadline);
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting = nullptr);
 
 // A call over a replica set: the replica chosen, failures skipped, retried
 // and hedged as the options say (replicas.cpp). `u` is the URL as called.

@@ -352,7 +352,8 @@ bool gateway_failure(int status) noexcept
 // outcome counted in its health (an attempt cancelled, a hedge that lost or
 // a caller gone, counts for nothing).
 task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set& set, replica& r,
-  const std::string& method, const url_parts& called, const request_options& o, clock::time_point deadline)
+  const std::string& method, const url_parts& called, const request_options& o, clock::time_point deadline,
+  bool* connecting = nullptr)
 {
   struct in_flight {
     replica& r;
@@ -372,7 +373,7 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   }
   const url_parts& u = elsewhere ? *elsewhere : called;
   try {
-    auto op = exchange(st, worker, r.pool, method, u, o, deadline);
+    auto op = exchange(st, worker, r.pool, method, u, o, deadline, connecting);
     out.response = co_await std::move(op);
     m.attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
     if (out.response->status >= 500)
@@ -412,9 +413,9 @@ struct hedge_call {
 };
 
 task<void> hedge_attempt(std::shared_ptr<hedge_call> c, std::shared_ptr<replica> r, bool hedge,
-  channel<attempt_result> results)
+  std::shared_ptr<bool> connecting, channel<attempt_result> results)
 {
-  auto op = attempt(*c->st, c->worker, *c->set, *r, c->method, c->u, c->o, c->deadline);
+  auto op = attempt(*c->st, c->worker, *c->set, *r, c->method, c->u, c->o, c->deadline, connecting.get());
   auto out = co_await std::move(op);
   out.hedge = hedge;
   results.try_send(std::move(out)); // room for both attempts: never waits
@@ -435,8 +436,18 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
 {
   auto call = std::make_shared<hedge_call>(hedge_call{st, set, worker, method, u, o, deadline});
   channel<attempt_result> results{2};
+  // Each attempt's replica, and whether it is still waiting for a new
+  // connection to open: a loser still connecting when the other attempt
+  // has already answered counts as a connect failure of its replica (a
+  // black-holed replica is found out, and ejected, by the hedges it needs).
+  struct running_attempt {
+    std::shared_ptr<replica> r;
+    std::shared_ptr<bool> connecting = std::make_shared<bool>(false);
+    bool ended = false;
+  };
+  std::array<running_attempt, 2> started{running_attempt{first}, running_attempt{}};
   task_group attempts;
-  attempts.spawn(hedge_attempt(call, first, false, results));
+  attempts.spawn(hedge_attempt(call, first, false, started[0].connecting, results));
   std::size_t running = 1;
   bool hedge_due = clock::now() + o.hedge_after < deadline;
   auto& m = policy_families();
@@ -458,7 +469,8 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
         }
         tried.add(second.get());
         m.hedges.with({label, "sent"}).inc();
-        attempts.spawn(hedge_attempt(call, std::move(second), true, results));
+        started[1].r = second;
+        attempts.spawn(hedge_attempt(call, std::move(second), true, started[1].connecting, results));
         ++running;
         continue;
       }
@@ -467,9 +479,13 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
       got = std::move(*co_await results.receive());
     }
     --running;
+    started[got.hedge ? 1 : 0].ended = true;
     if (answered(got) || running == 0) {
       if (got.hedge && answered(got))
         m.hedges.with({label, "won"}).inc();
+      for (auto& other : started)
+        if (other.r && !other.ended && *other.connecting)
+          failed(*st, *set, *other.r);
       attempts.cancel(); // the other attempt, if any, ends as cancelled
       co_return got;
     }

@@ -1,6 +1,9 @@
 // The Go twin of coronet-gateway: the same dashboard from the same coronet
 // backends, with goroutines, a channel, sync.WaitGroup and net/http's
-// client; the same JSON shape, timeouts and partial/502/404 rules.
+// client; the same JSON shape, timeouts and partial/502/404 rules. A backend
+// may be several replicas ("-orders http://a:8082,http://b:8082"): each call
+// goes to the next in turn, once, with no retry, hedge or ejection (plain
+// net/http, as the chaos scenario compares against).
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,7 +63,15 @@ func main() {
 		transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	client := &http.Client{Transport: transport}
-	bases := [3]string{*users, *orders, *recs}
+	var replicas [3][]string
+	for i, list := range []string{*users, *orders, *recs} {
+		replicas[i] = strings.Split(list, ",")
+	}
+	var turn [3]atomic.Uint64
+	base := func(which int) string {
+		r := replicas[which]
+		return r[turn[which].Add(1)%uint64(len(r))]
+	}
 
 	call := func(ctx context.Context, which int, url, id string, out chan<- part, wg *sync.WaitGroup) {
 		defer wg.Done()
@@ -117,9 +129,9 @@ func main() {
 		ctx, cancel := context.WithTimeout(r.Context(), *requestTimeout)
 		defer cancel()
 		urls := [3]string{
-			fmt.Sprintf("%s/users/%d", bases[0], id),
-			fmt.Sprintf("%s/orders?user=%d", bases[1], id),
-			fmt.Sprintf("%s/recommendations/%d", bases[2], id),
+			fmt.Sprintf("%s/users/%d", base(0), id),
+			fmt.Sprintf("%s/orders?user=%d", base(1), id),
+			fmt.Sprintf("%s/recommendations/%d", base(2), id),
 		}
 		results := make(chan part, 3)
 		var wg sync.WaitGroup
