@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -50,6 +51,9 @@ SCENARIOS = {
     "h2c-plaintext": "GET /plaintext over h2c, h2load -c 64 -m 16; then RSS per idle HTTP/2 connection",
     "h2-tls": "GET /plaintext over h2 (TLS, ALPN), h2load -c 64 -m 16",
     "gateway-h2c": "the gateway calling its backends over h2c vs over HTTP/1.1 pooled: req/s, p99, connections held",
+    "chaos": "the gateway with two replicas per backend under injected faults (a replica killed, slow, shedding, "
+             "black-holed; a whole service down), 16 connections, beside the Go gateway (plain net/http calls, "
+             "the same 200 ms per call, no retries, hedges or ejection)",
 }
 
 
@@ -755,6 +759,177 @@ def scenario_gateway_h2c(ctx):
 
 
 # --- the run ----------------------------------------------------------------------
+
+
+# --- chaos: calls between services under injected faults ------------------------------
+
+CHAOS_ROLES = ("users", "orders", "recommendations")
+# (case, what breaks): "flags" start a replica with extra flags, "kill" kills one a third of the way in
+# and starts it again at two thirds, "blackhole" drops the packets to one from a third of the way in,
+# "down" stops every replica of a service before the run.
+CHAOS_CASES = [
+    ("no fault", {}),
+    ("orders replica killed mid-run", {"kill": ("orders", 1)}),
+    ("orders replica slow: 10% +300 ms", {"flags": {("orders", 1): ["--set", "backend.slow_rate=0.1",
+                                                                     "--set", "backend.slow_ms=300"]}}),
+    ("users replica: 503 to half", {"flags": {("users", 1): ["--set", "backend.error_rate=0.5",
+                                                              "--set", "backend.error_status=503"]}}),
+    ("orders replica black-holed", {"blackhole": ("orders", 1)}),
+    ("recommendations all down", {"down": "recommendations"}),
+]
+
+
+def wrk_chaos(url, seconds, connections):
+    """wrk with chaos.lua: the usual figures plus full, partial and failed dashboards."""
+    cmd = pinned(LOAD_CORE, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout=5s", "-s", "chaos.lua", url])
+    out = subprocess.run(cmd, cwd=WRK_DIR, capture_output=True, text=True)
+    m = re.search(r"^JSON (\{.*\})$", out.stdout, re.M)
+    c = re.search(r"^CHAOS (\{.*\})$", out.stdout, re.M)
+    if out.returncode != 0 or not m or not c:
+        raise Failure(f"wrk failed ({' '.join(cmd)}):\n{out.stdout}{out.stderr}")
+    r, counts = json.loads(m.group(1)), json.loads(c.group(1))
+    total = max(counts["full"] + counts["partial"] + counts["failed"], 1)
+    return {"rps": r["requests"] / (r["duration_us"] / 1e6), "requests": r["requests"],
+            "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
+            "full_pct": 100 * counts["full"] / total, "partial_pct": 100 * counts["partial"] / total,
+            "failed_pct": 100 * counts["failed"] / total, "dashboards": total,
+            "socket_errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
+            "non2xx_answers": r["non2xx"], "command": " ".join(cmd)}  # 502s are an outcome here, not an error
+
+
+class Blackhole:
+    """Drops every packet to a port (iptables on loopback). Where iptables cannot, the replica is
+    stopped and a listener that never accepts takes its port, its backlog filled, so that further
+    SYNs are dropped too: the fault-proxy fallback."""
+
+    def __init__(self, port, replica):
+        self.port, self.rule, self.holder = port, None, []
+        rule = ["-p", "tcp", "-i", "lo", "--dport", str(port), "-j", "DROP"]
+        if shutil.which("iptables") and subprocess.run(["iptables", "-w", "-I", "INPUT"] + rule,
+                                                       capture_output=True).returncode == 0:
+            self.rule, self.how = rule, "iptables DROP"
+            return
+        replica.stop()
+        hole = socket.socket()
+        hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hole.bind(("127.0.0.1", port))
+        hole.listen(0)
+        self.holder.append(hole)
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            self.holder.append(s)
+        self.how = "a listener that never accepts"
+
+    def close(self):
+        if self.rule:
+            subprocess.run(["iptables", "-w", "-D", "INPUT"] + self.rule, capture_output=True)
+        for s in self.holder:
+            s.close()
+
+
+def counter_sum(port, name):
+    """The sum of a counter family's series on a coronet server's /metrics (0 when unreachable)."""
+    try:
+        _, body = fetch(f"http://127.0.0.1:{port}/metrics")
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def scenario_chaos(ctx):
+    seconds = 3 if ctx.quick else max(ctx.seconds, 9)
+    connections = 16
+    results, checks = [], []
+    gateways = [("coronet", None)] + ([] if ctx.quick else [("go", "go-gateway")])
+    for case, fault in CHAOS_CASES:
+        for gw_name, peer_binary in gateways:
+            ctx.procs.stop_all()
+            replicas = {}
+            for i, role in enumerate(CHAOS_ROLES):
+                for k in range(2):
+                    port = ctx.port(40 + 2 * i + k)
+                    flags = fault.get("flags", {}).get((role, k), [])
+                    replicas[(role, k)] = (port, ctx.coronet("backend", port, "--role", role, "--set",
+                                                             "log.access=false", "--set", "backend.latency_ms=1",
+                                                             *flags, core=LOAD_CORE))
+            urls = {role: ",".join(f"http://127.0.0.1:{replicas[(role, k)][0]}" for k in range(2))
+                    for role in CHAOS_ROLES}
+            port = ctx.port(50)
+            if gw_name == "coronet":
+                gw = ctx.coronet("gateway", port, "--set", "log.access=false", "--set", "log.level=error",
+                                 *sum((["--set", f"backends.{r}={u}"] for r, u in urls.items()), []))
+            else:
+                gw = ctx.peer("go", peer_binary, ["-listen", f"127.0.0.1:{port}", "-users", urls["users"],
+                                                  "-orders", urls["orders"], "-recommendations",
+                                                  urls["recommendations"]], port, {"GOMAXPROCS": "1"})
+                if not gw:
+                    continue
+            base = f"http://127.0.0.1:{port}"
+            wrk_chaos(base, 1, connections)  # warm: connections pooled on both sides
+            if "down" in fault:
+                for k in range(2):
+                    replicas[(fault["down"], k)][1].stop()
+            calls = lambda: (counter_sum(port, "coronet_http_client_attempts_total") if gw_name == "coronet"
+                             else float(fetch(f"{base}/calls")[1]))
+            calls_before, rss_before = calls(), status_kib(gw.proc.pid, "VmRSS")
+            timers, hole = [], []
+            if "kill" in fault:
+                role, k = fault["kill"]
+                p, victim = replicas[(role, k)]
+
+                def kill(victim=victim):
+                    os.killpg(victim.proc.pid, signal.SIGKILL)
+
+                def restart(role=role, p=p):
+                    victim.proc.wait()
+                    ctx.coronet("backend", p, "--role", role, "--set", "log.access=false",
+                                "--set", "backend.latency_ms=1", core=LOAD_CORE)
+
+                timers = [threading.Timer(seconds / 3, kill), threading.Timer(2 * seconds / 3, restart)]
+            if "blackhole" in fault:
+                p, victim = replicas[fault["blackhole"]]
+                timers = [threading.Timer(seconds / 3, lambda p=p, victim=victim: hole.append(Blackhole(p, victim)))]
+            for t in timers:
+                t.start()
+            try:
+                r = measured(gw, lambda: wrk_chaos(base, seconds, connections))
+            finally:
+                for t in timers:
+                    t.join()
+                for h in hole:
+                    h.close()
+            r["upstream_calls_per_dashboard"] = (calls() - calls_before) / max(r["requests"], 1)
+            r["amplification"] = r["upstream_calls_per_dashboard"] / 3
+            r["rss_growth_kib"] = status_kib(gw.proc.pid, "VmRSS") - rss_before
+            if hole:
+                r["blackhole"] = hole[0].how
+            print(f"  {case:34} {gw_name:8}: {r['rps']:>7.0f}/s full {r['full_pct']:6.2f}% partial "
+                  f"{r['partial_pct']:6.2f}% failed {r['failed_pct']:5.2f}%  p99 {r['p99_ms']:.1f} ms  "
+                  f"calls/dashboard {r['upstream_calls_per_dashboard']:.3f}  errors {r['socket_errors']}", flush=True)
+            results.append({"case": case, "server": gw_name, "median": {k: v for k, v in r.items()
+                                                                         if isinstance(v, (int, float))},
+                            "runs": [r]})
+    if ctx.quick:
+        # Correctness under faults, not speed: the answers a caller gets.
+        by = {r["case"]: r["median"] for r in results}
+        for case, want in (("no fault", 99.0), ("orders replica killed mid-run", 99.0),
+                           ("users replica: 503 to half", 95.0)):
+            ok = by[case]["full_pct"] >= want
+            checks.append({"check": f"chaos {case}: at least {want}% full dashboards", "ok": ok,
+                           "detail": f"{by[case]['full_pct']:.2f}%"})
+            if not ok:
+                raise Failure(f"chaos {case}: only {by[case]['full_pct']:.2f}% full dashboards (want {want}%)")
+        down = by["recommendations all down"]
+        ok = down["partial_pct"] >= 99.0 and down["amplification"] <= 1.3
+        checks.append({"check": "chaos: with a service down, answers stay partial and amplification ≤ 1.3",
+                       "ok": ok, "detail": f"{down['partial_pct']:.2f}% partial, {down['amplification']:.2f} ×"})
+        if not ok:
+            raise Failure(f"chaos recommendations all down: {down['partial_pct']:.2f}% partial, amplification "
+                          f"{down['amplification']:.2f}")
+    return results, checks
 
 def versions(peer_bins):
     def first_line(cmd):

@@ -51,7 +51,7 @@ access = true
 [gateway]
 backend_timeout_ms = 200   # each backend call, connect to last byte
 request_timeout_ms = 1000  # the whole dashboard request
-hedge_after_ms = 50        # a call unanswered this long is also sent to another replica; 0: never
+hedge_after_ms = -1        # a call unanswered this long is also sent to another replica; -1: after that backend's own p95 latency; 0: never
 
 [backends]
 users = "http://127.0.0.1:8081"
@@ -75,8 +75,10 @@ settings read_settings(const coronet::config& cfg)
   s.backend_timeout = cfg.get_positive_ms("gateway.backend_timeout_ms");
   s.request_timeout = cfg.get_positive_ms("gateway.request_timeout_ms");
   s.hedge_after = cfg.get_ms("gateway.hedge_after_ms");
-  if (s.hedge_after.count() < 0)
-    cfg.fail("gateway.hedge_after_ms", "must not be negative");
+  if (s.hedge_after.count() == -1)
+    s.hedge_after = http::request_options::hedge_at_p95;
+  else if (s.hedge_after.count() < 0)
+    cfg.fail("gateway.hedge_after_ms", "must be -1 (each backend's p95), 0 (never) or a number of milliseconds");
   for (std::size_t i = 0; i < service_names.size(); ++i) {
     auto key = std::string("backends.") + service_names[i];
     s.replicas[i] = cfg.get_list(key);
@@ -225,8 +227,10 @@ int main(int argc, char** argv)
   gateway* at = &*g;
   router.get("/api/users/{id}/dashboard", [at](http::request& req) { return dashboard(*at, req); });
   auto list = [](const std::vector<std::string>& urls) { return fmt::format("{}", fmt::join(urls, ", ")); };
-  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request, hedge after {} ms",
+  auto hedge = s.hedge_after == http::request_options::hedge_at_p95 ? std::string("at each backend's p95")
+    : s.hedge_after.count() > 0 ? fmt::format("after {} ms", s.hedge_after.count()) : std::string("never");
+  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request, hedge {}",
     list(s.replicas[users]), list(s.replicas[orders]), list(s.replicas[recommendations]), s.backend_timeout.count(),
-    s.request_timeout.count(), s.hedge_after.count());
+    s.request_timeout.count(), hedge);
   return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
 }

@@ -410,3 +410,26 @@ TEST_CASE("replicas: a black-holed replica (SYNs dropped) is hedged around, and 
       ::close(fd);
   });
 }
+
+TEST_CASE("replicas: hedge_at_p95 hedges after the target's own p95 once it is known")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    replica_server first{rt, 200}, second{rt, 200};
+    http::client_options o;
+    o.random = [] { return 0.0; }; // sequential calls all go to the first replica listed
+    http::client client{rt, o};
+    http::upstream up{client, {first.url(), second.url()}, "hedge-p95"};
+    http::request_options h;
+    h.hedge_after = http::request_options::hedge_at_p95;
+    h.timeout = 5s;
+    for (int i = 0; i < 64; ++i) // answers at once: the p95 is learnt (at least 1 ms)
+      CHECK((co_await up.get("/x", h)).status == 200);
+    CHECK(second.state->requests == 0);
+    first.state->delay = 300ms;
+    auto start = coronet::clock::now();
+    CHECK((co_await up.get("/x", h)).status == 200);
+    CHECK(coronet::clock::now() - start < 150ms);
+    CHECK(second.state->requests == 1);
+    CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"hedge-p95", "won"}) == 1);
+  });
+}

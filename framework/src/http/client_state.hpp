@@ -120,11 +120,21 @@ struct replica_set {
   };
   replica_set(std::string label, std::vector<url_parts> origins, retry_budget budget);
 
+  // Answer times of the last attempts that succeeded, for hedging at the
+  // target's p95 (recomputed every 32 answers).
+  void observe(clock::duration took) noexcept;
+  clock::duration p95() const noexcept { return p95_; }
+
   std::string label; // metrics: the call's name, or the first origin
   std::vector<origin_entry> origins;
   std::vector<std::shared_ptr<replica>> replicas;
   retry_budget budget;
   std::size_t ejected = 0; // replicas ejected now
+
+private:
+  std::array<std::uint32_t, 256> took_us_{};
+  std::size_t observed_ = 0;
+  clock::duration p95_{0}; // 0: not known yet
 };
 
 } // namespace coronet::http::detail

@@ -16,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <exception>
 #include <random>
 
@@ -47,6 +49,21 @@ replica_set::replica_set(std::string l, std::vector<url_parts> from, retry_budge
     e.u = std::move(u);
     origins.push_back(std::move(e));
   }
+}
+
+void replica_set::observe(clock::duration took) noexcept
+{
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  took_us_[observed_ % took_us_.size()] = static_cast<std::uint32_t>(std::clamp<std::int64_t>(us, 0, UINT32_MAX));
+  ++observed_;
+  if (observed_ % 32 != 0)
+    return;
+  auto n = std::min(observed_, took_us_.size());
+  std::array<std::uint32_t, 256> sorted{};
+  std::copy_n(took_us_.begin(), n, sorted.begin());
+  auto at = sorted.begin() + static_cast<std::ptrdiff_t>(n * 95 / 100);
+  std::nth_element(sorted.begin(), at, sorted.begin() + static_cast<std::ptrdiff_t>(n));
+  p95_ = std::max<clock::duration>(std::chrono::microseconds{*at}, std::chrono::milliseconds{1});
 }
 
 void retry_budget::advance(clock::time_point now) noexcept
@@ -373,13 +390,16 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   }
   const url_parts& u = elsewhere ? *elsewhere : called;
   try {
+    const auto start = clock::now();
     auto op = exchange(st, worker, r.pool, method, u, o, deadline, connecting);
     out.response = co_await std::move(op);
     m.attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
-    if (out.response->status >= 500)
+    if (out.response->status >= 500) {
       failed(st, set, r);
-    else
+    } else {
       succeeded(r);
+      set.observe(clock::now() - start);
+    }
   } catch (const attempt_error& e) {
     out.error = std::current_exception();
     out.where = e.where;
@@ -426,13 +446,13 @@ bool answered(const attempt_result& a) noexcept
   return a.response && !gateway_failure(a.response->status);
 }
 
-// The first attempt, and when it has not answered after o.hedge_after, a
-// second to another replica if the budget allows: a select over the two.
+// The first attempt, and when it has not answered after `delay`, a second
+// to another replica if the budget allows: a select over the two.
 // The first answer wins and the other attempt is cancelled; when both fail,
 // the last failure is the call's (and the retry policy decides on it).
 task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worker, std::shared_ptr<replica_set> set,
   std::shared_ptr<replica> first, tried_list& tried, const std::string& method, const url_parts& u,
-  const request_options& o, clock::time_point deadline, const std::string& label)
+  const request_options& o, clock::time_point deadline, const std::string& label, clock::duration delay)
 {
   auto call = std::make_shared<hedge_call>(hedge_call{st, set, worker, method, u, o, deadline});
   channel<attempt_result> results{2};
@@ -449,13 +469,13 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
   task_group attempts;
   attempts.spawn(hedge_attempt(call, first, false, started[0].connecting, results));
   std::size_t running = 1;
-  bool hedge_due = clock::now() + o.hedge_after < deadline;
+  bool hedge_due = clock::now() + delay < deadline;
   auto& m = policy_families();
   std::optional<attempt_result> last;
   while (running > 0) {
     attempt_result got;
     if (hedge_due) {
-      auto r = co_await select(results.on_receive(), after(o.hedge_after));
+      auto r = co_await select(results.on_receive(), after(delay));
       if (r.index() == 1) {
         hedge_due = false;
         auto second = pick(*st, *set, tried);
@@ -527,8 +547,11 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
       throw client_error(client_errc::resolve_failed, fmt::format("{}: no replica to call", label));
     tried.add(r.get());
     attempt_result got;
-    if (first && may_retry && o.hedge_after.count() > 0 && set->replicas.size() > 1) {
-      auto op = hedged(st, worker, set, r, tried, method, u, o, deadline, label);
+    const clock::duration hedge_delay = o.hedge_after == request_options::hedge_at_p95 ? set->p95()
+      : o.hedge_after.count() > 0                                                   ? clock::duration{o.hedge_after}
+                                                                                    : clock::duration{0};
+    if (first && may_retry && hedge_delay.count() > 0 && set->replicas.size() > 1) {
+      auto op = hedged(st, worker, set, r, tried, method, u, o, deadline, label, hedge_delay);
       got = co_await std::move(op);
     } else {
       auto op = attempt(*st, worker, *set, *r, method, u, o, deadline);

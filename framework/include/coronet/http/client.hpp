@@ -132,7 +132,11 @@ struct request_options {
   std::optional<clock::time_point> deadline; // the call ends by then, whatever `timeout` says
   std::string name;                         // label in metrics; default "host:port"
   bool retryable = false;                   // retry even though the method is not idempotent
-  std::chrono::milliseconds hedge_after{0}; // >0: no answer by then, a second attempt goes to another replica
+  // >0: no answer by then, a second attempt goes to another replica.
+  // hedge_at_p95: after the target's own p95 latency instead (its last 256
+  // answers on this worker; at least 1 ms; no hedge until 32 are known).
+  std::chrono::milliseconds hedge_after{0};
+  static constexpr std::chrono::milliseconds hedge_at_p95{-1};
 };
 
 // What a handler's calls to other services carry from its request: the

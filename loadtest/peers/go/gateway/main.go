@@ -73,8 +73,10 @@ func main() {
 		return r[turn[which].Add(1)%uint64(len(r))]
 	}
 
+	var calls atomic.Uint64 // backend calls made, for the chaos scenario's amplification
 	call := func(ctx context.Context, which int, url, id string, out chan<- part, wg *sync.WaitGroup) {
 		defer wg.Done()
+		calls.Add(1)
 		p := part{which: which}
 		ctx, cancel := context.WithTimeout(ctx, *backendTimeout)
 		defer cancel()
@@ -176,6 +178,7 @@ func main() {
 		answer(w, 200, doc)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/calls", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%d\n", calls.Load()) })
 
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
