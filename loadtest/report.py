@@ -15,7 +15,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RESULTS = os.path.join(ROOT, "loadtest", "results")
 CHARTS = os.path.join(ROOT, "loadtest", "charts")
 ORDER = ["plaintext", "json", "pipelined", "post-echo", "gateway", "connections", "echo", "chat",
-         "tls-plaintext", "tls-handshakes", "gateway-tls", "h2c-plaintext", "h2-tls", "gateway-h2c"]
+         "tls-plaintext", "tls-handshakes", "gateway-tls", "h2c-plaintext", "h2-tls", "gateway-h2c", "chaos"]
 COLORS = {"coronet": "#2b7bb9", "go": "#7fb800", "nginx": "#e0a100", "floor": "#8c8c8c", "before": "#9ecae1"}
 UNITS = {"echo": "messages/s", "chat": "deliveries/s", "tls-handshakes": "handshakes/s"}
 NOT_PEERS = ("coronet", "floor", "before")  # "before": coronet as built before a change (--baseline)
@@ -119,6 +119,25 @@ def targets(doc):
                 add(f"{case}: throughput > Go, p99 < Go",
                     f"{c['rps'] / g['rps']:.2f} ×, p99 {c['p99_ms']:.1f} vs {g['p99_ms']:.1f} ms",
                     c["rps"] > g["rps"] and c["p99_ms"] < g["p99_ms"])
+    if name == "chaos":
+        base = by.get("no fault", {}).get("coronet")
+        for case, row in by.items():
+            c, g = row.get("coronet"), row.get("go")
+            if not c:
+                continue
+            peer = f" (Go {g['full_pct']:.2f}%)" if g else ""
+            if case in ("orders replica killed mid-run", "orders replica black-holed"):
+                add(f"{case}: ≥ 99.9% full answers", f"{c['full_pct']:.3f}%{peer}", c["full_pct"] >= 99.9)
+            if case.startswith("orders replica slow") and base:
+                add(f"{case}: p99 ≤ 1.5 × the no-fault p99 (hedging)",
+                    f"{c['p99_ms']:.1f} vs {base['p99_ms']:.1f} ms = {c['p99_ms'] / base['p99_ms']:.2f} ×"
+                    + (f" (Go {g['p99_ms']:.1f} ms)" if g else ""), c["p99_ms"] <= 1.5 * base["p99_ms"])
+            limit = 1.3 if case == "recommendations all down" else 1.2
+            add(f"{case}: upstream amplification ≤ {limit}", f"{c['amplification']:.3f} ×"
+                + (f" (Go {g['amplification']:.3f} ×)" if g else ""), c["amplification"] <= limit)
+            add(f"{case}: no socket errors", f"{c['socket_errors']:.0f}", c["socket_errors"] == 0)
+            add(f"{case}: gateway RSS flat", f"{c['rss_growth_kib'] / 1024:+.1f} MiB over the run"
+                + (f" (Go {g['rss_growth_kib'] / 1024:+.1f} MiB)" if g else ""), c["rss_growth_kib"] <= 8 * 1024)
     if name == "connections":
         for case, row in by.items():
             c = row.get("coronet")
@@ -235,9 +254,52 @@ def fmt(v, spec=".2f"):
     return "—" if v is None else format(v, spec)
 
 
+def chaos_section(doc, head):
+    """The chaos scenario: what callers got under each fault, per gateway."""
+    lines = head + ["", "| case | gateway | dashboards/s | full % | partial % | failed % | p50 ms | p99 ms | "
+                        "p99.9 ms | upstream calls / dashboard | amplification | socket errors | RSS growth MiB |",
+                    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["results"]:
+        md = r["median"]
+        lines.append(f"| {r['case']} | {r['server']} | {md['rps']:,.0f} | {md['full_pct']:.3f} | "
+                     f"{md['partial_pct']:.3f} | {md['failed_pct']:.3f} | {fmt(md.get('p50_ms'))} | "
+                     f"{fmt(md.get('p99_ms'))} | {fmt(md.get('p999_ms'))} | "
+                     f"{md['upstream_calls_per_dashboard']:.3f} | {md['amplification']:.3f} | "
+                     f"{md['socket_errors']:.0f} | {md['rss_growth_kib'] / 1024:+.1f} |")
+    t = targets(doc)
+    if t:
+        lines += ["", "| target | measured | met |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in t]
+    cases = list(dict.fromkeys(r["case"] for r in doc["results"]))
+    servers = list(dict.fromkeys(r["server"] for r in doc["results"]))
+    get = {(r["case"], r["server"]): r["median"] for r in doc["results"]}
+    os.makedirs(CHARTS, exist_ok=True)
+    full = os.path.join(CHARTS, "chaos-full.svg")
+    svg_bars("chaos: full dashboards per case (higher is better)", "% of answers with every part", cases,
+             [(sv, [get.get((c, sv), {}).get("full_pct") for c in cases]) for sv in servers], full,
+             color=lambda server: COLORS.get(server, "#555"),
+             label=lambda server, v: f"{server}: —" if v is None else f"{server} {v:.2f}%")
+    p99 = os.path.join(CHARTS, "chaos-p99.svg")
+    svg_bars("chaos: p99 latency per case (lower is better)", "milliseconds", cases,
+             [(sv, [get.get((c, sv), {}).get("p99_ms") for c in cases]) for sv in servers], p99,
+             color=lambda server: COLORS.get(server, "#555"),
+             label=lambda server, v: f"{server}: —" if v is None else f"{server} {v:.1f} ms")
+    rel = lambda path: os.path.relpath(path, os.path.join(ROOT, "loadtest"))
+    lines += ["", f"![chaos full answers]({rel(full)})", f"![chaos p99]({rel(p99)})", ""]
+    return lines
+
+
 def section(doc):
     name = doc["scenario"]
     unit = UNITS.get(name, "req/s")
+    if name == "chaos":
+        m, v = doc["machine"], doc["versions"]
+        return chaos_section(doc, [f"## {name}", "", doc["description"] + ".", "",
+            f"Command: `{doc['command']}` ({doc['date']}); {doc['seconds']} s per case, one run each (a fault "
+            f"is a sequence of events, not a steady state). Gateway on core {m['server_core']}; wrk and the six "
+            f"backends (1 ms each) on core {m['load_core']}. Machine: {m['cores']} cores, {m['cpu']}, Linux "
+            f"{m['kernel']}. Versions: coronet {v.get('coronet')}; {v.get('go') or 'no Go'}; {v.get('wrk')}. "
+            "Upstream calls are the gateway's attempts (coronet: coronet_http_client_attempts_total, refused "
+            "connects included; Go: its own count of calls); amplification is calls / 3 per dashboard."])
     thr, lat = charts(doc)
     m = doc["machine"]
     v = doc["versions"]
