@@ -293,3 +293,29 @@ TEST_CASE("gateway: with two replicas per backend, one stopped or shedding half 
   users2->proc.signal(SIGTERM);
   users2->proc.wait();
 }
+
+TEST_CASE("gateway: a client that goes away cancels the dashboard, and the backend sees its call cancelled")
+{
+  demo d{{}, {"--set", "backend.latency_ms=3000"}};
+  {
+    asio::io_context io;
+    tcp::socket s{io};
+    s.connect({asio::ip::address_v4::loopback(), d.gateway->port});
+    std::string wire = "GET /api/users/4/dashboard HTTP/1.1\r\nHost: t\r\n\r\n";
+    asio::write(s, asio::buffer(wire));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the calls are out; orders is slow
+  } // closed: the caller gave up
+  auto cancelled = [](const app& a) {
+    auto body = get(a.port, "/metrics").body;
+    auto at = body.find("\ncoronet_http_requests_cancelled_total ");
+    return at == std::string::npos ? 0 : std::stoi(body.substr(at + 39));
+  };
+  int gateway = 0, orders = 0;
+  for (int i = 0; i < 100 && (gateway == 0 || orders == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gateway = cancelled(*d.gateway);
+    orders = cancelled(*d.orders);
+  }
+  CHECK(gateway == 1); // the dashboard's handler, when its client left
+  CHECK(orders == 1);  // the orders call it made, when the gateway closed that connection
+}

@@ -158,3 +158,17 @@ TEST_CASE("config dump shows every key with its origin")
   CHECK(text.find("role = \"orders\"   # --set backend.role") != std::string::npos);
   CHECK(text.find("threads = 0   # default") != std::string::npos);
 }
+
+TEST_CASE("config lists: a TOML array of strings in a file, a comma list anywhere")
+{
+  temp_file file{"[backend]\nrole = [\"http://a:8082\", \"http://b:8082\"]\n"};
+  auto cfg = coronet::config::load("backend", sources(file.path.string(), {}, no_env));
+  CHECK(cfg.get_list("backend.role") == std::vector<std::string>{"http://a:8082", "http://b:8082"});
+  auto flags = coronet::config::load("backend", sources({}, {"backend.role=http://a:8082, http://b:8082"}, no_env));
+  CHECK(flags.get_list("backend.role") == std::vector<std::string>{"http://a:8082", "http://b:8082"});
+  // An array of anything but strings (or a string with a comma in it) is the wrong type.
+  temp_file numbers{"[backend]\nrole = [1, 2]\n"};
+  CHECK(error_of(sources(numbers.path.string(), {}, no_env)).find("must be a string") != std::string::npos);
+  temp_file comma{"[backend]\nrole = [\"a,b\"]\n"};
+  CHECK(error_of(sources(comma.path.string(), {}, no_env)).find("must be a string") != std::string::npos);
+}

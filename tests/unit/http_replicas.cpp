@@ -433,3 +433,45 @@ TEST_CASE("replicas: hedge_at_p95 hedges after the target's own p95 once it is k
     CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"hedge-p95", "won"}) == 1);
   });
 }
+
+TEST_CASE("replicas: a name is resolved again every dns_refresh: new addresses join, vanished ones leave")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    replica_server a{rt, 200}, b{rt, 200};
+    auto at = [](const replica_server& s) { return tcp::endpoint{asio::ip::address_v4::loopback(), s.server->port}; };
+    auto addresses = std::make_shared<std::vector<tcp::endpoint>>(std::vector{at(a)});
+    manual_clock time;
+    http::client_options o;
+    o.now = time.fn();
+    o.dns_refresh = 5s;
+    o.resolve = [addresses](const std::string& host, unsigned short port) {
+      CHECK(host == "orders.test"); // a headless Service's name, say
+      CHECK(port == 8082);
+      return *addresses;
+    };
+    http::client client{rt, o};
+    auto calls = [&](int n) -> task<void> {
+      for (int i = 0; i < n; ++i)
+        CHECK((co_await client.get("http://orders.test:8082/x")).status == 200);
+    };
+    co_await calls(20);
+    CHECK(a.state->requests == 20);
+
+    *addresses = {at(a), at(b)}; // scaled out
+    time.advance(5s);
+    co_await calls(1); // finds the refresh due
+    co_await calls(40);
+    CHECK(b.state->requests > 0);
+
+    *addresses = {at(b)}; // scaled in
+    time.advance(5s);
+    co_await calls(1);
+    auto a_before = a.state->requests;
+    co_await calls(20);
+    CHECK(a.state->requests == a_before);
+
+    addresses->clear(); // the name stops resolving: the replicas known are kept
+    time.advance(5s);
+    co_await calls(20);
+  });
+}

@@ -168,15 +168,23 @@ void merge(client::state& st, replica_set& set, std::size_t origin, const std::v
   }
 }
 
-task<std::vector<asio::ip::tcp::endpoint>> resolve(const url_parts& u)
+task<std::vector<asio::ip::tcp::endpoint>> resolve(const client::state& st, const url_parts& u)
 {
+  std::vector<asio::ip::tcp::endpoint> found;
+  if (st.options.resolve) {
+    for (auto& e : st.options.resolve(u.host, u.port))
+      if (std::find(found.begin(), found.end(), e) == found.end())
+        found.push_back(e);
+    if (found.empty())
+      throw client_error(client_errc::resolve_failed, fmt::format("{}: cannot resolve: no address", u.key));
+    co_return found;
+  }
   auto executor = co_await asio::this_coro::executor;
   asio::ip::tcp::resolver resolver{executor};
   auto [ec, results] = co_await resolver.async_resolve(u.host, std::to_string(u.port),
     asio::experimental::as_tuple(asio::use_awaitable));
   if (ec)
     throw client_error(client_errc::resolve_failed, fmt::format("{}: cannot resolve: {}", u.key, ec.message()));
-  std::vector<asio::ip::tcp::endpoint> found;
   for (auto& r : results)
     if (std::find(found.begin(), found.end(), r.endpoint()) == found.end())
       found.push_back(r.endpoint());
@@ -187,7 +195,7 @@ task<std::vector<asio::ip::tcp::endpoint>> resolve(const url_parts& u)
 task<void> refresh(std::shared_ptr<client::state> st, std::shared_ptr<replica_set> set, std::size_t origin)
 {
   try {
-    auto found = co_await resolve(set->origins[origin].u);
+    auto found = co_await resolve(*st, set->origins[origin].u);
     merge(*st, *set, origin, found);
   } catch (const client_error& e) {
     spdlog::warn("{}: keeping the {} replicas known: {}", set->label, set->replicas.size(), e.what());
@@ -209,7 +217,7 @@ task<void> resolve_due(const std::shared_ptr<client::state>& st, const std::shar
         found.emplace_back(asio::ip::make_address(o.u.host), o.u.port);
       } else {
         try {
-          auto op = resolve(o.u);
+          auto op = resolve(*st, o.u);
           found = co_await std::move(op);
         } catch (const client_error&) {
           if (set->origins.size() == 1)
@@ -417,6 +425,9 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   } catch (...) {
     out.error = std::current_exception();
   }
+  // A probe that came to nothing either way (cancelled, a malformed
+  // answer...): the next call may probe again.
+  r.probing = false;
   co_return out;
 }
 

@@ -46,6 +46,8 @@
 #include <coronet/http/headers.hpp>
 #include <coronet/http/request.hpp>
 #include <coronet/net/tls.hpp>
+
+#include <asio/ip/tcp.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
@@ -101,6 +103,12 @@ struct client_options {
   unsigned max_retries = 2;                       // per call, after the first attempt
   std::chrono::milliseconds retry_backoff{10};    // before the first retry; doubles, jittered 0.5-1.5x
   std::chrono::milliseconds max_retry_backoff{200};
+
+  // Where a host name's addresses come from: empty, the system's resolver
+  // (asynchronous); set, this function, called on the worker at a name's
+  // first call and every dns_refresh (so it must not block: a service
+  // registry's cache, a test's script). No address is a resolve failure.
+  std::function<std::vector<asio::ip::tcp::endpoint>(const std::string& host, unsigned short port)> resolve;
 
   // For tests: the clock ejections and the budget go by, and the source of
   // the jitter and the replica choice (values in [0, 1)). Empty: the steady
