@@ -13,7 +13,7 @@ packages=(
   g++ cmake make pkg-config ccache ca-certificates libssl-dev openssl
   libasio-dev node-llhttp libspdlog-dev libfmt-dev nlohmann-json3-dev
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
-  libnghttp2-dev nghttp2-client python3-h2 nginx-light
+  libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
 )
 for arg in "$@"; do

@@ -16,6 +16,7 @@
 // within the client's budget and hedge after gateway.hedge_after_ms.
 #include <coronet/config.hpp>
 #include <coronet/http/client.hpp>
+#include <coronet/http/compress.hpp>
 #include <coronet/http/cors.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
@@ -204,10 +205,12 @@ int main(int argc, char** argv)
   settings s;
   http::client_options client_options;
   http::cors_options cors;
+  http::compress_options compression;
   try {
     s = read_settings(cfg);
     client_options = http::client_options::from(cfg);
     cors = http::cors_options::from(cfg);
+    compression = http::compress_options::from(cfg);
   } catch (const coronet::config_error& e) {
     spdlog::critical("config error: {}", e.what());
     return 2;
@@ -224,6 +227,7 @@ int main(int argc, char** argv)
   http::observe(router, rt, cfg);
   // Browsers on the origins in cors.allowed_origins may call the API (none by default).
   router.use(http::cors(std::move(cors)));
+  router.use(http::compress(compression)); // answers over compress.min_bytes, as Accept-Encoding allows
   gateway* at = &*g;
   router.get("/api/users/{id}/dashboard", [at](http::request& req) { return dashboard(*at, req); });
   auto list = [](const std::vector<std::string>& urls) { return fmt::format("{}", fmt::join(urls, ", ")); };

@@ -87,6 +87,14 @@ retry_budget_min_per_second = 10 # ...plus this many a second
 max_retries = 2                # per call, after the first attempt
 retry_backoff_ms = 10          # before the first retry; doubles, jittered
 
+[compress]
+min_bytes = 1024               # http::compress: smaller answers go as they are
+codings = "zstd, br, gzip"     # the codings it may answer with (Accept-Encoding chooses)
+gzip_level = 6                 # 1-9
+zstd_level = 3                 # 1-19
+brotli_quality = 4             # 0-11
+max_ratio = 100                # a compressed request body may grow this many times, and to http.max_body_bytes
+
 [cors]
 allowed_origins = ""           # http::cors_options::from: comma-separated origins (https://app.example.com) or "*"
 allowed_methods = "GET, HEAD, POST, PUT, PATCH, DELETE"

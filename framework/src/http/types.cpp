@@ -22,6 +22,7 @@ std::string_view reason(status s) noexcept
   case status::moved_permanently: return "Moved Permanently";
   case status::found: return "Found";
   case status::see_other: return "See Other";
+  case status::partial_content: return "Partial Content";
   case status::not_modified: return "Not Modified";
   case status::temporary_redirect: return "Temporary Redirect";
   case status::permanent_redirect: return "Permanent Redirect";
@@ -36,6 +37,7 @@ std::string_view reason(status s) noexcept
   case status::gone: return "Gone";
   case status::length_required: return "Length Required";
   case status::payload_too_large: return "Payload Too Large";
+  case status::range_not_satisfiable: return "Range Not Satisfiable";
   case status::uri_too_long: return "URI Too Long";
   case status::unsupported_media_type: return "Unsupported Media Type";
   case status::expectation_failed: return "Expectation Failed";

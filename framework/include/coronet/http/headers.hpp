@@ -1,5 +1,6 @@
 #pragma once
 // Header fields in arrival order, looked up case-insensitively.
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,10 @@ std::vector<std::string_view> list_items(std::string_view value);
 class headers final {
 public:
   using field = std::pair<std::string, std::string>;
+
+  headers() = default;
+  // headers{{"Accept", "application/json"}, {"X-Request-Id", id}}
+  headers(std::initializer_list<field> fields) : fields_(fields) {}
 
   // The first value of `name`, if any.
   std::optional<std::string_view> get(std::string_view name) const noexcept;
