@@ -475,3 +475,20 @@ TEST_CASE("replicas: a name is resolved again every dns_refresh: new addresses j
     co_await calls(20);
   });
 }
+
+TEST_CASE("replicas: idle pooled connections are closed once past idle_timeout, without another call")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    replica_server server{rt, 200};
+    http::client_options o;
+    o.idle_timeout = 200ms;
+    http::client client{rt, o};
+    CHECK((co_await client.get(server.url() + "/x")).status == 200);
+    CHECK(client.stats().idle == 1);
+    // The idle client holds no descriptor past the timeout: the server sees the close.
+    for (int i = 0; i < 200 && server.state->gone == 0; ++i)
+      co_await coronet::sleep_for(10ms);
+    CHECK(server.state->gone == 1);
+    CHECK(client.stats().idle == 0);
+  });
+}

@@ -521,6 +521,20 @@ task<client_response> exchange(client::state& st, std::size_t worker, host_pool&
   }
 }
 
+std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool)
+{
+  auto now = clock::now();
+  auto before = pool.idle.size();
+  std::erase_if(pool.idle, [&](const std::unique_ptr<connection>& c) {
+    if (now - c->idle_since <= st.options.idle_timeout && alive(*c))
+      return false;
+    c->stream.close();
+    return true;
+  });
+  st.idle_counts[worker].fetch_sub(before - pool.idle.size(), std::memory_order_relaxed);
+  return pool.idle.size();
+}
+
 } // namespace detail
 
 namespace {

@@ -130,6 +130,7 @@ struct replica_set {
   std::vector<std::shared_ptr<replica>> replicas;
   retry_budget budget;
   std::size_t ejected = 0; // replicas ejected now
+  bool sweeping = false;    // a task closes idle connections as they expire
 
 private:
   std::array<std::uint32_t, 256> took_us_{};
@@ -153,6 +154,10 @@ task<client_response> exchange(client::state& st, std::size_t worker, host_pool&
 task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size_t worker,
   std::shared_ptr<replica_set> set, const std::string& method, const url_parts& u, const request_options& o,
   clock::time_point deadline, const std::string& label);
+
+// Closes the pool's idle connections that are past client.idle_timeout or
+// that the server has closed; returns how many stay idle.
+std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool);
 
 // Counts a call made after its deadline had passed (and so not made).
 void count_deadline_exceeded(const std::string& label);

@@ -431,6 +431,35 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   co_return out;
 }
 
+// While any replica of the set has idle connections: every so often, the
+// expired ones and those the server closed are closed (an idle client holds
+// no descriptor past client.idle_timeout).
+task<void> sweep(std::shared_ptr<client::state> st, std::shared_ptr<replica_set> set, std::size_t worker)
+{
+  auto every = std::clamp<clock::duration>(st->options.idle_timeout / 2, std::chrono::milliseconds{100},
+    std::chrono::seconds{5});
+  for (;;) {
+    co_await sleep_for(every);
+    std::size_t idle = 0;
+    for (auto& r : set->replicas)
+      idle += sweep_idle(*st, worker, r->pool);
+    if (idle == 0)
+      break;
+  }
+  set->sweeping = false;
+}
+
+void start_sweeping(const std::shared_ptr<client::state>& st, const std::shared_ptr<replica_set>& set,
+  std::size_t worker)
+{
+  if (set->sweeping || std::none_of(set->replicas.begin(), set->replicas.end(), [](auto& r) {
+        return !r->pool.idle.empty();
+      }))
+    return;
+  set->sweeping = true;
+  spawn(sweep(st, set, worker));
+}
+
 // What a hedged call's attempts share; they may outlive the call (a
 // cancelled loser ends when its cancellation lands).
 struct hedge_call {
@@ -568,6 +597,7 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
       auto op = attempt(*st, worker, *set, *r, method, u, o, deadline);
       got = co_await std::move(op);
     }
+    start_sweeping(st, set, worker);
     if (got.cancelled)
       std::rethrow_exception(got.error);
 
