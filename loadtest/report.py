@@ -340,6 +340,69 @@ def section(doc):
     return lines
 
 
+def soak_section(doc):
+    """The soak: the curves of RSS, descriptors and tasks over the run, and the verdict."""
+    rows = doc["samples"]
+    servers = [n for n in rows[0] if isinstance(rows[0][n], dict)] if rows else []
+    os.makedirs(CHARTS, exist_ok=True)
+    paths = []
+    for key, unit, title in (("rss_kib", "MiB", "RSS"), ("fds", "descriptors", "open file descriptors"),
+                             ("tasks", "tasks", "tasks alive")):
+        path = os.path.join(CHARTS, f"soak-{key}.svg")
+        width, height, left, top = 720, 260, 60, 40
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+               f'font-size="11"><rect width="100%" height="100%" fill="white"/>',
+               f'<text x="{left}" y="18" font-size="13">soak: {title} every 10 s ({unit}; the warm-up ends at the '
+               f'dashed line)</text>']
+        series = {n: [(r["elapsed_s"], r[n][key]) for r in rows if r[n].get(key) is not None] for n in servers}
+        values = [v for pts in series.values() for _, v in pts]
+        if values:
+            vmax = max(values) * 1.1 or 1
+            tmax = max(r["elapsed_s"] for r in rows) or 1
+            x = lambda t: left + (width - left - 120) * t / tmax
+            y = lambda v: height - 30 - (height - top - 30) * v / vmax
+            scale = (lambda v: v / 1024) if key == "rss_kib" else (lambda v: v)
+            out.append(f'<line x1="{left}" y1="{height - 30}" x2="{width - 120}" y2="{height - 30}" stroke="#999"/>')
+            out.append(f'<text x="{left - 4}" y="{y(vmax / 1.1):.0f}" text-anchor="end">{scale(vmax / 1.1):.0f}</text>')
+            out.append(f'<text x="{left - 4}" y="{height - 30}" text-anchor="end">0</text>')
+            out.append(f'<text x="{width - 120}" y="{height - 14}" text-anchor="end">{tmax / 60:.0f} min</text>')
+            wx = x(doc["warmup_s"])
+            out.append(f'<line x1="{wx:.1f}" y1="{top}" x2="{wx:.1f}" y2="{height - 30}" stroke="#bbb" '
+                       'stroke-dasharray="4 3"/>')
+            palette = ["#2b7bb9", "#7fb800", "#e0a100", "#8c8c8c"]
+            for i, (n, pts) in enumerate(series.items()):
+                if not pts:
+                    continue
+                d = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+                out.append(f'<polyline fill="none" stroke="{palette[i % 4]}" stroke-width="1.5" points="{d}"/>')
+                out.append(f'<text x="{width - 112}" y="{top + 14 * i + 10}" fill="{palette[i % 4]}">{n} '
+                           f'{scale(pts[-1][1]):.1f}</text>')
+        out.append("</svg>")
+        with open(path, "w") as f:
+            f.write("\n".join(out) + "\n")
+        paths.append(os.path.relpath(path, os.path.join(ROOT, "loadtest")))
+    lines = ["## soak", "", f"Command: `{doc['command']}` ({doc['date']}); {doc['minutes']:g} minutes, warm-up "
+             f"{doc['warmup_s']} s, samples every 10 s. Events: {doc['events'].get('disconnects', 0)} clients that "
+             f"left before their answer, {doc['events'].get('websockets', 0)} WebSocket sessions, "
+             f"{doc['events'].get('reloads', 0)} certificate reloads (SIGHUP).", "",
+             "| server | RSS at the warm-up's end MiB | peak after MiB | limit MiB | fds idle before / after | "
+             "tasks idle before / after |", "|---|---:|---:|---:|---:|---:|"]
+    for n in servers:
+        b = doc["bounds"].get(n, {})
+        before, after = doc["idle_before"][n], (doc.get("idle_after") or {}).get(n, {})
+        lines.append(f"| {n} | {b.get('rss_kib_at_warmup_end', 0) / 1024:.1f} | {b.get('rss_kib_peak_after', 0) / 1024:.1f} | "
+                     f"{b.get('rss_kib_limit', 0) / 1024:.1f} | {before.get('fds')} / {after.get('fds')} | "
+                     f"{before.get('tasks')} / {after.get('tasks')} |")
+    lines += ["", "| load | requests | socket errors | non-2xx | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for name, r in doc["load"].items():
+        if "requests" in r:
+            lines.append(f"| {name} | {r['requests'] or 0:,} | {r['socket_errors']} | {r['non2xx']} | "
+                         f"{r['p99_ms']:.2f} |")
+    lines += ["", "Verdict: " + ("**ok**" if not doc["failures"] else "**failed**: " + "; ".join(doc["failures"])), ""]
+    lines += [f"![soak {p}]({p})" for p in paths] + [""]
+    return lines
+
+
 def main():
     docs = {}
     for name in ORDER:
@@ -371,6 +434,10 @@ def main():
     lines.append("")
     for name, doc in docs.items():
         lines += section(doc)
+    soak = os.path.join(RESULTS, "soak.json")
+    if os.path.exists(soak):
+        with open(soak) as f:
+            lines += soak_section(json.load(f))
     prim = os.path.join(RESULTS, "primitives.md")
     if os.path.exists(prim):
         with open(prim) as f:
