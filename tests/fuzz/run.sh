@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the request-path fuzz target with clang (libFuzzer, ASan, UBSan) and
-# runs it for a bounded time over the seed corpus. Usage:
-#   tests/fuzz/run.sh [SECONDS]     (default 30)
+# Builds the fuzz targets with clang (libFuzzer, ASan, UBSan) and runs each
+# for a bounded time over its seed corpus: the request parser (the server's
+# request path) and the response parser (the client's). Usage:
+#   tests/fuzz/run.sh [SECONDS]     (default 30, per target)
 # Exits 0 when clang is missing (the fuzz run is optional there), non-zero
 # when the fuzzer finds a crash; the crashing input is left in build-fuzz/.
 set -euo pipefail
@@ -31,12 +32,21 @@ for c in llhttp api http; do
   fi
   objects+=("$obj")
 done
-clang++ -std=c++20 "${flags[@]}" -I"$root/framework/include" -I"$root/framework/src" -I"$llhttp_inc" \
-  "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http/request_parser.cpp" \
-  "$root/framework/src/http/types.cpp" "${objects[@]}" -o "$out/fuzz_request_parser"
+build() { # NAME SOURCES...
+  local name=$1
+  shift
+  clang++ -std=c++20 "${flags[@]}" -I"$root/framework/include" -I"$root/framework/src" -I"$llhttp_inc" \
+    "$@" "$root/framework/src/http/types.cpp" "${objects[@]}" -o "$out/fuzz_$name"
+}
+build request_parser "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http/request_parser.cpp"
+build response_parser "$root/tests/fuzz/response_parser.cpp" "$root/framework/src/http/response_parser.cpp"
 
-echo "fuzz: running the request parser for ${seconds}s"
-# New inputs go to build-fuzz/corpus; the seeds in the tree stay as they are.
+# New inputs go to build-fuzz/corpus*; the seeds in the tree stay as they are.
 cd "$out"
-./fuzz_request_parser -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
-  "$out/corpus" "$root/tests/fuzz/corpus"
+for target in request_parser:corpus response_parser:corpus-response; do
+  name=${target%%:*} seeds=${target#*:}
+  echo "fuzz: running the ${name/_/ } for ${seconds}s"
+  mkdir -p "$out/$seeds"
+  "./fuzz_$name" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
+    "$out/$seeds" "$root/tests/fuzz/$seeds"
+done

@@ -96,6 +96,9 @@ int response_parser::on_header_value_complete(llhttp_t* p)
 int response_parser::on_headers_complete(llhttp_t* p)
 {
   auto& s = self(p);
+  // status-code = 3DIGIT (RFC 9112 4); llhttp takes "02" or "0" as well.
+  if (p->status_code < 100 || p->status_code > 999)
+    return s.fail("malformed status code " + std::to_string(p->status_code), false);
   s.current_.status = p->status_code;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.max_body_bytes_)
     return s.fail("response body larger than " + std::to_string(s.max_body_bytes_) + " bytes", true);
