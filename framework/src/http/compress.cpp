@@ -44,25 +44,16 @@ std::string_view name_of(coding c) noexcept
   return "identity";
 }
 
-std::string_view trim(std::string_view v) noexcept
-{
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  return v;
-}
-
 // "gzip;q=0.5" -> ("gzip", 500); a malformed q counts as 0 (not acceptable).
 std::pair<std::string_view, int> coding_and_q(std::string_view item)
 {
   auto semi = item.find(';');
-  auto token = trim(item.substr(0, semi));
+  auto token = trim_blanks(item.substr(0, semi));
   int q = 1000;
   while (semi != std::string_view::npos) {
     auto rest = item.substr(semi + 1);
     auto next = rest.find(';');
-    auto param = trim(rest.substr(0, next));
+    auto param = trim_blanks(rest.substr(0, next));
     semi = next == std::string_view::npos ? next : semi + 1 + next;
     if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=')
       continue;
@@ -120,7 +111,7 @@ coding negotiate(const request& req, const compress_options& o)
 bool compressible(std::string_view type) noexcept
 {
   auto semi = type.find(';');
-  type = trim(type.substr(0, semi));
+  type = trim_blanks(type.substr(0, semi));
   auto starts = [&](std::string_view p) { return type.size() >= p.size() && iequals(type.substr(0, p.size()), p); };
   auto ends = [&](std::string_view s) {
     return type.size() >= s.size() && iequals(type.substr(type.size() - s.size()), s);

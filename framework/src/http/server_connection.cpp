@@ -181,15 +181,6 @@ response shed_response()
 
 namespace {
 
-std::string_view trim(std::string_view v) noexcept
-{
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  return v;
-}
-
 asio::ip::address unmapped(const asio::ip::address& a)
 {
   if (a.is_v6() && a.to_v6().is_v4_mapped())
@@ -201,7 +192,7 @@ asio::ip::address unmapped(const asio::ip::address& a)
 // "[2001:db8::1]:4711", "\"[2001:db8::1]\"", "198.51.100.1:8080".
 std::optional<asio::ip::address> hop_address(std::string_view hop)
 {
-  hop = trim(hop);
+  hop = trim_blanks(hop);
   if (hop.size() >= 2 && hop.front() == '"' && hop.back() == '"')
     hop = hop.substr(1, hop.size() - 2);
   if (!hop.empty() && hop.front() == '[') {
@@ -237,7 +228,7 @@ std::vector<std::string_view> forwarded_hops(const request& req)
     for (auto element : list_items(value)) // "for=a;proto=https", "for=b"
       for (std::size_t at = 0; at < element.size();) {
         auto end = element.find(';', at);
-        auto pair = trim(element.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at));
+        auto pair = trim_blanks(element.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at));
         if (pair.size() > 4 && iequals(pair.substr(0, 4), "for="))
           hops.push_back(pair.substr(4));
         at = end == std::string_view::npos ? element.size() : end + 1;
@@ -316,7 +307,7 @@ bool ip_network::contains(const asio::ip::address& a) const noexcept
 
 std::optional<ip_network> ip_network::parse(std::string_view text)
 {
-  text = detail::trim(text);
+  text = trim_blanks(text);
   auto slash = text.find('/');
   std::error_code ec;
   auto a = asio::ip::make_address(std::string(text.substr(0, slash)), ec);

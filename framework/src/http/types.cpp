@@ -62,15 +62,21 @@ bool iequals(std::string_view a, std::string_view b) noexcept
   });
 }
 
+std::string_view trim_blanks(std::string_view v) noexcept
+{
+  auto first = v.find_first_not_of(" \t");
+  if (first == std::string_view::npos)
+    return {};
+  return v.substr(first, v.find_last_not_of(" \t") - first + 1);
+}
+
 std::vector<std::string_view> list_items(std::string_view value)
 {
   std::vector<std::string_view> items;
   while (!value.empty()) {
     auto comma = value.find(',');
-    auto item = value.substr(0, comma);
-    auto first = item.find_first_not_of(" \t");
-    if (first != std::string_view::npos)
-      items.push_back(item.substr(first, item.find_last_not_of(" \t") - first + 1));
+    if (auto item = trim_blanks(value.substr(0, comma)); !item.empty())
+      items.push_back(item);
     if (comma == std::string_view::npos)
       break;
     value.remove_prefix(comma + 1);

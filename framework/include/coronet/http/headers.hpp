@@ -14,6 +14,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 // The items of a comma-separated field value, blanks trimmed and empty ones
 // dropped: "a, b,,c" -> a b c.
 std::vector<std::string_view> list_items(std::string_view value);
+// `v` without the spaces and tabs around it.
+std::string_view trim_blanks(std::string_view v) noexcept;
 
 class headers final {
 public:
