@@ -10,6 +10,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <optional>
 #include <cstdlib>
 #include <iostream>
 #include <fstream>
@@ -203,8 +204,72 @@ void walk(const toml::table& table, const std::string& prefix, F&& f)
   }
 }
 
+// TOML allows characters beyond ASCII only in strings and comments. The
+// line of the first one found elsewhere, if any. (Checked before toml++
+// sees the text: its whitespace test reaches __builtin_unreachable on some
+// of them, found by fuzzing the loader.)
+std::optional<std::size_t> stray_non_ascii(std::string_view text)
+{
+  enum class in { code, comment, basic, literal, multi_basic, multi_literal } state = in::code;
+  std::size_t line = 1;
+  auto starts = [&](std::size_t i, std::string_view what) { return text.substr(i, what.size()) == what; };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line;
+      if (state == in::comment || state == in::basic || state == in::literal)
+        state = in::code; // a single-line string or a comment ends with its line (toml++ says what is wrong)
+      continue;
+    }
+    switch (state) {
+    case in::code:
+      if (static_cast<unsigned char>(c) >= 0x80)
+        return line;
+      if (c == '#')
+        state = in::comment;
+      else if (starts(i, "\"\"\"")) {
+        state = in::multi_basic;
+        i += 2;
+      } else if (starts(i, "'''")) {
+        state = in::multi_literal;
+        i += 2;
+      } else if (c == '"')
+        state = in::basic;
+      else if (c == '\'')
+        state = in::literal;
+      break;
+    case in::basic:
+    case in::multi_basic:
+      if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
+        ++i; // an escape: the next character is not the end
+      else if (state == in::basic && c == '"')
+        state = in::code;
+      else if (state == in::multi_basic && starts(i, "\"\"\"")) {
+        state = in::code;
+        i += 2;
+      }
+      break;
+    case in::literal:
+      if (c == '\'')
+        state = in::code;
+      break;
+    case in::multi_literal:
+      if (starts(i, "'''")) {
+        state = in::code;
+        i += 2;
+      }
+      break;
+    case in::comment:
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
 toml::table parse_toml(std::string_view text, std::string_view source)
 {
+  if (auto line = stray_non_ascii(text))
+    throw config_error(fmt::format("{}:{}: a character beyond ASCII outside a string or a comment", source, *line));
   try {
     return toml::parse(text, source);
   } catch (const toml::parse_error& e) {

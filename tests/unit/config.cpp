@@ -172,3 +172,14 @@ TEST_CASE("config lists: a TOML array of strings in a file, a comma list anywher
   temp_file comma{"[backend]\nrole = [\"a,b\"]\n"};
   CHECK(error_of(sources(comma.path.string(), {}, no_env)).find("must be a string") != std::string::npos);
 }
+
+TEST_CASE("config: characters beyond ASCII are fine in strings and comments, a config error elsewhere")
+{
+  temp_file ok{"# rôle du service, café\n[backend]\nrole = \"naïve\"\n"};
+  CHECK(coronet::config::load("backend", sources(ok.path.string(), {}, no_env)).get_string("backend.role") ==
+        "naïve");
+  // Found by fuzzing: toml++'s whitespace test is undefined for some of these.
+  temp_file stray{"[backend]\nrole = \"users\"\nlatency_ms =\xc2\xa1 5\n"};
+  CHECK(error_of(sources(stray.path.string(), {}, no_env)) ==
+        stray.path.string() + ":3: a character beyond ASCII outside a string or a comment");
+}

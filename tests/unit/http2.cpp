@@ -456,7 +456,7 @@ TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c, a
   }
 }
 
-TEST_CASE("server: beyond http.max_concurrent_requests, 503 with Retry-After at once; /healthz is never shed")
+TEST_CASE("server: beyond http.max_concurrent_requests, 503 with Retry-After at once, /healthz is never shed")
 {
   http::server_options o;
   o.max_concurrent_requests = 2;
@@ -532,7 +532,7 @@ int left_ms(const std::string& body)
 
 } // namespace
 
-TEST_CASE("server: X-Request-Timeout-Ms and grpc-timeout set the request's deadline; a spent budget is 504 at once")
+TEST_CASE("server: X-Request-Timeout-Ms and grpc-timeout set the request's deadline, a spent budget is 504 at once")
 {
   http::server_options o;
   o.request_timeout = std::chrono::milliseconds{2000}; // the cap
@@ -586,7 +586,7 @@ bool eventually(Done done)
   return done();
 }
 
-TEST_CASE("server: an HTTP/1.1 client that goes away cancels its handler; one that stays is answered")
+TEST_CASE("server: an HTTP/1.1 client that goes away cancels its handler, one that stays is answered")
 {
   server s;
   auto connect = [&] {

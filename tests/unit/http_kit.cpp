@@ -185,7 +185,7 @@ TEST_CASE("test kit: the scripted upstream answers, delays, resets and cuts shor
   CHECK(up.requests()[0].headers.get("X-Request-Timeout-Ms").has_value());
 }
 
-TEST_CASE("compress: Accept-Encoding with q-values chooses the coding; small, binary and HEAD answers stay as they are")
+TEST_CASE("compress: Accept-Encoding with q-values chooses the coding, small, binary and HEAD answers stay as they are")
 {
   http::router r;
   auto big = text_of(5000);
@@ -245,7 +245,7 @@ TEST_CASE("compress: Accept-Encoding with q-values chooses the coding; small, bi
   CHECK(gunzip(s.body) == expected);
 }
 
-TEST_CASE("compress: gzip, zstd and br request bodies are decompressed; a zip bomb is 413, junk 400, an unknown coding 415")
+TEST_CASE("compress: gzip, zstd and br request bodies are decompressed, a zip bomb is 413, junk 400, an unknown coding 415")
 {
   http::router r;
   r.post("/echo", [](http::request& req) -> task<http::response> {
@@ -279,7 +279,7 @@ TEST_CASE("compress: gzip, zstd and br request bodies are decompressed; a zip bo
   CHECK(post(body, "compress").status == 415);
 }
 
-TEST_CASE("files: served from the directory with types, validators and ranges; nothing outside it")
+TEST_CASE("files: served from the directory with types, validators and ranges, nothing outside it")
 {
   namespace fs = std::filesystem;
   auto dir = fs::temp_directory_path() / ("coronet-files-" + std::to_string(::getpid()));

@@ -291,7 +291,7 @@ TEST_CASE("replicas: no retry whose backoff would end past the deadline")
   });
 }
 
-TEST_CASE("replicas: a hedge goes to another replica when the first is slow; the first answer wins")
+TEST_CASE("replicas: a hedge goes to another replica when the first is slow, the first answer wins")
 {
   run([](coronet::runtime& rt) -> task<void> {
     replica_server slow{rt, 200, 300ms}, fast{rt, 200};

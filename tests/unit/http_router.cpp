@@ -213,7 +213,7 @@ TEST_CASE("request_ids: keeps a sane incoming id, replaces a hostile one, echoes
   CHECK(first.headers.get("X-Request-Id") != second.headers.get("X-Request-Id"));
 }
 
-TEST_CASE("request_ids: a valid W3C traceparent is kept, another starts a trace; calls join it as new spans")
+TEST_CASE("request_ids: a valid W3C traceparent is kept, another starts a trace, calls join it as new spans")
 {
   http::router r;
   r.use(http::request_ids());

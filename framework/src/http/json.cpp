@@ -62,6 +62,8 @@ nlohmann::json json_body(const request& req)
     return nlohmann::json::parse(req.body);
   } catch (const nlohmann::json::parse_error& e) {
     throw error{status::bad_request, fmt::format("malformed JSON at byte {}: {}", e.byte, reason_of(e))};
+  } catch (const nlohmann::json::exception& e) { // 1e999999: "number overflow" (out_of_range), found by fuzzing
+    throw error{status::bad_request, fmt::format("unusable JSON: {}", reason_of(e))};
   }
 }
 
