@@ -2,7 +2,8 @@
 # Builds the fuzz targets with clang (libFuzzer, ASan, UBSan) and runs each
 # for a bounded time over its seed corpus: the request parser (the server's
 # request path), the response parser (the client's), the JSON request helper,
-# the config loader (TOML file, flags, environment) and the router (matching,
+# the config loader (TOML file, flags, environment), the request-body
+# decompressor (gzip, deflate, zstd, br) and the router (matching,
 # percent-decoding, query parameters). Usage:
 #   tests/fuzz/run.sh [SECONDS]     (default 30, per target)
 # Exits 0 when clang is missing (the fuzz run is optional there), non-zero
@@ -51,6 +52,7 @@ build json_body "$root/tests/fuzz/json_body.cpp" "$root/framework/src/http/json.
 # parse errors they are.
 build config_loader -DNDEBUG "$root/tests/fuzz/config_loader.cpp" "$root/framework/src/config.cpp" \
   "$root/framework/src/log.cpp" -lspdlog
+build codec "$root/tests/fuzz/codec.cpp" "$root/framework/src/http/codec.cpp" -lz -lzstd -lbrotlidec
 # The router's coroutines: clang 14 cannot emit them with UBSan ("cannot
 # represent a difference across sections"), so this one has ASan only.
 flags=(-g0 -O1 -fsanitize=fuzzer,address)
@@ -59,7 +61,7 @@ build router "$root/tests/fuzz/router.cpp" "$root/framework/src/http/router.cpp"
 # New inputs go to build-fuzz/corpus*; the seeds in the tree stay as they are.
 cd "$out"
 for target in request_parser:corpus response_parser:corpus-response json_body:corpus-json config_loader:corpus-config \
-  router:corpus-router; do
+  codec:corpus-codec router:corpus-router; do
   name=${target%%:*} seeds=${target#*:}
   echo "fuzz: running the ${name/_/ } for ${seconds}s"
   mkdir -p "$out/$seeds"

@@ -4,7 +4,8 @@
 #include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 
-#include <brotli/decode.h>
+#include "codec.hpp"
+
 #include <brotli/encode.h>
 #include <fmt/format.h>
 #include <zlib.h>
@@ -30,19 +31,10 @@ namespace coronet::http {
 
 namespace {
 
-enum class coding { identity, gzip, deflate, zstd, br };
-
-std::string_view name_of(coding c) noexcept
-{
-  switch (c) {
-  case coding::gzip: return "gzip";
-  case coding::deflate: return "deflate";
-  case coding::zstd: return "zstd";
-  case coding::br: return "br";
-  case coding::identity: break;
-  }
-  return "identity";
-}
+using detail::coding;
+using detail::coding_named;
+using detail::decompress;
+using detail::name_of;
 
 // "gzip;q=0.5" -> ("gzip", 500); a malformed q counts as 0 (not acceptable).
 std::pair<std::string_view, int> coding_and_q(std::string_view item)
@@ -257,77 +249,6 @@ private:
 
 // --- request bodies ------------------------------------------------------------------
 
-// Decompresses `in`, stopping with 413 as soon as the output passes `limit`.
-std::string decompress(coding c, std::string_view in, std::size_t limit)
-{
-  auto too_large = [&] {
-    return error{status::payload_too_large,
-      fmt::format("the decompressed request body is over {} bytes", limit)};
-  };
-  auto corrupt = [&](std::string_view why) {
-    return error{status::bad_request, fmt::format("the request body is not valid {}: {}", name_of(c), why)};
-  };
-  std::string out;
-  std::array<char, 16 * 1024> chunk;
-  if (c == coding::gzip || c == coding::deflate) {
-    z_stream z{};
-    // gzip: the gzip wrapper; deflate: zlib's (RFC 9110 8.4.1.2), either accepted by 32 + 15
-    if (inflateInit2(&z, c == coding::gzip ? 16 + 15 : 15) != Z_OK)
-      throw std::runtime_error("zlib: inflateInit2 failed");
-    std::unique_ptr<z_stream, int (*)(z_stream*)> end{&z, inflateEnd};
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z.avail_in = static_cast<uInt>(in.size());
-    for (;;) {
-      z.next_out = reinterpret_cast<Bytef*>(chunk.data());
-      z.avail_out = chunk.size();
-      int r = inflate(&z, Z_NO_FLUSH);
-      out.append(chunk.data(), chunk.size() - z.avail_out);
-      if (out.size() > limit)
-        throw too_large();
-      if (r == Z_STREAM_END)
-        break;
-      if (r != Z_OK)
-        throw corrupt(z.msg ? z.msg : r == Z_BUF_ERROR ? "truncated" : "corrupt");
-    }
-    return out;
-  }
-  if (c == coding::zstd) {
-    std::unique_ptr<ZSTD_DCtx, std::size_t (*)(ZSTD_DCtx*)> z{ZSTD_createDCtx(), ZSTD_freeDCtx};
-    ZSTD_inBuffer input{in.data(), in.size(), 0};
-    std::size_t left = 1;
-    while (input.pos < input.size || left != 0) {
-      ZSTD_outBuffer output{chunk.data(), chunk.size(), 0};
-      left = ZSTD_decompressStream(z.get(), &output, &input);
-      if (ZSTD_isError(left))
-        throw corrupt(ZSTD_getErrorName(left));
-      out.append(chunk.data(), output.pos);
-      if (out.size() > limit)
-        throw too_large();
-      if (output.pos == 0 && input.pos == input.size && left != 0)
-        throw corrupt("truncated");
-    }
-    return out;
-  }
-  std::unique_ptr<BrotliDecoderState, void (*)(BrotliDecoderState*)> b{
-    BrotliDecoderCreateInstance(nullptr, nullptr, nullptr), BrotliDecoderDestroyInstance};
-  std::size_t avail_in = in.size();
-  auto* next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-  for (;;) {
-    std::size_t avail_out = chunk.size();
-    auto* next_out = reinterpret_cast<std::uint8_t*>(chunk.data());
-    auto r = BrotliDecoderDecompressStream(b.get(), &avail_in, &next_in, &avail_out, &next_out, nullptr);
-    out.append(chunk.data(), chunk.size() - avail_out);
-    if (out.size() > limit)
-      throw too_large();
-    if (r == BROTLI_DECODER_RESULT_SUCCESS)
-      return out;
-    if (r == BROTLI_DECODER_RESULT_ERROR)
-      throw corrupt(BrotliDecoderErrorString(BrotliDecoderGetErrorCode(b.get())));
-    if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
-      throw corrupt("truncated");
-  }
-}
-
 void decode_request(request& req, const compress_options& o)
 {
   auto encoding = req.header("Content-Encoding");
@@ -338,19 +259,11 @@ void decode_request(request& req, const compress_options& o)
     return;
   if (codings.size() > 1)
     throw error{status::unsupported_media_type, "only one Content-Encoding is supported"};
-  coding c;
-  if (iequals(codings[0], "gzip") || iequals(codings[0], "x-gzip"))
-    c = coding::gzip;
-  else if (iequals(codings[0], "deflate"))
-    c = coding::deflate;
-  else if (iequals(codings[0], "zstd"))
-    c = coding::zstd;
-  else if (iequals(codings[0], "br"))
-    c = coding::br;
-  else
+  auto c = coding_named(codings[0]);
+  if (!c || *c == coding::identity)
     throw error{status::unsupported_media_type, fmt::format("unsupported Content-Encoding '{}'", codings[0])};
   auto limit = std::min(o.max_body_bytes, std::max<std::size_t>(req.body.size(), 1) * o.max_ratio);
-  req.body = decompress(c, req.body, limit);
+  req.body = decompress(*c, req.body, limit);
   req.headers.remove("Content-Encoding");
   req.headers.set("Content-Length", std::to_string(req.body.size()));
 }
