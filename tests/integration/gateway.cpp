@@ -311,7 +311,7 @@ TEST_CASE("gateway: a client that goes away cancels the dashboard, and the backe
     return at == std::string::npos ? 0 : std::stoi(body.substr(at + 39));
   };
   int gateway = 0, orders = 0;
-  for (int i = 0; i < 100 && (gateway == 0 || orders == 0); ++i) {
+  for (int i = 0; i < 250 && (gateway == 0 || orders == 0); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     gateway = cancelled(*d.gateway);
     orders = cancelled(*d.orders);

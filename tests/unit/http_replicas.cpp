@@ -287,14 +287,14 @@ TEST_CASE("replicas: no retry whose backoff would end past the deadline")
     auto r = co_await client.get(down.url() + "/x", quick);
     CHECK(r.status == 503);
     CHECK(down.state->requests == 1);
-    CHECK(coronet::clock::now() - start < 150ms);
+    CHECK(coronet::clock::now() - start < 1s); // the call's 50 ms, not the client's 10 s default
   });
 }
 
 TEST_CASE("replicas: a hedge goes to another replica when the first is slow, the first answer wins")
 {
   run([](coronet::runtime& rt) -> task<void> {
-    replica_server slow{rt, 200, 300ms}, fast{rt, 200};
+    replica_server slow{rt, 200, 1000ms}, fast{rt, 200};
     http::client_options o;
     o.random = [] { return 0.0; }; // the choice between equals goes to the first
     http::client client{rt, o};
@@ -305,14 +305,14 @@ TEST_CASE("replicas: a hedge goes to another replica when the first is slow, the
     auto start = coronet::clock::now();
     auto r = co_await up.get("/x", h);
     CHECK(r.status == 200);
-    CHECK(coronet::clock::now() - start < 250ms);
+    CHECK(coronet::clock::now() - start < 700ms); // not the slow replica's second
     CHECK(slow.state->requests == 1);
     CHECK(fast.state->requests == 1);
     CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"hedge", "sent"}) == 1);
     CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"hedge", "won"}) == 1);
     // The losing attempt was cancelled: its connection is closed (had it
     // waited for the answer, the connection would now sit in the pool).
-    for (int i = 0; i < 100 && slow.state->gone == 0; ++i)
+    for (int i = 0; i < 300 && slow.state->gone == 0; ++i)
       co_await coronet::sleep_for(10ms);
     CHECK(slow.state->gone == 1);
   });
@@ -398,14 +398,13 @@ TEST_CASE("replicas: a black-holed replica (SYNs dropped) is hedged around, and 
     http::request_options h;
     h.hedge_after = 20ms;
     h.timeout = 2s;
-    auto start = coronet::clock::now();
     for (int i = 0; i < 30; ++i)
       CHECK((co_await up.get("/x", h)).status == 200);
     CHECK(good.state->requests == 30);
     CHECK(counted("coronet_http_client_ejections_total", {"target", "replica"},
             {"black-hole", std::string_view(hole_url).substr(7)}) == 1);
-    // At most three hedges waited on the hole before it was ejected.
-    CHECK(coronet::clock::now() - start < 1s);
+    // Three calls waited on the hole (and were hedged); then it was out.
+    CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"black-hole", "sent"}) <= 3);
     for (int fd : fillers)
       ::close(fd);
   });
@@ -425,10 +424,10 @@ TEST_CASE("replicas: hedge_at_p95 hedges after the target's own p95 once it is k
     for (int i = 0; i < 64; ++i) // answers at once: the p95 is learnt (at least 1 ms)
       CHECK((co_await up.get("/x", h)).status == 200);
     CHECK(second.state->requests == 0);
-    first.state->delay = 300ms;
+    first.state->delay = 1000ms;
     auto start = coronet::clock::now();
     CHECK((co_await up.get("/x", h)).status == 200);
-    CHECK(coronet::clock::now() - start < 150ms);
+    CHECK(coronet::clock::now() - start < 700ms);
     CHECK(second.state->requests == 1);
     CHECK(counted("coronet_http_client_hedges_total", {"target", "event"}, {"hedge-p95", "won"}) == 1);
   });
