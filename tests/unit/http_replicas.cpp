@@ -468,6 +468,7 @@ TEST_CASE("replicas: a name is resolved again every dns_refresh: new addresses j
     auto a_before = a.state->requests;
     co_await calls(20);
     CHECK(a.state->requests == a_before);
+    CHECK(client.stats().idle == 1); // b's connection; a's left with its replica
 
     addresses->clear(); // the name stops resolving: the replicas known are kept
     time.advance(5s);

@@ -118,7 +118,7 @@ struct replica_set {
     clock::time_point resolved_at{};  // {}: never
     bool resolving = false;
   };
-  replica_set(std::string label, std::vector<url_parts> origins, retry_budget budget);
+  replica_set(std::string label, std::vector<url_parts> origins, retry_budget budget, std::size_t worker);
 
   // Answer times of the last attempts that succeeded, for hedging at the
   // target's p95 (recomputed every 32 answers).
@@ -129,6 +129,7 @@ struct replica_set {
   std::vector<origin_entry> origins;
   std::vector<std::shared_ptr<replica>> replicas;
   retry_budget budget;
+  std::size_t worker;      // whose set it is
   std::size_t ejected = 0; // replicas ejected now
   bool sweeping = false;    // a task closes idle connections as they expire
 

@@ -38,8 +38,8 @@ replica::replica(std::size_t from, asio::ip::tcp::endpoint to, std::size_t max_c
 {
 }
 
-replica_set::replica_set(std::string l, std::vector<url_parts> from, retry_budget b)
-  : label(std::move(l)), budget(b)
+replica_set::replica_set(std::string l, std::vector<url_parts> from, retry_budget b, std::size_t on)
+  : label(std::move(l)), budget(b), worker(on)
 {
   for (auto& u : from) {
     origin_entry e;
@@ -146,19 +146,24 @@ clock::time_point never() noexcept
   return clock::time_point{};
 }
 
-// Resolves one origin's host name and makes the replica list match what it
-// gives: new addresses added, ones no longer given dropped (a call in
-// flight keeps its replica), the rest kept with their connections and health.
+// Makes the replica list match the addresses one origin's name resolved
+// to: new ones added, ones no longer given dropped (a call in flight keeps
+// its replica; the idle connections go with it), the rest kept with their
+// connections and health.
 void merge(client::state& st, replica_set& set, std::size_t origin, const std::vector<asio::ip::tcp::endpoint>& found)
 {
   auto& all = set.replicas;
   std::erase_if(all, [&](const std::shared_ptr<replica>& r) {
     bool gone = r->origin == origin && std::find(found.begin(), found.end(), r->pool.endpoint) == found.end();
-    if (gone && r->ejected_until != never()) {
+    if (!gone)
+      return false;
+    if (r->ejected_until != never()) {
       --set.ejected;
       policy_families().ejected.with({set.label}).add(-1);
     }
-    return gone;
+    st.idle_counts[set.worker].fetch_sub(r->pool.idle.size(), std::memory_order_relaxed);
+    r->pool.idle.clear();
+    return true;
   });
   for (auto& e : found) {
     bool known = std::any_of(all.begin(), all.end(),
@@ -674,7 +679,7 @@ std::shared_ptr<detail::replica_set> client::state::add_set(std::size_t worker, 
 {
   auto workers = static_cast<double>(std::max<std::size_t>(rt.size(), 1));
   detail::retry_budget budget{options.retry_budget_percent, options.retry_budget_min_per_second / workers};
-  auto set = std::make_shared<detail::replica_set>(label, std::move(origins), budget);
+  auto set = std::make_shared<detail::replica_set>(label, std::move(origins), budget, worker);
   sets[worker][std::move(key)] = set;
   return set;
 }
