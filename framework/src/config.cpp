@@ -213,6 +213,14 @@ std::optional<std::size_t> stray_non_ascii(std::string_view text)
   enum class in { code, comment, basic, literal, multi_basic, multi_literal } state = in::code;
   std::size_t line = 1;
   auto starts = [&](std::size_t i, std::string_view what) { return text.substr(i, what.size()) == what; };
+  // A string (a value or a quoted key) can only follow '=', '[', ',', '{'
+  // or '.', or begin a line: a quote anywhere else is no string for toml++
+  // either, and what follows it is checked as code.
+  auto string_may_start = [&](std::size_t i) {
+    while (i > 0 && (text[i - 1] == ' ' || text[i - 1] == '\t'))
+      --i;
+    return i == 0 || std::string_view("=[,{.\n").find(text[i - 1]) != std::string_view::npos;
+  };
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '\n') {
@@ -227,15 +235,15 @@ std::optional<std::size_t> stray_non_ascii(std::string_view text)
         return line;
       if (c == '#')
         state = in::comment;
-      else if (starts(i, "\"\"\"")) {
+      else if (starts(i, "\"\"\"") && string_may_start(i)) {
         state = in::multi_basic;
         i += 2;
-      } else if (starts(i, "'''")) {
+      } else if (starts(i, "'''") && string_may_start(i)) {
         state = in::multi_literal;
         i += 2;
-      } else if (c == '"')
+      } else if (c == '"' && string_may_start(i))
         state = in::basic;
-      else if (c == '\'')
+      else if (c == '\'' && string_may_start(i))
         state = in::literal;
       break;
     case in::basic:

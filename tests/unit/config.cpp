@@ -182,4 +182,8 @@ TEST_CASE("config: characters beyond ASCII are fine in strings and comments, a c
   temp_file stray{"[backend]\nrole = \"users\"\nlatency_ms =\xc2\xa1 5\n"};
   CHECK(error_of(sources(stray.path.string(), {}, no_env)) ==
         stray.path.string() + ":3: a character beyond ASCII outside a string or a comment");
+  // A quote where no string can start opens none: what follows is checked too.
+  temp_file quoted{"[backend]\nlatency_ms = 5[x'\xc2\xa1'\n"};
+  CHECK(error_of(sources(quoted.path.string(), {}, no_env)) ==
+        quoted.path.string() + ":2: a character beyond ASCII outside a string or a comment");
 }
