@@ -41,6 +41,6 @@ for variant in "${variants[@]}"; do
 done
 
 if (( fuzz )); then
-  echo "== fuzz (request and response parsers, JSON helper, config loader, decompressor, router: ${CORONET_FUZZ_SECONDS:-20}s each)"
+  echo "== fuzz (request and response parsers, JSON helper, config loader, decompressor, router, WebSocket frames, chat protocol: ${CORONET_FUZZ_SECONDS:-20}s each)"
   tests/fuzz/run.sh "${CORONET_FUZZ_SECONDS:-20}"
 fi

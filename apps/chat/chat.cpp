@@ -42,15 +42,6 @@ void broadcast(std::vector<member>& members, const std::string& room_name, const
     broadcast(members, room_name, cfg, make_line(fmt::format("* {} left {} (too slow)", nick, room_name)));
 }
 
-bool valid_name(std::string_view name, std::size_t max)
-{
-  if (name.empty() || name.size() > max)
-    return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.';
-  });
-}
 
 } // namespace
 
@@ -234,52 +225,40 @@ bool session::take_token()
 
 coronet::task<bool> session::handle(std::string_view text)
 {
+  using kind = command::kind;
   const auto& cfg = hub_.config();
-  if (!text.empty() && text.back() == '\r')
-    text.remove_suffix(1);
-  if (text.size() > cfg.max_line_bytes) {
-    reply(fmt::format("error: line too long (at most {} bytes)", cfg.max_line_bytes));
+  auto c = parse(text, cfg);
+  if (c.what == kind::blank)
+    co_return true;
+  if (c.what == kind::bad_line) {
+    reply(std::move(c.error));
     co_return true;
   }
-  if (!coronet::valid_utf8(text)) {
-    reply("error: not valid UTF-8");
-    co_return true;
-  }
-  if (text.empty())
-    co_return true;
   if (!take_token()) {
     reply(fmt::format("error: too many messages (at most {} per second), dropped", cfg.max_messages_per_second));
     co_return true;
   }
-  if (text.front() != '/') {
+  switch (c.what) {
+  case kind::say: {
     if (!room_) {
       reply(nick_.empty() ? "error: pick a nick with /nick NAME, then /join ROOM" : "error: join a room first: /join ROOM");
-      co_return true;
+      break;
     }
-    room_event e{room_event::kind::say, nullptr, {}, make_line(fmt::format("[{}] {}: {}", room_->name, nick_, text)), {}};
+    room_event e{room_event::kind::say, nullptr, {}, make_line(fmt::format("[{}] {}: {}", room_->name, nick_, c.arg)), {}};
     co_await room_->inbox.send(std::move(e));
-    co_return true;
+    break;
   }
-
-  auto space = text.find(' ');
-  auto command = text.substr(0, space);
-  auto arg = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
-  while (!arg.empty() && arg.front() == ' ')
-    arg.remove_prefix(1);
-  while (!arg.empty() && arg.back() == ' ')
-    arg.remove_suffix(1);
-
-  if (command == "/nick") {
-    if (!valid_name(arg, cfg.max_nick_bytes)) {
-      reply(fmt::format("error: a nick is 1 to {} letters, digits, '_', '-' or '.'", cfg.max_nick_bytes));
-      co_return true;
+  case kind::nick: {
+    if (!c.error.empty()) {
+      reply(std::move(c.error));
+      break;
     }
-    std::string nick{arg};
+    std::string nick{c.arg};
     if (nick == nick_)
-      co_return true;
+      break;
     if (!hub_.claim_nick(nick, nick_)) {
       reply(fmt::format("error: nick {} is taken", nick));
-      co_return true;
+      break;
     }
     nick_ = nick;
     if (room_) {
@@ -288,30 +267,36 @@ coronet::task<bool> session::handle(std::string_view text)
     } else {
       reply(fmt::format("* you are {}", nick_));
     }
-  } else if (command == "/join") {
-    if (nick_.empty()) {
+    break;
+  }
+  case kind::join:
+    if (nick_.empty())
       reply("error: pick a nick first: /nick NAME");
-    } else if (!valid_name(arg, cfg.max_room_bytes)) {
-      reply(fmt::format("error: a room name is 1 to {} letters, digits, '_', '-' or '.'", cfg.max_room_bytes));
-    } else if (!room_ || room_->name != arg) {
-      co_await join(std::string{arg});
-    }
-  } else if (command == "/rooms") {
+    else if (!c.error.empty())
+      reply(std::move(c.error));
+    else if (!room_ || room_->name != c.arg)
+      co_await join(std::string{c.arg});
+    break;
+  case kind::rooms:
     reply(hub_.list_rooms());
-  } else if (command == "/who") {
+    break;
+  case kind::who: {
     if (!room_) {
       reply("error: join a room first: /join ROOM");
-      co_return true;
+      break;
     }
     coronet::channel<std::string> answer{1};
     room_event e{room_event::kind::who, client_, {}, nullptr, answer};
     co_await room_->inbox.send(std::move(e));
     if (auto list = co_await answer.receive())
       reply(std::move(*list));
-  } else if (command == "/quit") {
+    break;
+  }
+  case kind::quit:
     co_return false;
-  } else {
-    reply(fmt::format("error: unknown command {} (try /nick, /join, /rooms, /who, /quit)", command));
+  default: // unknown
+    reply(std::move(c.error));
+    break;
   }
   co_return true;
 }

@@ -7,6 +7,8 @@
 // the members' outboxes, so a member that cannot keep up never slows the
 // room: when its outbox is full it is disconnected with a reason. The hub
 // holds the rooms and nicks, under a mutex, for every worker.
+#include "protocol.hpp"
+
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/sync/wait_group.hpp>
@@ -32,17 +34,6 @@ inline line make_line(std::string text)
 {
   return std::make_shared<const std::string>(std::move(text));
 }
-
-struct settings {
-  std::size_t outbox_messages = 256;
-  double max_messages_per_second = 20;
-  std::size_t max_line_bytes = 4096;
-  std::size_t max_nick_bytes = 32;
-  std::size_t max_room_bytes = 64;
-  std::size_t announce_limit = 100; // bigger rooms tell only the one who joins or leaves
-  std::chrono::milliseconds idle_timeout{300000};
-  std::chrono::milliseconds write_timeout{10000};
-};
 
 // WebSocket close codes for the ways a client ends.
 inline constexpr std::uint16_t close_normal = 1000;

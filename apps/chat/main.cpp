@@ -1,9 +1,9 @@
 // coronet-chat: rooms shared by TCP clients (a line protocol: nc, telnet)
 // and browsers (WebSocket, with the page at / on the HTTP port).
 #include "chat.hpp"
-#include "page.hpp"
 
 #include <coronet/config.hpp>
+#include <coronet/http/files.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
 #include <coronet/http/websocket.hpp>
@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <filesystem>
 
 namespace http = coronet::http;
 using asio::ip::tcp;
@@ -36,6 +37,7 @@ max_connections = 10000        # TCP clients at once; beyond this, accepting pau
 idle_timeout_ms = 300000       # a TCP client silent this long is disconnected
 write_timeout_ms = 10000       # a client that takes nothing this long is disconnected
 shutdown_timeout_ms = 5000     # on SIGINT/SIGTERM, how long clients get to leave
+page_dir = ""                  # the page's directory (index.html); "": share/coronet/chat beside bin/
 )";
 
 // Writes each line of the outbox to the socket, gathering what is queued
@@ -89,8 +91,7 @@ coronet::task<void> tcp_client(coronet::net::stream& s, chat::hub& hub)
   session.reply(std::string(chat::welcome));
 
   std::array<char, 512> buffer;
-  std::string pending;      // a line not yet complete
-  bool overlong = false;    // skipping the rest of a line that was too long
+  chat::line_reader lines{cfg.max_line_bytes};
   bool quit = false;
   while (!quit) {
     s.set_read_deadline(coronet::clock::now() + cfg.idle_timeout); // later each time: no timer work
@@ -101,24 +102,12 @@ coronet::task<void> tcp_client(coronet::net::stream& s, chat::hub& hub)
     }
     if (ec)
       break; // gone, or shut down by the writer
-    std::string_view data{buffer.data(), n};
-    while (!data.empty() && !quit) {
-      auto newline = data.find('\n');
-      auto piece = data.substr(0, newline);
-      data.remove_prefix(newline == std::string_view::npos ? data.size() : newline + 1);
-      if (!overlong && pending.size() + piece.size() > cfg.max_line_bytes + 1) { // + 1: a '\r'
+    lines.feed({buffer.data(), n});
+    for (auto e = lines.next(); e != chat::line_reader::event::none && !quit; e = lines.next()) {
+      if (e == chat::line_reader::event::too_long)
         session.reply(fmt::format("error: line too long (at most {} bytes)", cfg.max_line_bytes));
-        overlong = true;
-        std::string{}.swap(pending);
-      }
-      if (!overlong)
-        pending.append(piece);
-      if (newline == std::string_view::npos)
-        break;
-      if (!overlong)
-        quit = !co_await session.handle(pending);
-      overlong = false;
-      pending.clear();
+      else
+        quit = !co_await session.handle(lines.line());
     }
   }
   co_await session.finish();
@@ -183,12 +172,22 @@ coronet::task<void> ws_client(http::websocket& ws, chat::hub& hub)
   hub.disconnect(*c);
 }
 
-coronet::task<http::response> page(const http::request&)
+// Where the page is: chat.page_dir, else share/coronet/chat beside the
+// directory of the binary (the build tree and an install alike).
+std::string page_dir(const coronet::config& cfg)
 {
-  auto r = http::response::text(http::status::ok, std::string(chat::page_html));
-  r.headers.set("Content-Type", "text/html; charset=utf-8");
-  r.headers.add("Cache-Control", "no-cache");
-  co_return r;
+  auto dir = cfg.get_string("chat.page_dir");
+  if (dir.empty()) {
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec)
+      cfg.fail("chat.page_dir", "cannot find the binary's directory to look for the page beside it: set it");
+    dir = (exe.parent_path().parent_path() / "share" / "coronet" / "chat").string();
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html", ec))
+    cfg.fail("chat.page_dir", "'" + dir + "' has no index.html (the chat page)");
+  return dir;
 }
 
 coronet::task<void> serve_tcp(coronet::runtime& rt, coronet::net::tcp_options options, chat::hub& hub,
@@ -245,6 +244,7 @@ int main(int argc, char** argv)
   coronet::net::tcp_options tcp_options;
   http::server_options http_options;
   http::websocket_options ws_options;
+  std::string page;
   try {
     settings.outbox_messages = static_cast<std::size_t>(cfg.get_positive("chat.outbox_messages"));
     settings.max_messages_per_second = cfg.get_double("chat.max_messages_per_second");
@@ -267,6 +267,7 @@ int main(int argc, char** argv)
     ws_options = http::websocket_options::from(cfg);
     if (ws_options.max_message_bytes < settings.max_line_bytes)
       cfg.fail("ws.max_message_bytes", "must be at least chat.max_line_bytes");
+    page = page_dir(cfg);
   } catch (const coronet::config_error& e) {
     spdlog::critical("config error: {}", e.what());
     return 2;
@@ -278,7 +279,7 @@ int main(int argc, char** argv)
   chat::hub hub{rt, settings};
   http::router router;
   http::observe(router, rt, cfg);
-  router.get("/", page);
+  router.files("/", page); // index.html, revalidated by ETag
   router.get("/ws", http::accept_websocket(ws_options, [&hub](http::websocket& ws) { return ws_client(ws, hub); }));
   return rt.run_until_signal(serve_all(rt, tcp_options, std::move(http_options), std::move(router), hub));
 }

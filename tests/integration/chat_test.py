@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import websockets
@@ -416,6 +417,36 @@ def test_websocket_protocol_violations():
         check(close_code_after(s, frame(8, struct.pack("!H", 1000))) == 1000, "normal close echoed")
         check(s.recv(10) == b"", "TCP closed after the close handshake")
         check(chat.stop() == 0, "exit 0 after all that:\n" + chat.output())
+
+
+# --- the page, from a directory ------------------------------------------------
+
+def test_page_served_from_its_directory():
+    """The page is a file served by http::files from chat.page_dir: ETag and 304, HEAD,
+    a missing directory is a config error naming the key."""
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "index.html"), "w") as f:
+            f.write("<!doctype html><title>a page of our own</title>")
+        with Chat(f"chat.page_dir={d}") as chat:
+            url = f"http://127.0.0.1:{chat.http_port}/"
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                check(r.read() == b"<!doctype html><title>a page of our own</title>", "the directory's index.html")
+                check(r.headers["Content-Type"] == "text/html; charset=utf-8", r.headers["Content-Type"])
+                etag = r.headers["ETag"]
+                check(etag, "an ETag")
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, headers={"If-None-Match": etag}), timeout=TIMEOUT)
+                raise AssertionError("an unchanged page was sent again")
+            except urllib.error.HTTPError as e:
+                check(e.code == 304, f"304 for the same ETag, got {e.code}")
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT) as r:
+                check(r.read() == b"" and r.headers["Content-Length"] == str(len(
+                    "<!doctype html><title>a page of our own</title>")), "HEAD: the length, no body")
+            check(chat.stop() == 0, "a clean stop")
+    missing = subprocess.run([os.path.join(BIN_DIR, "coronet-chat"), "--set", "chat.page_dir=/nonexistent/chat"],
+                             capture_output=True, text=True, timeout=TIMEOUT)
+    check(missing.returncode == 2 and "chat.page_dir" in missing.stderr + missing.stdout,
+          f"a config error naming chat.page_dir: {missing.returncode} {missing.stderr}")
 
 
 # --- the page, in a real browser -----------------------------------------------

@@ -307,4 +307,14 @@ handler files(std::string dir, file_options options)
   };
 }
 
+void router::files(std::string_view pattern, std::string dir)
+{
+  get(pattern, http::files(std::move(dir)));
+}
+
+void router::files(std::string_view pattern, std::string dir, const file_options& options)
+{
+  get(pattern, http::files(std::move(dir), options));
+}
+
 } // namespace coronet::http

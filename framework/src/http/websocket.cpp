@@ -1,5 +1,7 @@
 #include <coronet/http/websocket.hpp>
 
+#include "websocket_frames.hpp"
+
 #include <coronet/config.hpp>
 #include <coronet/http/upgrade.hpp>
 #include <coronet/runtime.hpp>
@@ -37,7 +39,7 @@ websocket_options websocket_options::from(const config& cfg)
 
 namespace {
 
-enum opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 };
+using ws::opcode;
 
 // SHA-1 (FIPS 180-4), for Sec-WebSocket-Accept only.
 std::array<std::uint8_t, 20> sha1(std::string_view data)
@@ -188,16 +190,12 @@ std::string close_frame(std::uint16_t code, std::string_view reason)
   return frame(opcode::close, payload);
 }
 
-// Codes a peer may send (RFC 6455 7.4 and the IANA registry).
-bool valid_close_code(std::uint16_t code)
-{
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
 
 } // namespace
 
 struct websocket::state {
-  state(upgraded& u, websocket_options o) : stream(u.stream), rt(u.rt), options(o), out(o.send_queue_messages)
+  state(upgraded& u, websocket_options o)
+    : stream(u.stream), rt(u.rt), options(o), reader(o.max_message_bytes, true), out(o.send_queue_messages)
   {
     stream.set_write_timeout(options.write_timeout);
     in.resize(std::max<std::size_t>(u.buffered.size(), 1024));
@@ -214,9 +212,7 @@ struct websocket::state {
   std::vector<char> in;
   std::size_t head = 0;
   std::size_t tail = 0;
-  std::string message; // the fragments of the message being received
-  bool in_message = false;
-  bool message_binary = false;
+  ws::frame_reader reader;
 
   channel<std::string> out; // frames for the writer; closed once a close frame is queued
   channel<std::monostate> writer_done;
@@ -339,8 +335,7 @@ struct websocket::state {
       in.resize(1024);
       in.shrink_to_fit();
     }
-    if (message.capacity() > 64 * 1024)
-      std::string{}.swap(message);
+    reader.shrink();
   }
 
   task<std::optional<websocket_message>> receive()
@@ -348,137 +343,50 @@ struct websocket::state {
     for (;;) {
       if (close_received || failed || broken || timed_out)
         co_return std::nullopt;
-      if (!co_await fill(2))
-        co_return std::nullopt;
-      auto b0 = static_cast<std::uint8_t>(in[head]);
-      auto b1 = static_cast<std::uint8_t>(in[head + 1]);
-      bool fin = b0 & 0x80;
-      std::uint8_t op = b0 & 0x0F;
-      std::uint64_t length = b1 & 0x7F;
-      std::size_t header = 2;
-      if (b0 & 0x70) {
-        fail(close_code::protocol_error, "reserved bits set");
-        continue;
-      }
-      if (!(b1 & 0x80)) {
-        fail(close_code::protocol_error, "client frames must be masked");
-        continue;
-      }
-      if (length >= 126) {
-        std::size_t extra = length == 126 ? 2 : 8;
-        if (!co_await fill(2 + extra))
+      auto r = reader.next({in.data() + head, tail - head});
+      if (r.kind == ws::frame_reader::result::need_more) {
+        if (!co_await fill(r.needed))
           co_return std::nullopt;
-        length = 0;
-        for (std::size_t i = 0; i < extra; ++i)
-          length = length << 8 | static_cast<std::uint8_t>(in[head + 2 + i]);
-        header += extra;
-        if (length >> 63) {
-          fail(close_code::protocol_error, "frame length out of range");
-          continue;
-        }
-      }
-      bool control = op & 0x08;
-      if (control) {
-        if (op != opcode::close && op != opcode::ping && op != opcode::pong) {
-          fail(close_code::protocol_error, "unknown opcode");
-          continue;
-        }
-        if (!fin || length > 125) {
-          fail(close_code::protocol_error, "control frames must be short and unfragmented");
-          continue;
-        }
-      } else if (op == opcode::continuation) {
-        if (!in_message) {
-          fail(close_code::protocol_error, "continuation frame without a message");
-          continue;
-        }
-      } else if (op == opcode::text || op == opcode::binary) {
-        if (in_message) {
-          fail(close_code::protocol_error, "new message inside a fragmented one");
-          continue;
-        }
-      } else {
-        fail(close_code::protocol_error, "unknown opcode");
         continue;
       }
-      if (!control && message.size() + length > options.max_message_bytes) {
-        fail(close_code::message_too_big, "message too big");
-        continue;
-      }
-      header += 4; // the mask
-      if (!co_await fill(header + length))
-        co_return std::nullopt;
-      const char* mask = in.data() + head + header - 4;
-      const char* payload = in.data() + head + header;
-      std::string_view body{payload, static_cast<std::size_t>(length)};
-      std::string unmasked;
-      std::string& into = control ? unmasked : message;
-      auto start = into.size();
-      into.append(body);
-      for (std::size_t i = 0; i < length; ++i)
-        into[start + i] = static_cast<char>(into[start + i] ^ mask[i & 3]);
-      head += header + length;
+      head += r.used;
       if (head == tail)
         head = tail = 0;
-
-      if (control) {
-        if (op == opcode::ping) {
-          if (!close_sent)
-            offer(frame(opcode::pong, unmasked)); // a peer that reads nothing gets no pong
-        } else if (op == opcode::close) {
-          on_close(unmasked);
-          co_return std::nullopt;
+      switch (r.kind) {
+      case ws::frame_reader::result::failure:
+        fail(r.code, r.why);
+        continue;
+      case ws::frame_reader::result::ping:
+        if (!close_sent)
+          offer(frame(ws::opcode::pong, r.payload)); // a peer that reads nothing gets no pong
+        continue;
+      case ws::frame_reader::result::close:
+        on_close(r.code, r.payload);
+        co_return std::nullopt;
+      case ws::frame_reader::result::message:
+        if (close_sent) {
+          reader.take_message(); // closing: data after our close frame is dropped
+          continue;
         }
+        break;
+      default: // a pong, or a fragment of a message
         continue;
       }
-      if (op != opcode::continuation) {
-        in_message = true;
-        message_binary = op == opcode::binary;
-      }
-      if (!fin)
-        continue;
-      in_message = false;
-      if (!message_binary && !valid_utf8(message)) {
-        fail(close_code::invalid_payload, "text message is not UTF-8");
-        continue;
-      }
-      if (close_sent) {
-        message.clear(); // closing: data after our close frame is dropped
-        continue;
-      }
-      websocket_message m{std::move(message), message_binary};
-      message = std::string{};
+      websocket_message m{reader.take_message(), reader.binary()};
       shrink();
       co_return m;
     }
   }
 
-  void on_close(std::string_view payload)
+  // The peer's close frame (its code and reason already checked).
+  void on_close(std::uint16_t got, std::string_view why)
   {
     close_received = true;
-    std::uint16_t got = close_code::no_status;
-    std::string why;
-    if (payload.size() == 1) {
-      fail(close_code::protocol_error, "close frame of one byte");
-      return;
-    }
-    if (payload.size() >= 2) {
-      got = static_cast<std::uint16_t>(static_cast<std::uint8_t>(payload[0]) << 8 | static_cast<std::uint8_t>(payload[1]));
-      why = std::string(payload.substr(2));
-      if (!valid_close_code(got)) {
-        fail(close_code::protocol_error, "invalid close code");
-        return;
-      }
-      if (!valid_utf8(why)) {
-        fail(close_code::invalid_payload, "close reason is not UTF-8");
-        return;
-      }
-    }
     if (close_sent)
       return; // the answer to ours: keep our code
     queue_close(got == close_code::no_status ? close_code::normal : got, {});
     code = got;
-    reason = std::move(why);
+    reason = std::string(why);
   }
 
   // Drains the send queue into the socket, batching what is queued into one

@@ -1,7 +1,7 @@
 #pragma once
 // Static files from a directory:
 //
-//   router.get("/static/*", http::files("/srv/www"));
+//   router.files("/static/*", "/srv/www");   // or router.get("/static/*", http::files("/srv/www"))
 //
 // The rest of the path after the route's literal segments names a file
 // under the directory. Nothing outside it is ever served: a ".." or "."

@@ -64,6 +64,8 @@ struct route_match {
   std::string allow;                // for 405
 };
 
+struct file_options;
+
 class router final {
 public:
   void add(std::string method, std::string_view pattern, handler h);
@@ -72,6 +74,12 @@ public:
   void put(std::string_view pattern, handler h) { add("PUT", pattern, std::move(h)); }
   void patch(std::string_view pattern, handler h) { add("PATCH", pattern, std::move(h)); }
   void del(std::string_view pattern, handler h) { add("DELETE", pattern, std::move(h)); }
+
+  // Static files from `dir` for GET and HEAD under `pattern` ("/static/*"):
+  // see files.hpp. Throws std::invalid_argument when `dir` is not a
+  // directory.
+  void files(std::string_view pattern, std::string dir);
+  void files(std::string_view pattern, std::string dir, const file_options& options);
 
   // Adds a middleware around everything added before or after it.
   void use(middleware m) { middleware_.push_back(std::move(m)); }
