@@ -31,7 +31,7 @@ coronet::task<http::response> echo(http::request& req)
 {
   http::response r;
   r.body = std::move(req.body);
-  r.headers.add("Content-Type", std::string(req.header("Content-Type").value_or("application/octet-stream")));
+  r.headers.add("Content-Type", req.header("Content-Type").value_or("application/octet-stream"));
   co_return r;
 }
 

@@ -57,7 +57,7 @@ build() { # NAME SOURCES... [-- LIBS]
   local name=$1
   shift
   clang++ -std=c++20 "${flags[@]}" "${coro[@]}" -I"$root/framework/include" -I"$root/framework/src" -I"$llhttp_inc" \
-    "$@" "$root/framework/src/http/types.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
+    "$@" "$root/framework/src/http/types.cpp" "$root/framework/src/op_memory.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
 }
 build request_parser "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http/request_parser.cpp"
 build response_parser "$root/tests/fuzz/response_parser.cpp" "$root/framework/src/http/response_parser.cpp"

@@ -1,5 +1,7 @@
 #include "http1_connection.hpp"
 
+#include "../op_memory.hpp"
+
 #include <coronet/http/upgrade.hpp>
 
 #include <spdlog/spdlog.h>
@@ -241,6 +243,8 @@ task<bool> http1_connection::answer_buffered()
       bool sent = co_await stream_body(resp, next == after::stream_chunked);
       if (!sent)
         co_return false;
+    } else {
+      coronet::detail::give_buffer(std::move(resp.body)); // serialized: the next body may use it
     }
     if (close_)
       co_return true;
@@ -267,6 +271,8 @@ http1_connection::after http1_connection::respond(const request& req, const resp
     close_ = !keep;
     return chunked ? after::stream_chunked : after::stream_to_close;
   }
+  if (out_.empty() && out_.capacity() <= 15) // holds no memory: take the worker's spare
+    out_ = coronet::detail::take_buffer();
   if (out_.capacity() < 4096)
     out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
   serialize(resp, is_head, !keep, true, out_);
@@ -361,15 +367,15 @@ bool http1_connection::flush_now()
     return false;
   }
   // Going to wait for the next request: an idle connection keeps no output
-  // buffer (this costs one allocation per response).
-  std::string{}.swap(out_);
+  // buffer; the worker keeps it for the next connection that writes.
+  coronet::detail::give_buffer(std::move(out_));
   return true;
 }
 
 task<bool> http1_connection::flush()
 {
   auto ec = co_await stream_.write(asio::buffer(out_));
-  std::string{}.swap(out_);
+  coronet::detail::give_buffer(std::move(out_));
   co_return !ec;
 }
 

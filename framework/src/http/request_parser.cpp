@@ -1,5 +1,7 @@
 #include "request_parser.hpp"
 
+#include "../op_memory.hpp"
+
 #include <cstring>
 #include <utility>
 
@@ -186,7 +188,7 @@ int request_parser::on_header_value_complete(llhttp_t* p)
   if (s.current_.headers.size() >= s.limits_.max_headers)
     return s.fail(status::request_header_fields_too_large,
       "more than " + std::to_string(s.limits_.max_headers) + " header fields");
-  s.current_.headers.add(std::move(s.field_), std::move(s.value_));
+  s.current_.headers.add(std::string_view(s.field_), std::string_view(s.value_)); // the parser keeps its buffers
   s.field_.clear();
   s.value_.clear();
   s.in_value_ = false;
@@ -223,6 +225,8 @@ int request_parser::on_body(llhttp_t* p, const char* at, std::size_t n)
   if (s.current_.body.size() + n > s.limits_.max_body_bytes)
     return s.fail(status::payload_too_large,
       "body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
+  if (s.current_.body.empty() && s.current_.body.capacity() <= 15) // moved out by the last handler
+    s.current_.body = coronet::detail::take_buffer();
   s.current_.body.append(at, n);
   return HPE_OK;
 }

@@ -1,5 +1,8 @@
 #include <coronet/net/stream.hpp>
 
+#include "../op_memory.hpp"
+
+#include <asio/bind_allocator.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/connect.hpp>
@@ -28,6 +31,12 @@ namespace coronet::net {
 
 namespace {
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+// Every operation's memory from the thread's free lists (see op_memory.hpp).
+template <class Handler>
+auto recycled(Handler&& h)
+{
+  return asio::bind_allocator(detail::op_allocator<void>{}, std::forward<Handler>(h));
+}
 } // namespace
 
 // The read and write deadlines of one stream and the one timer behind both.
@@ -70,13 +79,13 @@ struct stream::deadlines {
   {
     d->armed = at;
     d->timer.expires_at(at);
-    d->timer.async_wait([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
+    d->timer.async_wait(recycled([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
       auto d = weak.lock();
       if (ec || !d)
         return; // re-armed, or the stream is gone
       d->armed = no_deadline;
       fire(d);
-    });
+    }));
   }
 
   static void fire(const std::shared_ptr<deadlines>& d)
@@ -119,7 +128,7 @@ public:
   wait_scope(const wait_scope&) = delete;
   wait_scope& operator=(const wait_scope&) = delete;
 
-  auto token() { return asio::bind_cancellation_slot(side_.cancel.slot(), use_tuple); }
+  auto token() { return recycled(asio::bind_cancellation_slot(side_.cancel.slot(), use_tuple)); }
   // What an operation that the deadline cancelled reports.
   std::error_code result(std::error_code ec) const
   {
@@ -293,7 +302,7 @@ namespace {
 void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket)
 {
   watch->waiting = true;
-  socket.async_wait(asio::ip::tcp::socket::wait_read, [w = std::move(watch), &socket](std::error_code ec) mutable {
+  socket.async_wait(asio::ip::tcp::socket::wait_read, recycled([w = std::move(watch), &socket](std::error_code ec) mutable {
     w->waiting = false;
     if (ec || !w->cancel || !w->armed)
       return; // cancelled, the stream gone, or no handler running: bytes for the next read
@@ -307,7 +316,7 @@ void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::soc
     } else if (n < 0) {
       wait_for_peer(std::move(w), socket); // the bytes that woke it were read meanwhile: wait on
     }
-  });
+  }));
 }
 
 } // namespace

@@ -23,8 +23,20 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+
+namespace coronet::detail {
+// A copy of `text` in a buffer that a response already sent on this thread
+// gave back: a body built from a literal or a view costs no allocation.
+std::string recycled_string(std::string_view text);
+} // namespace coronet::detail
 
 namespace coronet::http {
+
+// What a body can be copied from: a literal, a string_view (a std::string
+// is moved in instead).
+template <class T>
+concept body_view = std::is_convertible_v<const T&, std::string_view> && !std::is_same_v<T, std::string>;
 
 struct upgraded; // see upgrade.hpp
 
@@ -62,6 +74,16 @@ struct response {
     response r{s, {}, std::move(body), {}, {}};
     r.headers.add("Content-Type", "application/json");
     return r;
+  }
+  template <body_view Body>
+  static response text(http::status s, const Body& body)
+  {
+    return text(s, coronet::detail::recycled_string(body));
+  }
+  template <body_view Body>
+  static response json(http::status s, const Body& body)
+  {
+    return json(s, coronet::detail::recycled_string(body));
   }
   // The producer lives until the body ends; it may hold what it streams.
   static response streamed(http::status s, std::string content_type, body_producer producer)
