@@ -47,7 +47,7 @@ std::size_t class_of(std::size_t size) noexcept
 }
 
 struct buffers {
-  std::array<std::string, 64> kept;
+  std::array<std::string, 16> kept;
   std::size_t count = 0;
   ~buffers() { gone = true; }
 };
@@ -65,7 +65,7 @@ std::string take_buffer() noexcept
 
 void give_buffer(std::string&& b) noexcept
 {
-  if (gone || b.capacity() <= 15 || b.capacity() > 64 * 1024 || spare.count == spare.kept.size()) {
+  if (gone || b.capacity() <= 15 || b.capacity() > 16 * 1024 || spare.count == spare.kept.size()) {
     std::string{}.swap(b);
     return;
   }

@@ -16,8 +16,8 @@ namespace coronet::detail {
 
 // Write buffers: an idle connection holds none; one with something to send
 // takes one that another connection of this thread gave back, with its
-// capacity, and gives it back once it is written. Up to 64 per thread are
-// kept, each of at most 64 KiB.
+// capacity, and gives it back once it is written. Up to 16 per thread are
+// kept, each of at most 16 KiB.
 std::string take_buffer() noexcept;
 void give_buffer(std::string&& b) noexcept;
 

@@ -220,3 +220,32 @@ TEST_CASE("request parser: target forms (origin, absolute, asterisk) and no HTTP
   CHECK(code(no_version) >= 400);
   CHECK(no_version != status::ok);
 }
+
+// Header storage is recycled per thread (headers.hpp): what a recycled
+// value held before must never show through, whatever the copies and moves.
+TEST_CASE("headers: values survive copies, moves and recycling of the storage")
+{
+  const std::string long_value(300, 'v');
+  coronet::http::headers kept;
+  for (int round = 0; round < 3; ++round) {
+    coronet::http::headers h;
+    h.add("Content-Type", "application/octet-stream; charset=binary");
+    h.add(std::string("X-Long"), long_value + std::to_string(round));
+    h.add("X-View", std::string_view("a view longer than sixteen bytes"));
+    coronet::http::headers copy = h;
+    coronet::http::headers moved = std::move(h);
+    CHECK(moved.get("x-long") == long_value + std::to_string(round));
+    CHECK(copy.get("content-type") == "application/octet-stream; charset=binary");
+    copy.set("X-View", "replaced, and also longer than sixteen");
+    CHECK(copy.count("X-View") == 1);
+    CHECK(copy.get("x-view") == "replaced, and also longer than sixteen");
+    CHECK(moved.get("x-view") == "a view longer than sixteen bytes");
+    kept = std::move(moved); // the old fields go back to the pool
+    copy.clear();
+    CHECK(copy.empty());
+    copy.add("Reused", "after clear, a value with some length to it");
+    CHECK(copy.get("reused") == "after clear, a value with some length to it");
+  }
+  CHECK(kept.size() == 3);
+  CHECK(kept.get("X-Long") == long_value + "2");
+}

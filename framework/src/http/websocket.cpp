@@ -136,15 +136,6 @@ std::optional<std::size_t> base64_decoded_size(std::string_view text)
   return text.size() / 4 * 3 - padding;
 }
 
-std::string_view trim(std::string_view s)
-{
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // Whether a comma-separated header value lists `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token)
 {
@@ -515,15 +506,15 @@ response websocket_handshake(const request& req)
   if (!connection || !has_token(*connection, "upgrade"))
     return refuse(status::bad_request, "a WebSocket handshake needs Connection: Upgrade");
   auto version = req.header("Sec-WebSocket-Version");
-  if (!version || trim(*version) != "13") {
+  if (!version || trim_blanks(*version) != "13") {
     auto r = refuse(status::upgrade_required, "unsupported Sec-WebSocket-Version: this server speaks 13");
     r.headers.add("Sec-WebSocket-Version", "13");
     return r;
   }
   auto key = req.header("Sec-WebSocket-Key");
-  if (!key || base64_decoded_size(trim(*key)) != std::size_t{16})
+  if (!key || base64_decoded_size(trim_blanks(*key)) != std::size_t{16})
     return refuse(status::bad_request, "Sec-WebSocket-Key must be 16 bytes in base64");
-  auto digest = sha1(std::string(trim(*key)) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+  auto digest = sha1(std::string(trim_blanks(*key)) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
   response r;
   r.status = status::switching_protocols;
   r.headers.add("Upgrade", "websocket");
