@@ -438,6 +438,15 @@ def main():
     if os.path.exists(soak):
         with open(soak) as f:
             lines += soak_section(json.load(f))
+    allocs = os.path.join(RESULTS, "allocations.md")
+    if os.path.exists(allocs):
+        with open(allocs) as f:
+            lines += ["## Allocations per request (tests/alloc)", "",
+                      "Heap allocations (malloc and its family, counted in the test binary) that the server makes "
+                      "for keep-alive requests over loopback, one worker. Deterministic, so it is also a test "
+                      "(`alloc: no heap allocation per keep-alive request`, which fails on any). Command: "
+                      "`build/bin/coronet_alloc_test 1000 loadtest/results/allocations.md`.", "",
+                      f.read().strip(), ""]
     prim = os.path.join(RESULTS, "primitives.md")
     if os.path.exists(prim):
         with open(prim) as f:

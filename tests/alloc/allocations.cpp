@@ -4,7 +4,11 @@
 // body. malloc and its family are replaced in this binary to count while
 // the window is open; the client side is a blocking socket with fixed
 // buffers, which allocates nothing, so every count is the server's.
-// Fails when any route makes an allocation. Usage: coronet_alloc_test [N]
+// Fails when any route makes an allocation. Usage:
+//   coronet_alloc_test [N] [TABLE.md]   N requests per route (1,000); the
+//   counts also as a Markdown table (loadtest/results/allocations.md, which
+//   loadtest/report.sh puts in RESULTS.md)
+// CORONET_ALLOC_TRACE=K prints the stacks of the first K allocations.
 #include <coronet/http/server.hpp>
 #include <coronet/runtime.hpp>
 
@@ -215,6 +219,11 @@ int main(int argc, char** argv)
     std::string request;
   } cases[] = {
     {"GET /plaintext", "GET /plaintext HTTP/1.1\r\nHost: localhost\r\nUser-Agent: alloc-test\r\nAccept: */*\r\n\r\n"},
+    {"GET /plaintext, a browser's headers",
+      "GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+      "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\nAccept: text/html,application/xhtml+xml,"
+      "application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\nAccept-Language: en-GB,en;q=0.9\r\n"
+      "Accept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef0123456789abcdef\r\n\r\n"},
     {"GET /json", "GET /json HTTP/1.1\r\nHost: localhost\r\nUser-Agent: alloc-test\r\nAccept: */*\r\n\r\n"},
     {"GET /users/{id}", "GET /users/12345 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: alloc-test\r\nAccept: */*\r\n\r\n"},
     {"POST /echo (1 KiB)", "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n"
@@ -223,6 +232,7 @@ int main(int argc, char** argv)
   int fd = connect_to(port);
   char buffer[8192];
   bool failed = false;
+  std::string table = "| request (keep-alive, after 200 to warm up) | allocations | per request |\n|---|---:|---:|\n";
   for (auto& c : cases) {
     for (int i = 0; i < 200; ++i) // warm-up: pools, buffers, the route's frames
       if (!exchange(fd, c.request, buffer)) {
@@ -239,9 +249,22 @@ int main(int argc, char** argv)
       }
     counting = false;
     long got = allocations.load();
-    std::printf("%-20s %6ld allocations in %ld requests (%.3f per request)\n", c.name, got, n,
+    std::printf("%-36s %6ld allocations in %ld requests (%.3f per request)\n", c.name, got, n,
       static_cast<double>(got) / static_cast<double>(n));
     failed |= got != 0;
+    char row[160];
+    std::snprintf(row, sizeof row, "| %s | %ld in %ld | %.3f |\n", c.name, got, n,
+      static_cast<double>(got) / static_cast<double>(n));
+    table += row;
+  }
+  if (argc > 2) {
+    if (std::FILE* f = std::fopen(argv[2], "w")) {
+      std::fputs(table.c_str(), f);
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "alloc test: cannot write %s\n", argv[2]);
+      return 2;
+    }
   }
   ::close(fd);
   rt.request_stop();
