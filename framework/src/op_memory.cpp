@@ -56,10 +56,16 @@ thread_local buffers spare;
 
 } // namespace
 
-std::string take_buffer() noexcept
+std::string take_buffer(std::size_t at_least) noexcept
 {
   if (gone || spare.count == 0)
     return {};
+  // The most recently given back that is big enough, else the most recent.
+  for (std::size_t i = spare.count; i-- > 0;)
+    if (spare.kept[i].capacity() >= at_least) {
+      std::swap(spare.kept[i], spare.kept[spare.count - 1]);
+      break;
+    }
   return std::move(spare.kept[--spare.count]);
 }
 
@@ -78,7 +84,7 @@ std::string recycled_string(std::string_view text)
 {
   std::string s;
   if (text.size() > s.capacity())
-    s = take_buffer();
+    s = take_buffer(text.size());
   s.assign(text);
   return s;
 }

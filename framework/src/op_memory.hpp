@@ -18,7 +18,8 @@ namespace coronet::detail {
 // takes one that another connection of this thread gave back, with its
 // capacity, and gives it back once it is written. Up to 16 per thread are
 // kept, each of at most 16 KiB.
-std::string take_buffer() noexcept;
+// The one of at least `at_least` bytes given back last, if any.
+std::string take_buffer(std::size_t at_least = 0) noexcept;
 void give_buffer(std::string&& b) noexcept;
 
 void* op_allocate(std::size_t size);

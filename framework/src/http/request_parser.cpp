@@ -47,12 +47,8 @@ bool split_target(request& req)
   }
   auto q = t.find('?');
   if (q != std::string_view::npos)
-    req.query_string = std::string(t.substr(q + 1));
-  auto decoded = percent_decode(t.substr(0, q), false);
-  if (!decoded)
-    return false;
-  req.path = std::move(*decoded);
-  return true;
+    req.query_string.assign(t.substr(q + 1));
+  return percent_decode_into(req.path, t.substr(0, q), false); // into the reused request's own buffer
 }
 
 

@@ -83,13 +83,18 @@ router::match router::find(request& req) const
       m.status = status::method_not_allowed;
       continue;
     }
+    for (auto& [name, value] : req.params) {
+      detail::give_string(std::move(name));
+      detail::give_string(std::move(value));
+    }
     req.params.clear();
     if (params > 0) {
       at = 0;
       for (auto& seg : r.segments) {
         auto part = next_segment(path, at);
         if (is_param(seg))
-          req.params.emplace_back(seg.substr(1, seg.size() - 2), std::string(part));
+          req.params.emplace_back(detail::pooled_string(std::string_view(seg).substr(1, seg.size() - 2)),
+            detail::pooled_string(part));
       }
     }
     req.route = r.pattern;

@@ -57,9 +57,10 @@ std::string_view reason(status s) noexcept
 
 bool iequals(std::string_view a, std::string_view b) noexcept
 {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
+  // ASCII only, as header names and tokens are (no locale, no libc call).
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; };
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return x == y || lower(x) == lower(y); });
 }
 
 std::string_view trim_blanks(std::string_view v) noexcept
@@ -133,6 +134,10 @@ header_pool* pool() noexcept
   return &p;
 }
 
+} // namespace
+
+namespace detail {
+
 // `value` in a string that may come from the pool: only a value too long
 // for a short string's inline room needs one.
 std::string pooled_string(std::string_view value)
@@ -158,7 +163,11 @@ void give_string(std::string&& s) noexcept
   p->strings.push_back(std::move(s)); // within the capacity reserved: no allocation
 }
 
-} // namespace
+} // namespace detail
+
+using detail::give_string;
+using detail::pooled_string;
+
 
 void headers::add(std::string name, std::string value)
 {
@@ -228,18 +237,23 @@ int hex(char c) noexcept
 
 } // namespace
 
-std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space)
+
+bool percent_decode_into(std::string& out, std::string_view text, bool plus_is_space)
 {
-  std::string out;
+  out.clear();
+  if (text.find_first_of(plus_is_space ? "%+" : "%") == std::string_view::npos) {
+    out.assign(text); // nothing to decode: the common path
+    return true;
+  }
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '%') {
       if (i + 2 >= text.size())
-        return std::nullopt;
+        return false;
       int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
       if (hi < 0 || lo < 0)
-        return std::nullopt;
+        return false;
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
     } else if (c == '+' && plus_is_space) {
@@ -248,6 +262,14 @@ std::optional<std::string> percent_decode(std::string_view text, bool plus_is_sp
       out += c;
     }
   }
+  return true;
+}
+
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space)
+{
+  std::string out;
+  if (!percent_decode_into(out, text, plus_is_space))
+    return std::nullopt;
   return out;
 }
 

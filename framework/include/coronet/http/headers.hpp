@@ -18,6 +18,14 @@ std::vector<std::string_view> list_items(std::string_view value);
 // `v` without the spaces and tabs around it.
 std::string_view trim_blanks(std::string_view v) noexcept;
 
+namespace detail {
+// The per-thread pool behind headers (below), for a request's other
+// short-lived strings: `value` in a string that may come from the pool, and
+// a string given back to it.
+std::string pooled_string(std::string_view value);
+void give_string(std::string&& s) noexcept;
+} // namespace detail
+
 // Field storage is recycled per thread: the vector and the values longer
 // than a short string's inline room go back to a small pool when a headers
 // object is cleared or destroyed, and the next one built on that thread

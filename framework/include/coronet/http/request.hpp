@@ -103,6 +103,10 @@ struct request {
       std::string{}.swap(body);
     body.clear();
     keep_alive = true;
+    for (auto& [name, value] : params) {
+      detail::give_string(std::move(name));
+      detail::give_string(std::move(value));
+    }
     params.clear();
     route.clear();
     id.clear();
@@ -143,5 +147,7 @@ std::int64_t positive_integer(const std::optional<std::string>& text, std::strin
 // Percent-decodes `text` ('+' as space when `plus_is_space`); std::nullopt
 // for a malformed escape.
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
+// The same into `out` (its memory reused); false for a malformed escape.
+bool percent_decode_into(std::string& out, std::string_view text, bool plus_is_space);
 
 } // namespace coronet::http
