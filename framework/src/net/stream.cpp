@@ -31,7 +31,10 @@ namespace coronet::net {
 
 namespace {
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
-// Every operation's memory from the thread's free lists (see op_memory.hpp).
+// A socket operation's memory from the thread's free lists (see
+// op_memory.hpp): each request starts a read. The deadline timer's wait is
+// left to Asio (it is re-armed only when a deadline moves earlier), as the
+// binder makes each pending operation a little bigger.
 template <class Handler>
 auto recycled(Handler&& h)
 {
@@ -79,7 +82,7 @@ struct stream::deadlines {
   {
     d->armed = at;
     d->timer.expires_at(at);
-    d->timer.async_wait(recycled([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
+    d->timer.async_wait(([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
       auto d = weak.lock();
       if (ec || !d)
         return; // re-armed, or the stream is gone
@@ -299,24 +302,40 @@ struct stream::peer_watch {
 namespace {
 
 // A wait for the socket to become readable while a handler runs.
-void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket)
-{
-  watch->waiting = true;
-  socket.async_wait(asio::ip::tcp::socket::wait_read, recycled([w = std::move(watch), &socket](std::error_code ec) mutable {
+void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket);
+
+// The wait's handler: memory from the thread's free lists (it is started
+// again for each request), named by a nested allocator_type rather than
+// asio::bind_allocator, whose wrapper makes each pending wait bigger.
+struct peer_wait {
+  std::shared_ptr<stream::peer_watch> w;
+  asio::ip::tcp::socket* socket;
+
+  using allocator_type = detail::op_allocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
+
+  void operator()(std::error_code ec)
+  {
     w->waiting = false;
     if (ec || !w->cancel || !w->armed)
       return; // cancelled, the stream gone, or no handler running: bytes for the next read
     // Readable while the handler runs: the peer's end, or more bytes (a
     // pipelined request, a TLS record), which are left for the next read.
     char byte;
-    auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    auto n = ::recv(socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       w->armed = false;
       w->cancel->emit(asio::cancellation_type::terminal);
     } else if (n < 0) {
-      wait_for_peer(std::move(w), socket); // the bytes that woke it were read meanwhile: wait on
+      wait_for_peer(std::move(w), *socket); // the bytes that woke it were read meanwhile: wait on
     }
-  }));
+  }
+};
+
+void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket)
+{
+  watch->waiting = true;
+  socket.async_wait(asio::ip::tcp::socket::wait_read, peer_wait{std::move(watch), &socket});
 }
 
 } // namespace
