@@ -73,7 +73,7 @@ std::string take_buffer(std::size_t at_least) noexcept
 
 void give_buffer(std::string&& b) noexcept
 {
-  if (gone || b.capacity() <= 15 || b.capacity() > 16 * 1024 || spare.count == spare.kept.size()) {
+  if (gone || !holds_memory(b) || b.capacity() > 16 * 1024 || spare.count == spare.kept.size()) {
     std::string{}.swap(b);
     return;
   }
@@ -85,7 +85,7 @@ void give_buffer(std::string&& b) noexcept
 std::string recycled_string(std::string_view text)
 {
   std::string s;
-  if (text.size() > s.capacity())
+  if (text.size() > s.capacity()) // else it fits inline
     s = take_buffer(text.size());
   s.assign(text);
   return s;

@@ -14,6 +14,13 @@
 
 namespace coronet::detail {
 
+// Whether `s` holds heap memory (more than a short string's inline room):
+// a string that does not is worth replacing by a recycled one.
+inline bool holds_memory(const std::string& s) noexcept
+{
+  return s.capacity() > std::string{}.capacity();
+}
+
 // Write buffers: an idle connection holds none; one with something to send
 // takes one that another connection of this thread gave back, with its
 // capacity, and gives it back once it is written. Up to 16 per thread are

@@ -271,7 +271,7 @@ http1_connection::after http1_connection::respond(const request& req, const resp
     close_ = !keep;
     return chunked ? after::stream_chunked : after::stream_to_close;
   }
-  if (out_.empty() && out_.capacity() <= 15) // holds no memory: take the worker's spare
+  if (out_.empty() && !coronet::detail::holds_memory(out_)) // take the worker's spare
     out_ = coronet::detail::take_buffer(resp.body.size() + 256);
   if (out_.capacity() < 4096)
     out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling

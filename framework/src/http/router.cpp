@@ -83,11 +83,7 @@ router::match router::find(request& req) const
       m.status = status::method_not_allowed;
       continue;
     }
-    for (auto& [name, value] : req.params) {
-      detail::give_string(std::move(name));
-      detail::give_string(std::move(value));
-    }
-    req.params.clear();
+    detail::give_strings(req.params);
     if (params > 0) {
       at = 0;
       for (auto& seg : r.segments) {

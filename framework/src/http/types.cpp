@@ -3,6 +3,8 @@
 #include <coronet/http/request.hpp>
 #include <coronet/http/status.hpp>
 
+#include "../op_memory.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -153,21 +155,32 @@ std::string pooled_string(std::string_view value)
   return s;
 }
 
+namespace {
+
 void give_string(std::string&& s) noexcept
 {
   auto* p = pool();
-  if (!p || s.capacity() <= std::string{}.capacity() || s.capacity() > header_pool::max_string_bytes ||
+  if (!p || !coronet::detail::holds_memory(s) || s.capacity() > header_pool::max_string_bytes ||
       p->strings.size() >= header_pool::max_strings)
     return;
   s.clear();
   p->strings.push_back(std::move(s)); // within the capacity reserved: no allocation
 }
 
+} // namespace
+
+void give_strings(std::vector<std::pair<std::string, std::string>>& pairs) noexcept
+{
+  for (auto& [name, value] : pairs) {
+    give_string(std::move(name));
+    give_string(std::move(value));
+  }
+  pairs.clear();
+}
+
 } // namespace detail
 
-using detail::give_string;
 using detail::pooled_string;
-
 
 void headers::add(std::string name, std::string value)
 {
@@ -199,11 +212,7 @@ void headers::set_copy(std::string_view name, std::string_view value)
 
 void headers::clear() noexcept
 {
-  for (auto& [name, value] : fields_) {
-    give_string(std::move(name));
-    give_string(std::move(value));
-  }
-  fields_.clear();
+  detail::give_strings(fields_);
 }
 
 void headers::recycle() noexcept
@@ -236,7 +245,6 @@ int hex(char c) noexcept
 }
 
 } // namespace
-
 
 bool percent_decode_into(std::string& out, std::string_view text, bool plus_is_space)
 {

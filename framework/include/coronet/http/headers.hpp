@@ -21,9 +21,9 @@ std::string_view trim_blanks(std::string_view v) noexcept;
 namespace detail {
 // The per-thread pool behind headers (below), for a request's other
 // short-lived strings: `value` in a string that may come from the pool, and
-// a string given back to it.
+// pairs of them (fields, route parameters) given back, leaving `pairs` empty.
 std::string pooled_string(std::string_view value);
-void give_string(std::string&& s) noexcept;
+void give_strings(std::vector<std::pair<std::string, std::string>>& pairs) noexcept;
 } // namespace detail
 
 // Field storage is recycled per thread: the vector and the values longer

@@ -103,11 +103,7 @@ struct request {
       std::string{}.swap(body);
     body.clear();
     keep_alive = true;
-    for (auto& [name, value] : params) {
-      detail::give_string(std::move(name));
-      detail::give_string(std::move(value));
-    }
-    params.clear();
+    detail::give_strings(params);
     route.clear();
     id.clear();
     traceparent.clear();
