@@ -68,7 +68,7 @@ public:
       return false;
     farewell_ = std::move(farewell);
     code_ = code;
-    drop_queued_ = drop_queued;
+    drop_queued_.store(drop_queued, std::memory_order_release);
     outbox.close(); // publishes the fields above to the writer
     return true;
   }
@@ -76,13 +76,15 @@ public:
   // Read by the writer once the outbox is closed.
   const std::string& farewell() const noexcept { return farewell_; }
   std::uint16_t close_code() const noexcept { return code_; }
-  bool drop_queued() const noexcept { return drop_queued_; }
+  // Atomic: the writer may ask as soon as ending() is true, before end()
+  // has closed the outbox (which publishes the farewell and the code).
+  bool drop_queued() const noexcept { return drop_queued_.load(std::memory_order_acquire); }
 
 private:
   std::atomic<bool> ending_{false};
   std::string farewell_;
   std::uint16_t code_ = close_normal;
-  bool drop_queued_ = false;
+  std::atomic<bool> drop_queued_{false};
 };
 
 struct room_event {
