@@ -19,7 +19,7 @@ done
 
 scripts/setup.sh --loadtest
 source scripts/lib/build.sh
-coronet_build build-release -DCMAKE_BUILD_TYPE=Release -DCORONET_BUILD_TESTS=OFF -DCORONET_BUILD_APPS=OFF
+coronet_build build-release -DCMAKE_BUILD_TYPE=Release -DCORONET_BUILD_TESTS=OFF -DCORONET_BUILD_BENCH=ON
 bench=build-release/bin/coronet-bench-primitives
 mkdir -p loadtest/results
 out=loadtest/results
