@@ -61,7 +61,8 @@ class runtime final {
 public:
   // threads == 0 means one worker per hardware thread. An idle worker spins
   // for `spin` waiting for wake-ups from other workers before it sleeps (0:
-  // sleep at once), which keeps cross-worker hand-offs free of system calls.
+  // sleep at once), which keeps cross-worker hand-offs free of system calls;
+  // at most one worker spins on a CPU.
   // Like Go, it raises the soft open-file limit to the hard one, so a server
   // is not refused connections at the usual 1024.
   explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4,
@@ -125,7 +126,8 @@ private:
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> next_{0};
-  std::atomic<int> spinners_{0};
+  // One per CPU: whether a worker spins there (see worker::spin_for_remote).
+  std::unique_ptr<detail::spin_slot[]> spin_slots_;
   channel<std::monostate> done_;
   std::mutex reload_mutex_;
   std::vector<std::function<void()>> reloaders_;

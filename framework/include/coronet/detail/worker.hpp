@@ -5,7 +5,7 @@
 // Asio post. Wake-ups from another thread go to a second list under a
 // spinlock; a worker with nothing to do spins on it for a few microseconds
 // before it sleeps in the reactor (yielding the core to any runnable thread
-// meanwhile; at most one spinner per core), and is nudged with an Asio post
+// meanwhile; at most one spinner per CPU), and is nudged with an Asio post
 // only when it is asleep.
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
@@ -60,6 +60,12 @@ private:
   resumable* tail_ = nullptr;
 };
 
+// Taken by the worker spinning on one CPU; a cache line each, so spinners on
+// different CPUs never touch the same line.
+struct alignas(64) spin_slot {
+  std::atomic<bool> taken{false};
+};
+
 // Written only by the owning worker (plain load + store, no locked
 // instruction); read by anyone through relaxed loads.
 struct alignas(64) task_counters {
@@ -76,9 +82,10 @@ struct alignas(64) task_counters {
 
 class worker final {
 public:
-  worker(coronet::runtime& owner, std::size_t index, std::chrono::microseconds spin,
-    std::atomic<int>& spinners, int max_spinners)
-    : owner_(owner), index_(index), spin_(spin), spinners_(spinners), max_spinners_(max_spinners)
+  // `spin_slots`: one per CPU, shared by the runtime's workers.
+  worker(coronet::runtime& owner, std::size_t index, std::chrono::microseconds spin, spin_slot* spin_slots,
+    std::size_t cpus)
+    : owner_(owner), index_(index), spin_(spin), spin_slots_(spin_slots), cpus_(cpus)
   {
   }
   worker(const worker&) = delete;
@@ -128,9 +135,11 @@ private:
   std::chrono::microseconds spin_;
   static constexpr int max_fruitless_spins = 8;
   int fruitless_spins_ = 0; // spins in a row that found no remote work
-  std::atomic<int>& spinners_;
-  int max_spinners_;
-  spinlock remote_lock_;
+  spin_slot* spin_slots_;
+  std::size_t cpus_;
+  // What other workers write, on a line of its own: the owner's own fields
+  // above change on every turn of its loop.
+  alignas(64) spinlock remote_lock_;
   ready_queue remote_; // guarded by remote_lock_
   std::atomic<bool> has_remote_{false};
   std::atomic<bool> sleeping_{false};

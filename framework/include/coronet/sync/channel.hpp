@@ -114,27 +114,19 @@ private:
 template <class T>
 task<void> channel<T>::send(T value) const
 {
-  // The lock taken for the fast path is kept until the op is parked (or
-  // released by the lambda's destructor if the co_await throws first).
-  {
-    std::lock_guard lock{state_->lock};
-    if (state_->offer(value))
-      co_return;
+  // The lock taken for the fast path is kept until the op is parked, so
+  // nothing can change in between (the frame's lock releases it if the fast
+  // path throws).
+  std::unique_lock lock{state_->lock};
+  if (state_->offer(value)) {
+    lock.unlock();
+    co_return;
   }
   op parked{state_.get()};
   co_await parked.park([&]() {
-    std::unique_lock lock{state_->lock};
-    if (state_->closed()) {
-      parked.try_claim(0);
-      parked.wake(make_error_code(errc::channel_closed));
-    } else if (state_->offer(value)) {
-      parked.try_claim(0);
-      parked.wake();
-    } else {
-      parked.waiter.op = &parked;
-      parked.waiter.src = &value;
-      state_->park_sender(&parked.waiter);
-    }
+    parked.waiter.op = &parked;
+    parked.waiter.src = &value;
+    state_->park_sender(&parked.waiter);
     lock.unlock();
   });
   parked.rethrow_if_failed();
@@ -144,19 +136,13 @@ template <class T>
 task<std::optional<T>> channel<T>::receive() const
 {
   std::optional<T> out;
-  {
-    std::lock_guard lock{state_->lock};
-    if (state_->take(out) != detail::take_result::would_block)
-      co_return out;
+  std::unique_lock lock{state_->lock}; // kept until parked, as in send()
+  if (state_->take(out) != detail::take_result::would_block) {
+    lock.unlock();
+    co_return out;
   }
   op parked{state_.get()};
   co_await parked.park([&]() {
-    std::unique_lock lock{state_->lock};
-    if (state_->take(out) != detail::take_result::would_block) {
-      parked.try_claim(0);
-      parked.wake();
-      return;
-    }
     parked.waiter.op = &parked;
     parked.waiter.dest = &out;
     state_->park_receiver(&parked.waiter);
