@@ -150,8 +150,11 @@ task<void> http1_connection::serve()
     auto in = receive_now();
     if (in == input::wait) {
       // Waiting for the next request: the only suspension of an idle
-      // connection, one frame deep, so an idle connection stays small.
-      auto r = co_await stream_.wait_read(asio::buffer(head_));
+      // connection, one frame deep and with no buffer (what arrives is read
+      // into the worker's scratch buffer once this task runs), so an idle
+      // connection stays small.
+      auto scratch = read_scratch();
+      auto r = co_await stream_.wait_read_now(asio::buffer(scratch.data(), scratch.size()));
       in = received(r);
     }
     if (in == input::slow_headers)
@@ -404,28 +407,25 @@ http1_connection::input http1_connection::receive_now()
   return input::got;
 }
 
-// Takes what a wait in the connection's small buffer brought: one system
-// call per request (the reactor reads when the socket turns readable), and an
-// idle connection stays small. Anything but input::got ends the connection:
-// the client left, or a deadline passed.
+// Takes what a wait brought into the worker's scratch buffer: one system
+// call per request. Anything but input::got ends the connection: the client
+// left, or a deadline passed.
 http1_connection::input http1_connection::received(net::io_result r)
 {
-  socket_empty_ = r.bytes < head_.size();
-  bool in_scratch = false;
+  auto scratch = read_scratch();
   if (r.ec == net::timed_out && draining_ && phase_ == phase::idle) {
     // Stopping while idle. A request may have arrived just as the wait
     // ended: serve it (with Connection: close) rather than reset a client
     // that sent it in good faith.
-    auto scratch = read_scratch();
     r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
-    in_scratch = true;
   }
   if (r.ec == net::timed_out && phase_ == phase::headers)
     return input::slow_headers;
   if (r.ec || r.bytes == 0)
     return input::ended; // EOF, reset, idle or body timeout
-  data_ = std::string_view{in_scratch ? read_scratch().data() : head_.data(), r.bytes};
-  data_in_scratch_ = in_scratch;
+  socket_empty_ = r.bytes < scratch.size();
+  data_ = std::string_view{scratch.data(), r.bytes};
+  data_in_scratch_ = true;
   return input::got;
 }
 

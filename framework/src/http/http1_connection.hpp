@@ -63,9 +63,8 @@ private:
   const connection_settings& settings_;
   peer_address peer_; // who is at the other end, for each request
   request_parser parser_;
-  std::string_view data_;       // received, not yet parsed: in the scratch buffer, head_ or kept_
+  std::string_view data_;       // received, not yet parsed: in the scratch buffer or kept_
   std::string kept_;            // pipelined bytes saved across a handler's suspension
-  std::array<char, 256> head_;  // where a waiting read lands (requests are mostly smaller)
   bool data_in_scratch_ = false;
   bool socket_empty_ = false;   // the last read drained the socket
   std::string out_;             // responses not yet written

@@ -477,19 +477,16 @@ task<void> http2_connection::linger()
 }
 
 // Reads what has arrived (into the worker's scratch buffer, fed to nghttp2
-// at once) or waits for more in a small buffer, so a waiting connection
-// holds no big buffer.
+// at once) or waits for more, holding no buffer while it waits.
 task<void> http2_connection::read_loop()
 {
-  std::array<char, 512> small;
   for (;;) {
     auto scratch = read_scratch();
     const char* data = scratch.data();
     auto r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
     if (r.ec == asio::error::would_block) {
       arm_read_deadline();
-      r = co_await stream_.wait_read(asio::buffer(small));
-      data = small.data();
+      r = co_await stream_.wait_read_now(asio::buffer(scratch.data(), scratch.size()));
     }
     if (r.ec == net::timed_out) {
       on_timeouts();

@@ -461,6 +461,28 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   }
 }
 
+task<io_result> stream::wait_read_now(asio::mutable_buffer buffer)
+{
+  if (ssl_)
+    co_return co_await wait_read(buffer); // OpenSSL reads only once this task runs
+  auto& side = deadlines_->read;
+  for (;;) {
+    if (!begin_wait(deadlines_, side))
+      co_return io_result{timed_out, 0};
+    std::error_code ec;
+    {
+      wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+      auto [e] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, scope.token());
+      ec = scope.result(e);
+    }
+    if (ec)
+      co_return io_result{ec, 0};
+    io_result r = read_now(buffer);
+    if (r.ec != asio::error::would_block)
+      co_return r;
+  }
+}
+
 io_result stream::write_now(asio::const_buffer data)
 {
   io_result r;

@@ -75,6 +75,10 @@ public:
   // Waits for bytes, then reads: for a caller whose read_now just found
   // nothing (the socket is not tried again first).
   task<io_result> wait_read(asio::mutable_buffer buffer);
+  // The same, but `buffer` is written only once the awaiting task runs
+  // again, never while it waits: it may be a buffer that other streams use
+  // meanwhile (a worker's scratch), so a waiting connection holds none.
+  task<io_result> wait_read_now(asio::mutable_buffer buffer);
   // What the socket takes now, without waiting: {would_block} when it takes
   // nothing. (Most responses fit: no coroutine, no reactor.)
   io_result write_now(asio::const_buffer data);
