@@ -67,6 +67,17 @@ std::span<char> read_scratch()
   return scratch;
 }
 
+// The request parsers (with the request each fills, about 700 bytes) of
+// the worker's connections that wait for their next request: an idle
+// connection holds none. A few hundred are kept, enough for the requests a
+// worker has in flight at once; past that, a parser is freed.
+std::vector<std::unique_ptr<request_parser>>& spare_parsers()
+{
+  thread_local std::vector<std::unique_ptr<request_parser>> spares;
+  return spares;
+}
+constexpr std::size_t max_spare_parsers = 256;
+
 // A keep-alive connection idle when the server stops is closed after this
 // grace: a client that just got a response may already have sent its next
 // request, and closing under it would cut that request off. In the grace the
@@ -117,11 +128,14 @@ private:
 http1_connection::http1_connection(net::stream& s, const connection_settings& settings)
   : stream_(s),
     settings_(settings),
-    peer_(peer_of(s, settings.options)),
-    parser_({settings.options.max_request_line_bytes, settings.options.max_header_bytes,
-      settings.options.max_headers, settings.options.max_body_bytes})
+    peer_(peer_of(s, settings.options))
 {
   stream_.set_write_timeout(settings.options.write_timeout);
+}
+
+http1_connection::~http1_connection()
+{
+  release_parser();
 }
 
 // GCC 12 misreads the coroutine frames' class-specific operator new/delete
@@ -149,6 +163,8 @@ task<void> http1_connection::serve()
       break;
     auto in = receive_now();
     if (in == input::wait) {
+      if (!partial_)
+        release_parser();
       // Waiting for the next request: the only suspension of an idle
       // connection, one frame deep and with no buffer (what arrives is read
       // into the worker's scratch buffer once this task runs), so an idle
@@ -195,12 +211,12 @@ task<bool> http1_connection::answer_buffered()
   }
   while (!data_.empty()) {
     std::size_t used = 0;
-    auto r = parser_.feed(data_, used);
+    auto r = parser().feed(data_, used);
     data_.remove_prefix(used);
     partial_ = used > 0 || partial_;
     if (r == request_parser::result::error) {
-      spdlog::debug("bad request: {}", parser_.error_message());
-      serialize_error(parser_.error_status(), out_);
+      spdlog::debug("bad request: {}", parser_->error_message());
+      serialize_error(parser_->error_status(), out_);
       close_ = true;
       co_return true;
     }
@@ -210,7 +226,7 @@ task<bool> http1_connection::answer_buffered()
     sent_continue_ = false;
     phase_ = phase::between;
     keep_unparsed();
-    request& req = parser_.finished();
+    request& req = parser_->finished();
     set_peer(req, peer_, settings_.options);
     response resp;
     if (!take_deadline(req, settings_.options)) {
@@ -344,9 +360,9 @@ http1_connection::preface http1_connection::looks_like_http2() const noexcept
 
 void http1_connection::expect_continue()
 {
-  if (close_ || !partial_ || !parser_.headers_complete() || sent_continue_)
+  if (close_ || !partial_ || !parser_->headers_complete() || sent_continue_)
     return;
-  auto expect = parser_.pending().header("Expect");
+  auto expect = parser_->pending().header("Expect");
   if (expect && iequals(*expect, "100-continue")) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
     sent_continue_ = true;
@@ -388,7 +404,7 @@ task<bool> http1_connection::flush()
 // anything can suspend).
 http1_connection::input http1_connection::receive_now()
 {
-  enter(!partial_ ? phase::idle : parser_.headers_complete() ? phase::body : phase::headers);
+  enter(!partial_ ? phase::idle : parser_->headers_complete() ? phase::body : phase::headers);
   if (socket_empty_)
     return input::wait;
   auto scratch = read_scratch();
@@ -472,6 +488,38 @@ void http1_connection::keep_unparsed()
   kept_.assign(data_);
   data_ = kept_;
   data_in_scratch_ = false;
+}
+
+request_parser& http1_connection::parser()
+{
+  if (!parser_) {
+    const auto& o = settings_.options;
+    parse_limits limits{o.max_request_line_bytes, o.max_header_bytes, o.max_headers, o.max_body_bytes};
+    auto& spares = spare_parsers();
+    if (spares.empty()) {
+      parser_ = std::make_unique<request_parser>(limits);
+    } else {
+      parser_ = std::move(spares.back());
+      spares.pop_back();
+      parser_->reset(limits);
+    }
+  }
+  return *parser_;
+}
+
+// Called only between requests (or at the end): a half-parsed request
+// stays with its connection.
+void http1_connection::release_parser()
+{
+  if (!parser_)
+    return;
+  auto& spares = spare_parsers();
+  if (spares.size() < max_spare_parsers) {
+    if (spares.capacity() == 0)
+      spares.reserve(max_spare_parsers); // once per worker: no allocation per request
+    spares.push_back(std::move(parser_));
+  }
+  parser_.reset();
 }
 
 void http1_connection::release_kept()

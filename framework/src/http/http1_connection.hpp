@@ -13,6 +13,7 @@
 #include "server_connection.hpp"
 
 #include <array>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,7 @@ namespace coronet::http::detail {
 class http1_connection final : public server_connection {
 public:
   http1_connection(net::stream& s, const connection_settings& settings);
+  ~http1_connection();
   http1_connection(const http1_connection&) = delete;
   http1_connection& operator=(const http1_connection&) = delete;
 
@@ -58,11 +60,15 @@ private:
   void enter(phase p) noexcept;
   void keep_unparsed();
   void release_kept();
+  request_parser& parser();
+  void release_parser();
 
   net::stream& stream_;
   const connection_settings& settings_;
   peer_address peer_; // who is at the other end, for each request
-  request_parser parser_;
+  // Held only while a request is in: taken from the worker's spares when
+  // bytes arrive, given back when the connection waits with none half-parsed.
+  std::unique_ptr<request_parser> parser_;
   std::string_view data_;       // received, not yet parsed: in the scratch buffer or kept_
   std::string kept_;            // pipelined bytes saved across a handler's suspension
   bool data_in_scratch_ = false;

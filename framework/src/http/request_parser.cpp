@@ -88,6 +88,27 @@ request_parser::request_parser(parse_limits limits) : limits_(limits)
   parser_.data = this;
 }
 
+void request_parser::reset(parse_limits limits)
+{
+  limits_ = limits;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings());
+  parser_.data = this;
+  current_.reset();
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+  headers_done_ = false;
+  complete_ = false;
+  paused_ = false;
+  line_bytes_ = 0;
+  header_bytes_ = 0;
+  failed_by_us_ = false;
+  buffer_begin_ = nullptr;
+  last_byte_ = '\0';
+  error_status_ = status::bad_request;
+  error_message_.clear();
+}
+
 int request_parser::fail(status s, std::string message)
 {
   error_status_ = s;

@@ -38,6 +38,10 @@ public:
   request_parser(const request_parser&) = delete;
   request_parser& operator=(const request_parser&) = delete;
 
+  // As if new, with `limits`, keeping the memory its strings hold: for a
+  // parser that moves from one connection to another.
+  void reset(parse_limits limits);
+
   // Parses from `data`; `consumed` is set to the bytes used.
   result feed(std::string_view data, std::size_t& consumed);
   // True once the headers of the current request are in (for 100-continue).
