@@ -15,7 +15,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RESULTS = os.path.join(ROOT, "loadtest", "results")
 CHARTS = os.path.join(ROOT, "loadtest", "charts")
 ORDER = ["plaintext", "json", "pipelined", "post-echo", "gateway", "connections", "echo", "chat",
-         "tls-plaintext", "tls-handshakes", "gateway-tls", "h2c-plaintext", "h2-tls", "gateway-h2c", "chaos"]
+         "tls-plaintext", "tls-handshakes", "gateway-tls", "h2c-plaintext", "h2-tls", "gateway-h2c", "two-workers",
+         "chaos"]
 COLORS = {"coronet": "#2b7bb9", "go": "#7fb800", "nginx": "#e0a100", "floor": "#8c8c8c", "before": "#9ecae1"}
 UNITS = {"echo": "messages/s", "chat": "deliveries/s", "tls-handshakes": "handshakes/s"}
 NOT_PEERS = ("coronet", "floor", "before")  # "before": coronet as built before a change (--baseline)
@@ -128,6 +129,19 @@ def targets(doc):
                 add(f"{case}: throughput > Go, p99 < Go",
                     f"{c['rps'] / g['rps']:.2f} ×, p99 {c['p99_ms']:.1f} vs {g['p99_ms']:.1f} ms",
                     c["rps"] > g["rps"] and c["p99_ms"] < g["p99_ms"])
+                if case == "backends 0 ms":
+                    add(f"{case}: CPU per dashboard ≤ 0.33 × Go's",
+                        f"{c['cpu_us_per_req']:.1f} vs {g['cpu_us_per_req']:.1f} µs = "
+                        f"{c['cpu_us_per_req'] / g['cpu_us_per_req']:.2f} ×",
+                        c["cpu_us_per_req"] <= 0.33 * g["cpu_us_per_req"])
+    if name == "two-workers":
+        c, g, n = (by.get("2 workers, plaintext", {}).get(s) for s in ("coronet", "go", "nginx"))
+        if c and n:
+            add("req/s ≥ nginx with 2 workers", f"{c['rps'] / n['rps']:.2f} × ({c['rps']:,.0f} vs {n['rps']:,.0f})",
+                c["rps"] >= n["rps"])
+        if c and g:
+            add("req/s ≥ 1.8 × Go with GOMAXPROCS=2", f"{c['rps'] / g['rps']:.2f} × ({c['rps']:,.0f} vs {g['rps']:,.0f})",
+                c["rps"] >= 1.8 * g["rps"])
     if name == "chaos":
         base = by.get("no fault", {}).get("coronet")
         for case, row in by.items():
@@ -153,8 +167,9 @@ def targets(doc):
             if c:
                 add(f"{case}: no errors", f"{c['socket_errors'] + c['non2xx']:.0f}", c["socket_errors"] + c["non2xx"] == 0)
             if c and c.get("idle_bytes_per_connection") is not None:
-                add("idle keep-alive RSS ≤ 4 KiB per connection", f"{c['idle_bytes_per_connection']:.0f} B",
-                    c["idle_bytes_per_connection"] <= 4096)
+                n = row.get("nginx", {}).get("idle_bytes_per_connection")
+                add("idle keep-alive RSS ≤ 1 KiB per connection", f"{c['idle_bytes_per_connection']:.0f} B"
+                    + (f" (nginx {n:.0f} B)" if n else ""), c["idle_bytes_per_connection"] <= 1024)
     if name == "echo":
         for case, row in by.items():
             c, g = row.get("coronet"), row.get("go")
@@ -312,10 +327,11 @@ def section(doc):
     thr, lat = charts(doc)
     m = doc["machine"]
     v = doc["versions"]
+    where = ("Nothing pinned: each server's two workers and wrk's two threads share the cores." if name == "two-workers"
+             else f"Server on core {m['server_core']}, load generator on core {m['load_core']}.")
     lines = [f"## {name}", "", doc["description"] + ".", "",
              f"Command: `{doc['command']}` ({doc['date']}); {doc['seconds']} s per run, medians of "
-             f"{doc['repetitions']}, runs interleaved. Server on core {m['server_core']}, load generator on core "
-             f"{m['load_core']}. Machine: {m['cores']} cores, {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}. "
+             f"{doc['repetitions']}, runs interleaved. {where} Machine: {m['cores']} cores, {m['cpu']}, {m['memory_mib']} MiB, Linux {m['kernel']}. "
              f"Versions: coronet {v.get('coronet')}, {v.get('compiler')}; {v.get('go') or 'no Go'}; "
              f"{v.get('nginx') or 'no nginx'}; {v.get('wrk')}.", ""]
     for peer, why in doc.get("skipped", {}).items():

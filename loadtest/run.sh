@@ -5,7 +5,8 @@
 #                   [--port-base N] [--bin DIR] [--baseline DIR]
 #
 # Scenarios: plaintext json pipelined post-echo gateway connections echo chat
-# tls-plaintext tls-handshakes gateway-tls h2c-plaintext h2-tls gateway-h2c chaos (all when none is named).
+# tls-plaintext tls-handshakes gateway-tls h2c-plaintext h2-tls gateway-h2c two-workers chaos (all when
+# none is named).
 # Builds Release if needed (build-release/), builds
 # the Go peers, then for each scenario starts coronet and its peers (Go;
 # nginx and the epoll floor where they fit), pins each server to one core and

@@ -51,6 +51,8 @@ SCENARIOS = {
     "h2c-plaintext": "GET /plaintext over h2c, h2load -c 64 -m 16; then RSS per idle HTTP/2 connection",
     "h2-tls": "GET /plaintext over h2 (TLS, ALPN), h2load -c 64 -m 16",
     "gateway-h2c": "the gateway calling its backends over h2c vs over HTTP/1.1 pooled: req/s, p99, connections held",
+    "two-workers": "GET /plaintext, 64 keep-alive connections, every server with 2 workers and wrk with 2 threads, "
+                   "none pinned",
     "chaos": "the gateway with two replicas per backend under injected faults (a replica killed, slow, shedding, "
              "black-holed; a whole service down), 16 connections, beside the Go gateway (plain net/http calls, "
              "the same 200 ms per call, no retries, hedges or ejection)",
@@ -167,8 +169,9 @@ class Processes:
 
 # --- load generators --------------------------------------------------------------
 
-def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None):
-    cmd = pinned(LOAD_CORE, ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script])
+def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None, threads=1, core="load"):
+    core = LOAD_CORE if core == "load" else core
+    cmd = pinned(core, ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script])
     if timeout_s:
         cmd.append(f"--timeout={timeout_s}s")
     cmd.append(url)
@@ -272,7 +275,7 @@ class Context:
                            [os.path.join(self.bins, f"coronet-{app}"), "--threads", str(threads), "--log-level",
                             "warn", "--listen", f"127.0.0.1:{port}"] + list(extra), port, core=core)
 
-    def nginx(self, port, tls=False, http2=False):
+    def nginx(self, port, tls=False, http2=False, workers=1, core=SERVER_CORE):
         """nginx with loadtest/http/nginx.conf, listening on `port` (with `tls`, HTTPS with the
         same certificate as coronet; with `http2`, HTTP/2: h2c with prior knowledge, or h2 by ALPN
         over TLS), in the run's log directory."""
@@ -287,16 +290,17 @@ class Context:
                                 f"    ssl_certificate {self.pki('server.pem')};\n"
                                 f"    ssl_certificate_key {self.pki('server.key')};\n"
                                 "    ssl_protocols TLSv1.2 TLSv1.3;")
+        text = text.replace("worker_processes 1;", f"worker_processes {workers};")
         with open(conf, "w") as f:
             f.write(text)
-        return self.server("nginx", ["nginx", "-p", self.logdir, "-c", conf, "-e", "stderr"], port)
+        return self.server("nginx", ["nginx", "-p", self.logdir, "-c", conf, "-e", "stderr"], port, core=core)
 
-    def peer(self, name, binary, argv, port, env=None):
+    def peer(self, name, binary, argv, port, env=None, core=SERVER_CORE):
         path = self.peer_bins.get(binary)
         if not path:
             self.skipped[name] = self.skipped_peers.get(binary, f"{binary} was not built")
             return None
-        return self.server(name, [path] + argv, port, env)
+        return self.server(name, [path] + argv, port, env, core=core)
 
 
 def measured(server, run):
@@ -394,6 +398,23 @@ def scenario_post_echo(ctx):
         ctx.skipped["nginx"] = "cannot echo a request body (no echo module in nginx-light)"
     return http_scenario(ctx, "POST /echo 1 KiB", "/echo", "post.lua", (1024,),
                          probe={"body": body, "data": body}, peers=("go",))
+
+
+def scenario_two_workers(ctx):
+    """As plaintext, but as a server is deployed on a small machine: 2 workers (GOMAXPROCS=2, 2 nginx
+    workers), nothing pinned, and wrk with 2 threads sharing the two cores with the server."""
+    servers = [ctx.coronet("hello", ctx.port(0), "--set", "http.max_connections=30000", core=None, threads=2)]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-hello", ["-listen", f"127.0.0.1:{ctx.port(1)}"], ctx.port(1), {"GOMAXPROCS": "2"},
+                     core=None)
+        servers += [s] if s else []
+        servers.append(ctx.nginx(ctx.port(2), workers=2, core=None))
+    for s in servers:
+        status, body = fetch(f"http://127.0.0.1:{s.port}/plaintext")
+        if status != 200 or body != b"Hello, World!":
+            raise Failure(f"{s.name}: /plaintext answered {status} {body[:80]!r}")
+    return run_cases(ctx, [("2 workers, plaintext", s, lambda secs, s=s: wrk(
+        f"http://127.0.0.1:{s.port}/plaintext", secs, 64, threads=2, core=None)) for s in servers])
 
 
 def connection_count(ctx, full, quick, what="connections"):
