@@ -2,6 +2,8 @@
 
 #include "../op_memory.hpp"
 
+#include <coronet/detail/worker.hpp>
+
 #include <asio/bind_allocator.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -292,17 +294,39 @@ stream::stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::conte
   }
 }
 
-// Shared with the pending wait's handler, which may run after the stream is gone.
-struct stream::peer_watch {
-  asio::cancellation_signal* cancel; // nullptr once the stream is gone
-  bool armed = false;                // a handler is running
-  bool waiting = false;              // a wait is pending on the socket
-};
-
 namespace {
 
 // A wait for the socket to become readable while a handler runs.
 void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket);
+
+} // namespace
+
+// Shared with the pending wait's handler, which may run after the stream is
+// gone. The wait starts only once the handler has suspended: watch_peer()
+// puts the watch on its worker's ready list, which the worker runs after the
+// task yields. A handler that answers without suspending (most) is done by
+// then and never watched, so its connection waits for the next request with
+// one pending operation, not two.
+struct stream::peer_watch final : coronet::detail::resumable {
+  peer_watch(asio::cancellation_signal* c, asio::ip::tcp::socket* s) : cancel(c), socket(s) {}
+
+  asio::cancellation_signal* cancel; // nullptr once the stream is gone
+  asio::ip::tcp::socket* socket;     // the stream's, while `cancel` is set
+  bool armed = false;                // a handler is running
+  bool waiting = false;              // a wait is pending on the socket
+  bool scheduled = false;            // on the worker's ready list
+  std::shared_ptr<peer_watch> self;  // keeps it alive while scheduled
+
+  void resume() override
+  {
+    scheduled = false;
+    auto keep = std::move(self);
+    if (armed && !waiting && cancel)
+      wait_for_peer(std::move(keep), *socket);
+  }
+};
+
+namespace {
 
 // The wait's handler: memory from the thread's free lists (it is started
 // again for each request), named by a nested allocator_type rather than
@@ -345,10 +369,19 @@ void stream::watch_peer()
   if (!task_cancel_)
     return;
   if (!peer_watch_)
-    peer_watch_ = std::make_shared<peer_watch>(peer_watch{task_cancel_});
-  peer_watch_->armed = true;
-  if (!peer_watch_->waiting) // else the last request's wait is still pending: it serves this one
+    peer_watch_ = std::make_shared<peer_watch>(task_cancel_, &socket_);
+  auto& w = *peer_watch_;
+  w.armed = true;
+  if (w.waiting || w.scheduled) // the last request's wait, still pending, serves this one
+    return;
+  auto* worker = coronet::detail::worker::current();
+  if (!worker) {
     wait_for_peer(peer_watch_, socket_);
+    return;
+  }
+  w.scheduled = true;
+  w.self = peer_watch_;
+  worker->schedule(&w);
 }
 
 void stream::unwatch_peer() noexcept
