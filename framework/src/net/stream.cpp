@@ -2,6 +2,7 @@
 
 #include "../op_memory.hpp"
 
+#include <coronet/detail/parked_op.hpp>
 #include <coronet/detail/worker.hpp>
 
 #include <asio/bind_allocator.hpp>
@@ -20,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <optional>
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -494,6 +496,51 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
   }
 }
 
+namespace {
+
+// The handler of a wait that resumes the coroutine parked on it (as
+// use_awaitable's handler does, without the coroutine frame that
+// use_awaitable keeps for each pending operation: an idle connection is one
+// frame smaller). It holds the coroutine's Asio thread while the wait is
+// pending, and hands it to the worker's ready list on completion: resumed
+// from there rather than inside the reactor's call, the coroutine frames the
+// task makes and frees come from the thread's lasting cache. Cancelled
+// through `slot`; memory from the thread's free lists.
+struct parked_wait final : coronet::detail::resumable {
+  std::optional<coronet::detail::asio_thread> thread;
+  std::error_code result;
+
+  void resume() override
+  {
+    coronet::detail::asio_thread resumed = std::move(*thread);
+    thread.reset();
+    resumed.launch();
+  }
+};
+
+struct wait_resumer {
+  coronet::detail::asio_thread thread;
+  parked_wait* parked; // in the parked frame, which `thread` owns
+  asio::cancellation_slot slot;
+
+  using allocator_type = detail::op_allocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
+  using cancellation_slot_type = asio::cancellation_slot;
+  cancellation_slot_type get_cancellation_slot() const noexcept { return slot; }
+
+  void operator()(std::error_code ec)
+  {
+    parked->result = ec;
+    parked->thread.emplace(std::move(thread));
+    if (auto* w = coronet::detail::worker::current())
+      w->schedule(parked);
+    else
+      parked->resume();
+  }
+};
+
+} // namespace
+
 task<io_result> stream::wait_read_now(asio::mutable_buffer buffer)
 {
   if (ssl_)
@@ -505,8 +552,13 @@ task<io_result> stream::wait_read_now(asio::mutable_buffer buffer)
     std::error_code ec;
     {
       wait_scope scope{co_await asio::this_coro::cancellation_state, side};
-      auto [e] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, scope.token());
-      ec = scope.result(e);
+      parked_wait parked;
+      co_await [&](coronet::detail::asio_frame* frame) -> coronet::detail::asio_thread* {
+        socket_.async_wait(asio::ip::tcp::socket::wait_read,
+          wait_resumer{std::move(*frame->detach_thread()), &parked, side.cancel.slot()});
+        return nullptr;
+      };
+      ec = scope.result(parked.result);
     }
     if (ec)
       co_return io_result{ec, 0};
