@@ -543,8 +543,13 @@ struct wait_resumer {
 
 task<io_result> stream::wait_read_now(asio::mutable_buffer buffer)
 {
-  if (ssl_)
-    co_return co_await wait_read(buffer); // OpenSSL reads only once this task runs
+  // Not a coroutine itself: the waiting connection keeps one frame, the
+  // smaller plain one. OpenSSL reads only once the task runs anyway.
+  return ssl_ ? wait_read(buffer) : wait_readable_then_read(buffer);
+}
+
+task<io_result> stream::wait_readable_then_read(asio::mutable_buffer buffer)
+{
   auto& side = deadlines_->read;
   for (;;) {
     if (!begin_wait(deadlines_, side))

@@ -147,6 +147,7 @@ private:
   tls_step tls_write(asio::const_buffer data);
   tls_step tls_result(int r);
 
+  task<io_result> wait_readable_then_read(asio::mutable_buffer buffer);
   task<std::error_code> wait_write(std::span<const asio::const_buffer> data, std::size_t skip);
   task<std::error_code> write_tls(std::span<const asio::const_buffer> data);
   // Waits until the socket can be read (or written, as OpenSSL asks), under
