@@ -62,10 +62,18 @@ public:
   auto park(Arm arm)
   {
     return [this, arm = std::move(arm)](asio_frame* frame) mutable -> asio_thread* {
-      thread_.emplace(std::move(*frame->detach_thread()));
-      // A coroutine running on a worker thread belongs to that worker's
-      // io_context (workers run nothing else); elsewhere, post to its executor.
-      home_ = worker::current();
+      detach(frame);
+      arm();
+      watch_cancellation();
+      return nullptr;
+    };
+  }
+  // The same with the op's own arm(): the smallest awaiter, as every copy
+  // of it takes room in the parked frame.
+  auto park()
+  {
+    return [this](asio_frame* frame) -> asio_thread* {
+      detach(frame);
       arm();
       watch_cancellation();
       return nullptr;
@@ -88,8 +96,18 @@ protected:
   virtual void unpark() = 0;
   // Called on the owner's worker right before the coroutine resumes.
   virtual void before_resume() {}
+  // For park() without an argument: what park(arm) runs as `arm`.
+  virtual void arm() {}
 
 private:
+  void detach(asio_frame* frame)
+  {
+    thread_.emplace(std::move(*frame->detach_thread()));
+    // A coroutine running on a worker thread belongs to that worker's
+    // io_context (workers run nothing else); elsewhere, post to its executor.
+    home_ = worker::current();
+  }
+
   // The error is kept as category + value: a default std::error_code costs a
   // call into the library on every op.
   void wake_with(const std::error_category* category, int value) noexcept

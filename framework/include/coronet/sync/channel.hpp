@@ -100,6 +100,16 @@ private:
     detail::chan_waiter<T> waiter;
 
   private:
+    // Runs once parked, with the channel's lock held since the fast path:
+    // the waiter joins its queue and the lock is released.
+    void arm() override
+    {
+      if (waiter.src)
+        state_->park_sender(&waiter);
+      else
+        state_->park_receiver(&waiter);
+      state_->lock.unlock();
+    }
     void unpark() override
     {
       std::lock_guard lock{state_->lock};
@@ -123,12 +133,10 @@ task<void> channel<T>::send(T value) const
     co_return;
   }
   op parked{state_.get()};
-  co_await parked.park([&]() {
-    parked.waiter.op = &parked;
-    parked.waiter.src = &value;
-    state_->park_sender(&parked.waiter);
-    lock.unlock();
-  });
+  parked.waiter.op = &parked;
+  parked.waiter.src = &value;
+  lock.release(); // parked.arm() unlocks it once parked
+  co_await parked.park();
   parked.rethrow_if_failed();
 }
 
@@ -142,12 +150,10 @@ task<std::optional<T>> channel<T>::receive() const
     co_return out;
   }
   op parked{state_.get()};
-  co_await parked.park([&]() {
-    parked.waiter.op = &parked;
-    parked.waiter.dest = &out;
-    state_->park_receiver(&parked.waiter);
-    lock.unlock();
-  });
+  parked.waiter.op = &parked;
+  parked.waiter.dest = &out;
+  lock.release(); // parked.arm() unlocks it once parked
+  co_await parked.park();
   parked.rethrow_if_failed();
   co_return out;
 }
