@@ -14,10 +14,10 @@ out, coronet_parked, go_parked, reps, command = sys.argv[1:6]
 rows = [
     ("spawn_join", "BM_spawn_join/real_time", "SpawnJoin", 0.5),
     ("channel_pingpong", "BM_channel_pingpong/real_time", "ChannelPingpong", 0.5),
-    ("channel_buffered/1024", "BM_channel_buffered/1024/real_time", "ChannelBuffered1024", 1.0),
+    ("channel_buffered/1024", "BM_channel_buffered/1024/real_time", "ChannelBuffered1024", 0.8),
     ("fanout/16", "BM_fanout/16/real_time", "Fanout16", 0.5),
     ("select/2", "BM_select/2/real_time", "Select2", None),
-    ("channel_pingpong_cross_worker", "BM_channel_pingpong_cross_worker/real_time", "ChannelPingpongCrossWorker", None),
+    ("channel_pingpong_cross_worker", "BM_channel_pingpong_cross_worker/real_time", "ChannelPingpongCrossWorker", 2.0),
 ]
 
 ours = {}
