@@ -128,11 +128,10 @@ bool worker::spin_for_remote(std::chrono::microseconds spin)
   // shows up again.
   if (spin.count() <= 0 || fruitless_spins_ >= max_fruitless_spins)
     return false;
-  // At most one spinner per CPU. Two workers that the kernel started on one
-  // CPU would otherwise hand work to each other only when one of them
-  // yields (2 us per round trip instead of 0.4), and the kernel does not
-  // move a thread that never sleeps. Here the second one sleeps instead, and
-  // the wake-up that ends its sleep places it on an idle CPU.
+  // At most one spinner per CPU: two workers spinning on one CPU would hand
+  // work to each other only when one of them yields. Each CPU has a slot on
+  // a cache line of its own; a count shared by all spinners would move its
+  // line between them on every wake-up.
   int cpu = ::sched_getcpu();
   if (cpu < 0 || static_cast<std::size_t>(cpu) >= cpus_)
     return false;

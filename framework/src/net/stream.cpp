@@ -21,11 +21,11 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <optional>
 #include <array>
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
