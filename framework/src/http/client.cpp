@@ -321,6 +321,9 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
   for (;;) {
     std::erase_if(pool.h2, [](auto& c) { return c->ended(); });
     for (auto& c : pool.h2)
+      if (auto limit = c->stream_limit())
+        pool.h2_stream_limit = *limit;
+    for (auto& c : pool.h2)
       if (c->can_take()) {
         st.reuses.fetch_add(1, std::memory_order_relaxed);
         co_return c;
@@ -363,6 +366,7 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
     std::shared_ptr<connection> owner = std::move(c);
     auto& s = owner->stream;
     pool.h2.push_back(detail::h2_client_connection::start(std::move(owner), s, settings));
+    pool.h2.back()->set_stream_limit_hint(pool.h2_stream_limit);
     co_return pool.h2.back();
   }
 }

@@ -74,6 +74,7 @@ struct host_pool {
   std::vector<std::shared_ptr<h2_client_connection>> h2;
   enum class speaks { unknown, http1, http2 } protocol = speaks::unknown;
   std::optional<channel<std::monostate>> h2_opening;
+  std::uint32_t h2_stream_limit = 0; // the server's last SETTINGS_MAX_CONCURRENT_STREAMS; 0: not known yet
 };
 
 // One address of a target, with its connections, its load and its health.

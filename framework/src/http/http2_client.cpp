@@ -121,6 +121,10 @@ struct h2_client_connection::callbacks {
       }
       break;
     case NGHTTP2_RST_STREAM: count_h2_stream(h2_side::client, h2_event::reset_by_peer); break;
+    case NGHTTP2_SETTINGS:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        c.settings_seen_ = true;
+      break;
     case NGHTTP2_GOAWAY:
       c.goaway_ = true;
       c.goaway_last_ = frame->goaway.last_stream_id;
@@ -235,8 +239,17 @@ std::shared_ptr<h2_client_connection> h2_client_connection::start(std::shared_pt
 
 bool h2_client_connection::can_take() const noexcept
 {
-  return !ended_ && !goaway_ &&
-         calls_.size() < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  std::uint32_t limit = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  if (!settings_seen_ && stream_limit_hint_ != 0)
+    limit = std::min(limit, stream_limit_hint_);
+  return !ended_ && !goaway_ && calls_.size() < limit;
+}
+
+std::optional<std::uint32_t> h2_client_connection::stream_limit() const noexcept
+{
+  if (!settings_seen_)
+    return std::nullopt;
+  return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
 // GCC 12 misreads the coroutine frames' class-specific operator new/delete

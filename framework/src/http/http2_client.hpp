@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -52,8 +53,14 @@ public:
   ~h2_client_connection();
 
   // Room for one more stream: not failed, no GOAWAY, under the peer's
-  // SETTINGS_MAX_CONCURRENT_STREAMS.
+  // SETTINGS_MAX_CONCURRENT_STREAMS. Until the peer's SETTINGS arrive, under
+  // the limit a connection to the same host last announced, if one did
+  // (set_stream_limit_hint): calls beyond it would be refused, or held back
+  // by nghttp2 until a stream ends, where another connection could take them.
   bool can_take() const noexcept;
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS once its SETTINGS arrived.
+  std::optional<std::uint32_t> stream_limit() const noexcept;
+  void set_stream_limit_hint(std::uint32_t limit) noexcept { stream_limit_hint_ = limit; }
   bool ended() const noexcept { return ended_; }
   std::size_t streams() const noexcept { return calls_.size(); }
 
@@ -82,6 +89,8 @@ private:
   bool reader_running_ = false;
   bool ended_ = false;
   bool goaway_ = false;
+  bool settings_seen_ = false; // the peer's SETTINGS arrived
+  std::uint32_t stream_limit_hint_ = 0; // 0: none
   std::int32_t goaway_last_ = 0x7fffffff;
   clock::time_point idle_since_;
   std::error_code read_error_; // why the reader stopped
