@@ -3,6 +3,7 @@
 #include "chat.hpp"
 
 #include <coronet/config.hpp>
+#include <coronet/error.hpp>
 #include <coronet/http/files.hpp>
 #include <coronet/http/observe.hpp>
 #include <coronet/http/server.hpp>
@@ -16,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <exception>
 #include <filesystem>
 
 namespace http = coronet::http;
@@ -190,11 +192,16 @@ std::string page_dir(const coronet::config& cfg)
   return dir;
 }
 
+// A listener that cannot start (its address in use) stops the other one too,
+// and the process exits with status 2 (serve_all rethrows it).
 coronet::task<void> serve_tcp(coronet::runtime& rt, coronet::net::tcp_options options, chat::hub& hub,
-  coronet::wait_group& wg)
+  coronet::wait_group& wg, std::exception_ptr& failed)
 {
   try {
     co_await coronet::net::serve_tcp(rt, options, [&hub](coronet::net::stream& s) { return tcp_client(s, hub); });
+  } catch (const coronet::startup_error&) {
+    failed = std::current_exception();
+    rt.request_stop();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     rt.request_stop();
@@ -203,13 +210,19 @@ coronet::task<void> serve_tcp(coronet::runtime& rt, coronet::net::tcp_options op
 }
 
 coronet::task<void> serve_http(coronet::runtime& rt, http::server_options options, http::router router,
-  coronet::wait_group& wg)
+  coronet::wait_group& wg, std::exception_ptr& failed)
 {
   auto listen = options.listen;
   try {
     co_await http::serve(rt, std::move(options), std::move(router));
+  } catch (const coronet::startup_error&) {
+    failed = std::current_exception();
+    rt.request_stop();
   } catch (const std::system_error& e) {
     spdlog::critical("cannot serve on {}: {}", listen, e.code().message());
+    rt.request_stop();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot serve on {}: {}", listen, e.what());
     rt.request_stop();
   }
   wg.done();
@@ -225,14 +238,19 @@ coronet::task<void> serve_all(coronet::runtime& rt, coronet::net::tcp_options tc
   http::server_options http_options, http::router router, chat::hub& hub)
 {
   coronet::wait_group wg;
+  std::exception_ptr tcp_failed, http_failed;
   wg.add(2);
-  coronet::spawn(serve_tcp(rt, tcp_options, hub, wg));
-  coronet::spawn(serve_http(rt, std::move(http_options), std::move(router), wg));
+  coronet::spawn(serve_tcp(rt, tcp_options, hub, wg, tcp_failed));
+  coronet::spawn(serve_http(rt, std::move(http_options), std::move(router), wg, http_failed));
   coronet::spawn(say_goodbye(rt, hub));
   co_await wg.wait();
   // Every session has ended, so every room is closing: let each deliver
   // what is queued before the process exits.
   co_await hub.rooms_closed();
+  if (tcp_failed)
+    std::rethrow_exception(tcp_failed);
+  if (http_failed)
+    std::rethrow_exception(http_failed);
 }
 
 } // namespace

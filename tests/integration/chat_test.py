@@ -35,22 +35,31 @@ def free_port():
 
 
 class Chat:
-    """The real coronet-chat on loopback, on two free ports."""
+    """The real coronet-chat on loopback, on two free ports. A port found free
+    can be taken by another test before the server binds it: the server then
+    exits with status 2 saying so, and is started again on other ports."""
 
     def __init__(self, *sets):
-        self.tcp_port = free_port()
-        self.http_port = free_port()
-        argv = [os.path.join(BIN_DIR, "coronet-chat"), "--listen", f"127.0.0.1:{self.http_port}",
-                "--set", f"chat.tcp_listen=127.0.0.1:{self.tcp_port}", "--threads", "2"]
-        for s in sets:
-            argv += ["--set", s]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + TIMEOUT
-        while self.output().count("listening on") < 2:
-            assert self.proc.poll() is None, "coronet-chat exited:\n" + self.output()
-            assert time.time() < deadline, "coronet-chat did not start:\n" + self.output()
-            time.sleep(0.02)
+        for attempt in range(3):
+            self.tcp_port = free_port()
+            self.http_port = free_port()
+            argv = [os.path.join(BIN_DIR, "coronet-chat"), "--listen", f"127.0.0.1:{self.http_port}",
+                    "--set", f"chat.tcp_listen=127.0.0.1:{self.tcp_port}", "--threads", "2"]
+            for s in sets:
+                argv += ["--set", s]
+            self.log = tempfile.TemporaryFile()
+            self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.time() + TIMEOUT
+            while self.output().count("listening on") < 2:
+                if self.proc.poll() is not None:
+                    break
+                assert time.time() < deadline, "coronet-chat did not start:\n" + self.output()
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                return
+            if "address in use" not in self.output() or attempt == 2:
+                raise AssertionError("coronet-chat exited:\n" + self.output())
+            self.proc.wait()
 
     def output(self):
         self.log.seek(0)
@@ -447,6 +456,22 @@ def test_page_served_from_its_directory():
                              capture_output=True, text=True, timeout=TIMEOUT)
     check(missing.returncode == 2 and "chat.page_dir" in missing.stderr + missing.stdout,
           f"a config error naming chat.page_dir: {missing.returncode} {missing.stderr}")
+
+
+def test_port_in_use_exits_2():
+    """Either listener's address in use: a message naming it and exit status 2, the other
+    listener not left running."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flags in (["--listen", f"127.0.0.1:{port}", "--set", f"chat.tcp_listen=127.0.0.1:{free_port()}"],
+                      ["--listen", f"127.0.0.1:{free_port()}", "--set", f"chat.tcp_listen=127.0.0.1:{port}"]):
+            run = subprocess.run([os.path.join(BIN_DIR, "coronet-chat"), "--threads", "2"] + flags,
+                                 capture_output=True, text=True, timeout=TIMEOUT)
+            out = run.stdout + run.stderr
+            check(run.returncode == 2 and f"127.0.0.1:{port}: address in use" in out,
+                  f"exit 2 naming the address in use: {run.returncode} {out}")
 
 
 # --- the page, in a real browser -----------------------------------------------
