@@ -321,9 +321,6 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
   for (;;) {
     std::erase_if(pool.h2, [](auto& c) { return c->ended(); });
     for (auto& c : pool.h2)
-      if (auto limit = c->stream_limit())
-        pool.h2_stream_limit = *limit;
-    for (auto& c : pool.h2)
       if (c->can_take()) {
         st.reuses.fetch_add(1, std::memory_order_relaxed);
         co_return c;
@@ -340,6 +337,11 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
       }
       continue;
     }
+    // What the server allows per connection, as its open ones learnt it: the
+    // new one keeps to it until its own SETTINGS arrive.
+    for (auto& c : pool.h2)
+      if (auto limit = c->stream_limit())
+        pool.h2_stream_limit = *limit;
     channel<std::monostate> opening;
     pool.h2_opening = opening;
     struct done_opening {

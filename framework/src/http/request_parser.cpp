@@ -93,15 +93,9 @@ void request_parser::reset(parse_limits limits)
   limits_ = limits;
   llhttp_init(&parser_, HTTP_REQUEST, &settings());
   parser_.data = this;
-  current_.reset();
-  field_.clear();
-  value_.clear();
-  in_value_ = false;
-  headers_done_ = false;
+  begin_message();
   complete_ = false;
   paused_ = false;
-  line_bytes_ = 0;
-  header_bytes_ = 0;
   failed_by_us_ = false;
   buffer_begin_ = nullptr;
   last_byte_ = '\0';
@@ -127,16 +121,20 @@ int request_parser::count_line(std::size_t n)
   return HPE_OK;
 }
 
+void request_parser::begin_message() noexcept
+{
+  current_.reset();
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+  headers_done_ = false;
+  line_bytes_ = 0;
+  header_bytes_ = 0;
+}
+
 int request_parser::on_message_begin(llhttp_t* p)
 {
-  auto& s = self(p);
-  s.current_.reset();
-  s.field_.clear();
-  s.value_.clear();
-  s.in_value_ = false;
-  s.headers_done_ = false;
-  s.line_bytes_ = 0;
-  s.header_bytes_ = 0;
+  self(p).begin_message();
   return HPE_OK;
 }
 

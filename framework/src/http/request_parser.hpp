@@ -75,6 +75,8 @@ private:
   static int on_body(llhttp_t* p, const char* at, std::size_t n);
   static int on_message_complete(llhttp_t* p);
 
+  // The state of one message, cleared as the next begins.
+  void begin_message() noexcept;
   int fail(status s, std::string message);
   int count_line(std::size_t n);
   int count_header(std::size_t n);

@@ -86,13 +86,13 @@ struct stream::deadlines {
   {
     d->armed = at;
     d->timer.expires_at(at);
-    d->timer.async_wait(([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
+    d->timer.async_wait([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
       auto d = weak.lock();
       if (ec || !d)
         return; // re-armed, or the stream is gone
       d->armed = no_deadline;
       fire(d);
-    }));
+    });
   }
 
   static void fire(const std::shared_ptr<deadlines>& d)
@@ -299,7 +299,7 @@ stream::stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::conte
 namespace {
 
 // A wait for the socket to become readable while a handler runs.
-void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket);
+void wait_for_peer(std::shared_ptr<stream::peer_watch> watch);
 
 } // namespace
 
@@ -316,15 +316,13 @@ struct stream::peer_watch final : coronet::detail::resumable {
   asio::ip::tcp::socket* socket;     // the stream's, while `cancel` is set
   bool armed = false;                // a handler is running
   bool waiting = false;              // a wait is pending on the socket
-  bool scheduled = false;            // on the worker's ready list
-  std::shared_ptr<peer_watch> self;  // keeps it alive while scheduled
+  std::shared_ptr<peer_watch> self;  // set while on the worker's ready list, keeping it alive
 
   void resume() override
   {
-    scheduled = false;
     auto keep = std::move(self);
     if (armed && !waiting && cancel)
-      wait_for_peer(std::move(keep), *socket);
+      wait_for_peer(std::move(keep));
   }
 };
 
@@ -335,7 +333,6 @@ namespace {
 // asio::bind_allocator, whose wrapper makes each pending wait bigger.
 struct peer_wait {
   std::shared_ptr<stream::peer_watch> w;
-  asio::ip::tcp::socket* socket;
 
   using allocator_type = detail::op_allocator<void>;
   allocator_type get_allocator() const noexcept { return {}; }
@@ -348,20 +345,21 @@ struct peer_wait {
     // Readable while the handler runs: the peer's end, or more bytes (a
     // pipelined request, a TLS record), which are left for the next read.
     char byte;
-    auto n = ::recv(socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    auto n = ::recv(w->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       w->armed = false;
       w->cancel->emit(asio::cancellation_type::terminal);
     } else if (n < 0) {
-      wait_for_peer(std::move(w), *socket); // the bytes that woke it were read meanwhile: wait on
+      wait_for_peer(std::move(w)); // the bytes that woke it were read meanwhile: wait on
     }
   }
 };
 
-void wait_for_peer(std::shared_ptr<stream::peer_watch> watch, asio::ip::tcp::socket& socket)
+void wait_for_peer(std::shared_ptr<stream::peer_watch> watch)
 {
   watch->waiting = true;
-  socket.async_wait(asio::ip::tcp::socket::wait_read, peer_wait{std::move(watch), &socket});
+  auto& socket = *watch->socket;
+  socket.async_wait(asio::ip::tcp::socket::wait_read, peer_wait{std::move(watch)});
 }
 
 } // namespace
@@ -374,14 +372,13 @@ void stream::watch_peer()
     peer_watch_ = std::make_shared<peer_watch>(task_cancel_, &socket_);
   auto& w = *peer_watch_;
   w.armed = true;
-  if (w.waiting || w.scheduled) // the last request's wait, still pending, serves this one
+  if (w.waiting || w.self) // the last request's wait, still pending (or about to start), serves this one
     return;
   auto* worker = coronet::detail::worker::current();
   if (!worker) {
-    wait_for_peer(peer_watch_, socket_);
+    wait_for_peer(peer_watch_);
     return;
   }
-  w.scheduled = true;
   w.self = peer_watch_;
   worker->schedule(&w);
 }
