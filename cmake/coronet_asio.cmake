@@ -17,4 +17,31 @@ if(NOT TARGET coronet::asio)
   target_compile_definitions(coronet::asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
     ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=8)
   target_link_libraries(coronet::asio INTERFACE Threads::Threads)
+  # Asio decides between std::aligned_alloc/free and operator new/delete for
+  # its handler and frame memory from a libstdc++ macro that only a standard
+  # header defines: a translation unit that includes Asio before any standard
+  # header chooses new/delete, one that does not chooses aligned_alloc/free,
+  # and the linker keeps one copy of each inline function, so memory from one
+  # is freed by the other (ASan: alloc-dealloc-mismatch). Every translation
+  # unit gets the answer decided here, once, instead.
+  include(CheckCXXSourceCompiles)
+  set(CMAKE_REQUIRED_INCLUDES ${CORONET_ASIO_INCLUDE_DIR})
+  set(CMAKE_REQUIRED_FLAGS -std=c++20)
+  set(CMAKE_REQUIRED_QUIET ON)
+  check_cxx_source_compiles([[
+#include <cstdlib>
+#include <asio/detail/config.hpp>
+#if !defined(ASIO_HAS_STD_ALIGNED_ALLOC)
+#error "no aligned_alloc"
+#endif
+int main() { return 0; }
+]] CORONET_ASIO_ALIGNED_ALLOC)
+  unset(CMAKE_REQUIRED_INCLUDES)
+  unset(CMAKE_REQUIRED_FLAGS)
+  unset(CMAKE_REQUIRED_QUIET)
+  if(CORONET_ASIO_ALIGNED_ALLOC)
+    target_compile_definitions(coronet::asio INTERFACE ASIO_HAS_STD_ALIGNED_ALLOC=1)
+  else()
+    target_compile_definitions(coronet::asio INTERFACE ASIO_DISABLE_STD_ALIGNED_ALLOC=1)
+  endif()
 endif()

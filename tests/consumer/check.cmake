@@ -10,9 +10,15 @@ function(run)
   message(STATUS "${out}")
 endfunction()
 run(${CMAKE_COMMAND} --install ${CORONET_BUILD_DIR} --prefix ${prefix})
-set(flags "")
+# A sanitized build of the library: the consumer too. Otherwise the consumer
+# is built the way a user would make a sanitizer build of their own app,
+# with plain flags and the library as installed: every translation unit must
+# still agree on Asio's configuration (an allocation by one and its free by
+# another is an alloc-dealloc-mismatch).
 if(CORONET_SANITIZE)
   set(flags "-fsanitize=${CORONET_SANITIZE}")
+else()
+  set(flags "-O2 -fsanitize=address")
 endif()
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
   -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}

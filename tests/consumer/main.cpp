@@ -1,4 +1,7 @@
 // A project outside the tree: a producer and a consumer over a channel.
+// Asio comes first, before any standard header, as in many a user's file.
+#include <asio/io_context.hpp>
+
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
 
