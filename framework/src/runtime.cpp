@@ -80,6 +80,29 @@ bool worker::run_leftovers()
   return ran > 0;
 }
 
+std::size_t worker::drop_tasks()
+{
+  std::size_t dropped = 0;
+  // Woken but never to run now. A parked op among them is still listed as
+  // parked, and abandoned from there.
+  for (ready_queue* queue : {&ready_, &remote_}) {
+    ready_queue woken = queue->take();
+    while (resumable* r = woken.pop()) {
+      r->discard();
+      ++dropped;
+    }
+  }
+  has_remote_.store(false, std::memory_order_relaxed);
+  while (parked_task* t = parked_.take()) {
+    t->abandon();
+    ++dropped;
+  }
+  // Destroys the handlers queued and pending here, and with them the frames
+  // they own (those just abandoned included), keeping the services alive.
+  context_.destroy_handlers();
+  return dropped;
+}
+
 std::size_t worker::run_ready()
 {
   std::size_t n = 0;
@@ -177,18 +200,43 @@ namespace {
 
 using entry_point = asio::awaitable<asio::detail::awaitable_thread_entry_point, asio::any_io_executor>;
 
-// The bottom frame of every spawned task: counts its end on its worker and
-// logs a failure, so an exception from a spawned task never vanishes.
-entry_point run_task(task<void> t, detail::worker* w)
+// Counts a task's end on its worker, whichever way it comes: completed,
+// failed, or dropped unfinished by the runtime's teardown (a parameter of the
+// task's bottom frame, so it is destroyed with the frame even if the task
+// never started).
+class task_end final {
+public:
+  explicit task_end(detail::worker* w) noexcept : w_(w), counter_(&w->counters().dropped) {}
+  task_end(task_end&& other) noexcept
+    : w_(std::exchange(other.w_, nullptr)), counter_(other.counter_)
+  {
+  }
+  task_end& operator=(task_end&&) = delete;
+  ~task_end()
+  {
+    if (w_)
+      detail::task_counters::bump(*counter_);
+  }
+  void completed() noexcept { counter_ = &w_->counters().completed; }
+  void failed() noexcept { counter_ = &w_->counters().failed; }
+
+private:
+  detail::worker* w_;
+  std::atomic<std::uint64_t>* counter_;
+};
+
+// The bottom frame of every spawned task: counts its end and logs a failure,
+// so an exception from a spawned task never vanishes.
+entry_point run_task(task<void> t, task_end end)
 {
   try {
     co_await std::move(t);
   } catch (...) {
-    detail::task_counters::bump(w->counters().failed);
+    end.failed();
     detail::report_task_failure(std::current_exception());
     co_return;
   }
-  detail::task_counters::bump(w->counters().completed);
+  end.completed();
 }
 
 // A new task waiting on the ready list for its first run. Asio's co_spawn
@@ -198,9 +246,12 @@ entry_point run_task(task<void> t, detail::worker* w)
 class launch final : public detail::resumable {
 public:
   launch(task<void> t, detail::worker& w, asio::cancellation_slot cancel)
-    : thread_(run_task(std::move(t), &w), w.executor(), cancel, asio::cancellation_state(cancel))
+    : thread_(run_task(std::move(t), task_end{&w}), w.executor(), cancel, asio::cancellation_state(cancel))
   {
   }
+
+  // Its frame goes back to its io_context, which destroys it unstarted.
+  void discard() noexcept override { delete this; }
 
   void resume() override
   {
@@ -300,24 +351,69 @@ runtime::runtime(const config& cfg)
 {
 }
 
+// run_until_signal's signal set, on worker 0.
+struct runtime::signal_watch {
+  explicit signal_watch(asio::io_context& ctx) : set(ctx, SIGINT, SIGTERM, SIGHUP) {}
+  asio::signal_set set;
+};
+
 runtime::~runtime()
 {
-  blocking_.join();
-  for (auto& w : workers_)
-    w->context().stop();
-  for (auto& t : threads_)
-    t.join();
+  stop();
   // A task woken just before its worker stopped (a channel closed, a wait
   // group done) has not run since: run it on to its next suspension, so it
-  // ends or waits in its io_context, whose destruction then frees it, rather
-  // than being leaked. A task that keeps waking others is given a bounded
-  // number of rounds.
+  // ends or waits where the teardown below finds it. A task that keeps
+  // waking others is given a bounded number of rounds.
   for (int round = 0; round < 64; ++round) {
     bool ran = false;
     for (auto& w : workers_)
       ran |= w->run_leftovers();
     if (!ran)
       break;
+  }
+  destroy_tasks();
+  if (signals_) {
+    // Destroying the set would give these signals back their default
+    // action, and one arriving now would kill a process that is ending
+    // cleanly (a second SIGTERM, a late SIGHUP): they are ignored instead.
+    signals_.reset();
+    for (int signo : {SIGINT, SIGTERM, SIGHUP})
+      std::signal(signo, SIG_IGN);
+  }
+  // Each io_context is destroyed only now, when no frame is left that owns
+  // an I/O object of another worker; the last worker first, the reverse of
+  // their making.
+  while (!workers_.empty())
+    workers_.pop_back();
+}
+
+void runtime::stop()
+{
+  if (detail::worker::current() && &detail::worker::current()->owner() == this)
+    throw std::logic_error("runtime::stop called from one of its workers: it would deadlock");
+  blocking_.join();
+  for (auto& w : workers_)
+    w->context().stop();
+  for (auto& t : threads_)
+    if (t.joinable())
+      t.join();
+}
+
+// Destroys every task frame of every worker while every io_context is
+// alive. A destroyed frame can release another worker's objects, wake a task
+// parked elsewhere or post its own last frames to another io_context, so
+// rounds go on until two in a row find nothing left to drop and no task
+// ended; in practice two or three suffice.
+void runtime::destroy_tasks()
+{
+  std::uint64_t last_alive = stats().alive();
+  for (int round = 0, quiet = 0; round < 64 && quiet < 2; ++round) {
+    std::size_t dropped = 0;
+    for (auto& w : workers_)
+      dropped += w->drop_tasks();
+    std::uint64_t alive = stats().alive();
+    quiet = dropped == 0 && alive == last_alive ? quiet + 1 : 0;
+    last_alive = alive;
   }
 }
 
@@ -331,13 +427,26 @@ asio::any_io_executor runtime::next_executor() noexcept
   return workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()]->context().get_executor();
 }
 
+namespace {
+
+void refuse_if_stopped(detail::worker& w)
+{
+  // After stop() nothing would ever run it (and block_on would wait forever).
+  if (w.context().stopped())
+    throw std::logic_error("runtime::spawn after the runtime has stopped");
+}
+
+} // namespace
+
 void runtime::spawn(task<void> t)
 {
+  refuse_if_stopped(*workers_[0]);
   start_on(*workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()], std::move(t));
 }
 
 void runtime::spawn(std::size_t worker, task<void> t)
 {
+  refuse_if_stopped(*workers_.at(worker));
   start_on(*workers_.at(worker), std::move(t));
 }
 
@@ -354,7 +463,8 @@ void runtime::start_on(detail::worker& w, task<void> t, asio::cancellation_slot 
   static thread_local int inline_depth = 0;
   if (w.is_current() && inline_depth < 8) {
     ++inline_depth;
-    detail::asio_thread thread{run_task(std::move(t), &w), w.executor(), cancel, asio::cancellation_state(cancel)};
+    detail::asio_thread thread{run_task(std::move(t), task_end{&w}), w.executor(), cancel,
+      asio::cancellation_state(cancel)};
     thread.launch();
     --inline_depth;
     return;
@@ -403,6 +513,7 @@ task_stats runtime::stats() const noexcept
     s.spawned += c.spawned.load(std::memory_order_relaxed) + c.spawned_remote.load(std::memory_order_relaxed);
     s.completed += c.completed.load(std::memory_order_relaxed);
     s.failed += c.failed.load(std::memory_order_relaxed);
+    s.dropped += c.dropped.load(std::memory_order_relaxed);
   }
   return s;
 }
@@ -464,7 +575,10 @@ int runtime::run_until_signal(task<void> main)
     finished_cv.notify_all();
   };
 
-  auto signals = std::make_unique<asio::signal_set>(workers_[0]->context(), SIGINT, SIGTERM, SIGHUP);
+  // A member rather than a local: it stays (and keeps the signals caught)
+  // until the teardown, which destroys its pending wait unrun.
+  signals_ = std::make_unique<signal_watch>(workers_[0]->context());
+  auto& signals = signals_->set;
   std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signo) {
     if (ec)
       return;
@@ -477,19 +591,19 @@ int runtime::run_until_signal(task<void> main)
       spdlog::info("received SIGHUP: {}", reloaders.empty() ? "nothing to reload" : "reloading");
       for (auto& f : reloaders)
         f();
-      signals->async_wait(on_signal);
+      signals.async_wait(on_signal);
       return;
     }
     if (!stop_requested()) {
       spdlog::info("received signal {}", signo);
       request_stop();
-      signals->async_wait(on_signal);
+      signals.async_wait(on_signal);
     } else {
       spdlog::warn("received signal {} again: stopping now", signo);
       finish(130);
     }
   };
-  signals->async_wait(on_signal);
+  signals.async_wait(on_signal);
 
   detail::worker& w0 = *workers_[0];
   w0.counters().spawned_remote.fetch_add(1, std::memory_order_relaxed);
@@ -501,14 +615,10 @@ int runtime::run_until_signal(task<void> main)
   std::unique_lock lock{mutex};
   finished_cv.wait(lock, [&] { return finished; });
   lock.unlock();
-  // The signal set belongs to worker 0: destroy it there. Its aborted wait
-  // completes later and touches nothing of this frame.
-  std::promise<void> released;
-  asio::post(w0.context(), [&] {
-    signals.reset();
-    released.set_value();
-  });
-  released.get_future().wait();
+  // As when Go's main returns, nothing runs any more. The handlers still
+  // pending (the signal wait among them) refer to this frame, but are only
+  // ever destroyed now, never run.
+  stop();
   return exit_code;
 }
 

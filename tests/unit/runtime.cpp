@@ -2,18 +2,26 @@
 
 #include <coronet/sync/channel.hpp>
 #include <coronet/sync/wait_group.hpp>
+#include <coronet/time.hpp>
 #include <support/run.hpp>
 
 #include <asio/io_context.hpp>
+#include <asio/local/connect_pair.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/query.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <csignal>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 using coronet::task;
 
@@ -176,7 +184,11 @@ namespace {
 // Sets its flag when destroyed, with the frame that holds it.
 struct frame_probe {
   std::atomic<bool>* released;
-  ~frame_probe() { released->store(true); }
+  ~frame_probe()
+  {
+    if (released)
+      released->store(true);
+  }
 };
 
 task<void> wait_for_close(coronet::channel<int>& c, std::promise<void>& parking, std::atomic<bool>& woke,
@@ -214,4 +226,108 @@ TEST_CASE("a task woken as the runtime stops still runs on, and its frame is rel
   }
   CHECK(woke.load());
   CHECK(released.load());
+}
+
+namespace {
+
+// I/O objects made on one worker's executor, to be owned by a task on another.
+struct worker_objects {
+  explicit worker_objects(const asio::any_io_executor& ex) : socket(ex), peer(ex), timer(ex)
+  {
+    asio::local::connect_pair(socket, peer);
+    timer.expires_after(std::chrono::hours{1});
+  }
+  asio::local::stream_protocol::socket socket, peer;
+  asio::steady_timer timer;
+  coronet::channel<int> channel{1};
+};
+
+enum class parking { channel, timer, socket, wait_group };
+
+std::atomic<int> resumed_after_stop{0};
+
+// Owns `foreign` (another worker's objects) and parks on something of its
+// own worker that never comes: the runtime is destroyed under it.
+task<void> park_holding([[maybe_unused]] std::shared_ptr<worker_objects> foreign, parking how,
+  [[maybe_unused]] std::shared_ptr<frame_probe> probe, std::shared_ptr<std::promise<void>> parked)
+{
+  auto executor = co_await asio::this_coro::executor;
+  worker_objects own{executor};
+  coronet::wait_group never;
+  never.add(1);
+  parked->set_value();
+  char byte;
+  switch (how) {
+    case parking::channel: co_await own.channel.receive(); break;
+    case parking::timer: co_await coronet::sleep_for(std::chrono::hours{1}); break;
+    case parking::socket: co_await own.socket.async_read_some(asio::buffer(&byte, 1), asio::use_awaitable); break;
+    case parking::wait_group: co_await never.wait(); break;
+  }
+  resumed_after_stop.fetch_add(1);
+}
+
+// Starts, on every worker, a task of each kind of parking that owns the
+// objects of the worker next to it; returns once all have parked.
+task<void> park_everywhere(coronet::runtime& rt, std::atomic<int>& released)
+{
+  std::vector<std::future<void>> all;
+  for (std::size_t w = 0; w < rt.size(); ++w)
+    for (auto how : {parking::channel, parking::timer, parking::socket, parking::wait_group}) {
+      auto parked = std::make_shared<std::promise<void>>();
+      all.push_back(parked->get_future());
+      auto foreign = std::make_shared<worker_objects>(rt.executor((w + 1) % rt.size()));
+      auto probe = std::shared_ptr<frame_probe>(new frame_probe{nullptr}, [&released](frame_probe* p) {
+        released.fetch_add(1);
+        delete p;
+      });
+      rt.spawn(w, park_holding(std::move(foreign), how, std::move(probe), std::move(parked)));
+    }
+  for (auto& f : all)
+    while (f.wait_for(std::chrono::seconds{0}) != std::future_status::ready)
+      co_await coronet::yield();
+}
+
+} // namespace
+
+// The shutdown crash of a multi-worker gateway: a task on one worker owned a
+// client whose sockets and timers belonged to another, whose io_context was
+// destroyed first. Under ASan a use-after-free or a leak fails this test.
+TEST_CASE("runtime teardown: tasks owning another worker's socket, timer and channel are destroyed first")
+{
+  for (std::size_t workers : {2, 4}) {
+    CAPTURE(workers);
+    std::atomic<int> released{0};
+    {
+      coronet::runtime rt{workers};
+      rt.block_on(park_everywhere(rt, released));
+      CHECK(released.load() == 0);
+    }
+    CHECK(released.load() == static_cast<int>(workers * 4));
+  }
+  CHECK(resumed_after_stop.load() == 0);
+}
+
+TEST_CASE("run_until_signal: main returning with tasks parked on every worker ends them all")
+{
+  std::atomic<int> released{0};
+  {
+    coronet::runtime rt{3};
+    CHECK(rt.run_until_signal(park_everywhere(rt, released)) == 0);
+    // The workers have stopped: nothing a worker holds is in use any more.
+    auto s = rt.stats();
+    CHECK(s.alive() == 12);
+    CHECK(released.load() == 0);
+  }
+  CHECK(released.load() == 12);
+  CHECK(resumed_after_stop.load() == 0);
+}
+
+TEST_CASE("runtime::stop from a worker is refused")
+{
+  coronet::runtime rt{1};
+  CHECK_THROWS_AS(rt.block_on([](coronet::runtime& rt) -> task<void> {
+    rt.stop();
+    co_return;
+  }(rt)),
+    std::logic_error);
 }

@@ -13,9 +13,24 @@
 // depth instead). A task that ends by exception is logged and counted as
 // failed; nothing is lost silently.
 //
-// Tasks still parked when the runtime is destroyed are not resumed; their
-// frames are released with the process. Let servers drain (run_until_signal)
-// rather than destroying a runtime under running work.
+// Lifetime across workers. An I/O object (socket, timer, stream, signal set)
+// belongs to the worker whose executor made it, and is used and destroyed on
+// that worker's thread while the runtime runs; a task on another worker may
+// hold it (a client's pools of every worker, say), but must not be the one
+// to use or destroy it there. Once the workers have stopped (stop(), or the
+// end of run_until_signal) one thread may destroy anything. The destructor
+// tears down in phases, so that whatever still holds I/O objects of several
+// workers is released while every worker's io_context exists:
+//   1. stop every worker and join its thread;
+//   2. run the tasks woken but not yet run, up to their next suspension;
+//   3. destroy every task frame left on every worker, without resuming it:
+//      those parked on channels, selects, wait and task groups, those queued
+//      in an io_context or waiting on its sockets and timers, and what they
+//      own (again until a round finds nothing more);
+//   4. only then destroy the io_contexts, the last worker first.
+// A task still parked at the end therefore never runs again: destructors in
+// its frames do, on the destroying thread. Let servers drain
+// (run_until_signal) rather than destroying a runtime under running work.
 #include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
 
@@ -54,7 +69,8 @@ struct task_stats {
   std::uint64_t spawned = 0;
   std::uint64_t completed = 0;
   std::uint64_t failed = 0;
-  std::uint64_t alive() const noexcept { return spawned - completed - failed; }
+  std::uint64_t dropped = 0; // destroyed unfinished by the runtime's teardown
+  std::uint64_t alive() const noexcept { return spawned - completed - failed - dropped; }
 };
 
 class runtime final {
@@ -93,7 +109,18 @@ public:
   // callbacks. Returns 0 when `main` finished normally, 2 when it threw a
   // config_error or startup_error (a bad config, a port in use), 1 when it
   // threw anything else (logged), 130 after a forced stop.
+  // Like the end of Go's main, its return ends every task: the workers are
+  // stopped (stop()) first, so what the caller destroys next (a client, the
+  // state a router's handlers point to) is never in use on a worker. Signals
+  // stay caught until the runtime is destroyed, and are ignored from then
+  // on: the process is ending, and must end with main's status.
   int run_until_signal(task<void> main);
+
+  // Stops every worker now and waits for their threads: no task runs after
+  // it returns (nor can one be started), and objects that belong to the
+  // workers may be destroyed on the calling thread. Idempotent; not from a
+  // worker.
+  void stop();
 
   // Called on SIGHUP (on worker 0; it should not block for long), e.g. to
   // load a rotated certificate. Callable from any thread.
@@ -122,6 +149,7 @@ private:
   friend void spawn(task<void> t);
   friend void spawn(task<void> t, asio::cancellation_slot cancel);
   void start_on(detail::worker& w, task<void> t, asio::cancellation_slot cancel = {});
+  void destroy_tasks();
 
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;
@@ -131,6 +159,10 @@ private:
   channel<std::monostate> done_;
   std::mutex reload_mutex_;
   std::vector<std::function<void()>> reloaders_;
+  // run_until_signal's, on worker 0: kept until teardown so that a signal
+  // arriving as the process ends is still caught rather than killing it.
+  struct signal_watch;
+  std::unique_ptr<signal_watch> signals_;
   asio::thread_pool blocking_;
 };
 

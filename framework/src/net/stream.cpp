@@ -324,6 +324,7 @@ struct stream::peer_watch final : coronet::detail::resumable {
     if (armed && !waiting && cancel)
       wait_for_peer(std::move(keep));
   }
+  void discard() noexcept override { self.reset(); }
 };
 
 namespace {
@@ -513,6 +514,8 @@ struct parked_wait final : coronet::detail::resumable {
     thread.reset();
     resumed.launch();
   }
+  // The frames go back to their io_context, which destroys them (this with them).
+  void discard() noexcept override { thread.reset(); }
 };
 
 struct wait_resumer {

@@ -38,7 +38,7 @@ using executor = asio::any_io_executor;
 using asio_thread = asio::detail::awaitable_thread<executor>;
 using asio_frame = asio::detail::awaitable_frame_base<executor>;
 
-class parked_op : public resumable {
+class parked_op : public parked_task {
 public:
   parked_op() = default;
   parked_op(const parked_op&) = delete;
@@ -89,7 +89,12 @@ public:
   }
 
 protected:
-  ~parked_op() = default;
+  ~parked_op()
+  {
+    // Only when the runtime's teardown destroys a frame parked here.
+    if (home_)
+      home_->parked().remove(this);
+  }
 
   // Called on the owner's worker once the op is claimed for cancellation:
   // take the op out of wherever it is parked.
@@ -105,7 +110,11 @@ private:
     thread_.emplace(std::move(*frame->detach_thread()));
     // A coroutine running on a worker thread belongs to that worker's
     // io_context (workers run nothing else); elsewhere, post to its executor.
+    // Listed on its worker while parked: nothing else could find its frames
+    // at teardown.
     home_ = worker::current();
+    if (home_)
+      home_->parked().add(this);
   }
 
   // The error is kept as category + value: a default std::error_code costs a
@@ -122,6 +131,8 @@ private:
 
   void resume() final
   {
+    if (home_)
+      home_->parked().remove(this);
     before_resume();
     // Pumping the thread may finish the coroutine and destroy this op: take
     // the thread out first.
@@ -130,6 +141,14 @@ private:
     thread.get_cancellation_state().slot().clear();
     thread.launch();
   }
+
+  // Listed on its worker while parked: the teardown abandons it from there.
+  void discard() noexcept final {}
+
+  // Destroying the thread hands its frames to its executor (Asio destroys a
+  // coroutine stack there), whose io_context destroys them; the op, in one
+  // of them, unparks itself from its primitive as it goes.
+  void abandon() noexcept final { thread_.reset(); }
 
   // A cancellation (timeout, task group, shutdown) that wins the claim
   // unparks the op and resumes it with operation_aborted. Asio emits

@@ -29,10 +29,67 @@ namespace coronet::detail {
 class resumable {
 public:
   virtual void resume() = 0;
+  // Teardown, instead of resume(): the runtime has stopped and will never
+  // run it; let go of whatever it holds (a task's frames go back to their
+  // io_context, which destroys them while every worker's is alive).
+  virtual void discard() noexcept = 0;
   resumable* next_ready_ = nullptr;
 
 protected:
   ~resumable() = default;
+};
+
+// A task parked on a coronet primitive (channel, select, wait group, task
+// group). Its frames belong to the op it parked in, not to an io_context, so
+// no io_context would ever destroy them: its worker lists it while it is
+// parked, and the runtime's teardown abandons what is still listed.
+class parked_task : public resumable {
+public:
+  // Teardown only: drops the task's frames without resuming it.
+  virtual void abandon() noexcept = 0;
+
+protected:
+  ~parked_task() = default;
+
+private:
+  friend class parked_list;
+  parked_task* prev_parked_ = nullptr;
+  parked_task* next_parked_ = nullptr;
+  bool listed_ = false;
+};
+
+// The tasks parked on one worker; only its thread touches it (and the
+// runtime's teardown, once every worker has stopped).
+class parked_list final {
+public:
+  void add(parked_task* t) noexcept
+  {
+    t->prev_parked_ = nullptr;
+    t->next_parked_ = head_;
+    if (head_)
+      head_->prev_parked_ = t;
+    head_ = t;
+    t->listed_ = true;
+  }
+  void remove(parked_task* t) noexcept
+  {
+    if (!t->listed_)
+      return;
+    (t->prev_parked_ ? t->prev_parked_->next_parked_ : head_) = t->next_parked_;
+    if (t->next_parked_)
+      t->next_parked_->prev_parked_ = t->prev_parked_;
+    t->listed_ = false;
+  }
+  parked_task* take() noexcept
+  {
+    parked_task* t = head_;
+    if (t)
+      remove(t);
+    return t;
+  }
+
+private:
+  parked_task* head_ = nullptr;
 };
 
 // A FIFO of resumables linked through next_ready_ (they live in frames).
@@ -72,6 +129,7 @@ struct alignas(64) task_counters {
   std::atomic<std::uint64_t> spawned{0};
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> dropped{0};        // destroyed unfinished at teardown
   std::atomic<std::uint64_t> spawned_remote{0}; // fetch_add from other threads
 
   static void bump(std::atomic<std::uint64_t>& c) noexcept
@@ -92,6 +150,8 @@ public:
   worker& operator=(const worker&) = delete;
 
   asio::io_context& context() noexcept { return context_; }
+  // The tasks parked here on coronet primitives.
+  parked_list& parked() noexcept { return parked_; }
   const asio::any_io_executor& executor() const noexcept { return executor_; }
   std::size_t index() const noexcept { return index_; }
   coronet::runtime& owner() const noexcept { return owner_; }
@@ -105,6 +165,13 @@ public:
   // After the thread has ended: runs the tasks woken but not yet run, up to
   // their next suspension, on the calling thread. False when there were none.
   bool run_leftovers();
+  // Teardown, after every worker has stopped: lets go of every task frame
+  // this worker holds (woken, parked, or in its io_context's queues and
+  // pending operations) without running anything. The io_contexts stay
+  // alive, so a frame that owns another worker's I/O objects releases them
+  // while their services exist. Returns how many it let go of outside the
+  // io_context (0: nothing but what the io_context itself held).
+  std::size_t drop_tasks();
 
   // Resume `r` on this worker, never inline.
   void schedule(resumable* r)
@@ -124,13 +191,22 @@ private:
 
   coronet::runtime& owner_;
   std::size_t index_;
+  // An io_context whose handlers can be destroyed while its services (and
+  // every I/O object's) stay alive: Asio's own teardown, split in two.
+  class worker_context : public asio::io_context {
+  public:
+    using asio::io_context::io_context;
+    void destroy_handlers() { shutdown(); }
+  };
+
   // One thread runs this context, and every socket stays on the worker that
   // opened it, so per-descriptor locking is skipped (other threads only
   // post, which keeps its lock).
-  asio::io_context context_{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  worker_context context_{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::any_io_executor executor_{context_.get_executor()};
   task_counters counters_;
   ready_queue ready_;
+  parked_list parked_;
 
   std::chrono::microseconds spin_;
   static constexpr int max_fruitless_spins = 8;
