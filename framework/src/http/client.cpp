@@ -12,6 +12,7 @@
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
 #include <asio/ssl/error.hpp>
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -552,7 +553,28 @@ std::string outcome_of(int status)
 
 } // namespace
 
-client::client(runtime& rt, client_options options) : state_(std::make_shared<state>(rt, options))
+namespace {
+
+// The state holds every worker's pools, and so sockets of every worker; it
+// is let go of worker by worker, wherever its last owner (the client, an
+// upstream, a call or a sweep in flight) drops it: each worker drops its own
+// pools, and the last one what is left. Never on a thread where the worker
+// whose sockets it closes may be running. When the runtime has stopped, its
+// teardown destroys these posts unrun, and the state goes with the last of
+// them while every worker's io_context is still there.
+struct release_on_workers {
+  void operator()(client::state* st) const
+  {
+    std::shared_ptr<client::state> whole(st);
+    for (std::size_t w = 0; w < st->sets.size(); ++w)
+      asio::post(st->rt.executor(w), [whole, w] { whole->sets[w].clear(); });
+  }
+};
+
+} // namespace
+
+client::client(runtime& rt, client_options options)
+  : state_(new state(rt, std::move(options)), release_on_workers{})
 {
   client_families();
 }
