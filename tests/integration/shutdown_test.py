@@ -1,0 +1,541 @@
+#!/usr/bin/python3
+"""Shutdown is part of the contract: every app, at several worker counts,
+under load and with pooled client connections alive, ends on SIGTERM with
+status 0, no sanitizer report, and every request in flight answered whole or
+its connection closed before any byte of an answer. The gateway also has a
+backend killed (SIGKILL) or reset by a proxy mid-run. The other exits: SIGINT,
+a second SIGTERM during the drain (status 130, documented), SIGHUP racing the
+stop. Each scenario repeats (CORONET_SHUTDOWN_REPEAT, default 30) so that a
+one-in-ten failure shows.
+
+    shutdown_test.py BIN_DIR SOURCE_DIR TEST [REPEAT]   (one ctest per TEST; `list` names them)
+"""
+import http.client
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
+SOURCE_DIR = sys.argv[2] if len(sys.argv) > 2 else "."
+REPEAT = int(sys.argv[4]) if len(sys.argv) > 4 else int(os.environ.get("CORONET_SHUTDOWN_REPEAT", "30"))
+TIMEOUT = 30  # sanitized builds start and drain slowly on a loaded 2-core machine
+PKI = None
+
+SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|"
+                              r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer|corrupted|double free|"
+                              r"terminate called|Segmentation fault")
+
+
+def pki(name):
+    global PKI
+    if PKI is None:
+        PKI = tempfile.mkdtemp(prefix="coronet-shutdown-test-")
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-certs.sh"), PKI], check=True,
+                       stdout=subprocess.DEVNULL)
+    return os.path.join(PKI, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """A coronet app on loopback, its output kept for the sanitizer check."""
+
+    def __init__(self, name, threads, *args, port=None, tls=False):
+        self.name = name
+        self.port = port or free_port()
+        argv = [os.path.join(BIN_DIR, name), "--listen", f"127.0.0.1:{self.port}", "--threads", str(threads),
+                "--log-level", "warn", *args]
+        if tls:
+            argv += ["--set", f"tls.cert_file={pki('server.pem')}", "--set", f"tls.key_file={pki('server.key')}"]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_listening()
+
+    def wait_listening(self):
+        deadline = time.time() + TIMEOUT
+        while True:
+            assert self.proc.poll() is None, f"{self.name} exited at start:\n{self.output()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.time() < deadline, f"{self.name} did not start:\n{self.output()}"
+                time.sleep(0.02)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def signal(self, signo):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signo)
+
+    def wait(self):
+        try:
+            return self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} did not exit within {TIMEOUT} s of the signal:\n{self.output()[-3000:]}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def expect_clean_exit(app, status, what):
+    code = app.wait()
+    out = app.output()
+    report = SANITIZER_REPORT.search(out)
+    assert not report, f"{what}: {app.name} reported:\n{out[report.start():report.start() + 8000]}"
+    assert code == status, f"{what}: {app.name} exited with {code}, not {status}:\n{out[-3000:]}"
+
+
+class Load:
+    """Keep-alive HTTP/1.1 clients in threads, each request in a loop. A
+    request is answered whole, or its connection closes (or is refused)
+    before any byte of an answer: a truncated answer, a hang or a status
+    outside `allowed` is a failure."""
+
+    def __init__(self, port, paths, clients=6, tls=False, allowed=(200,)):
+        self.port, self.paths, self.tls, self.allowed = port, paths, tls, allowed
+        self.stopping = threading.Event()
+        self.answered = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def connect(self):
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=pki("ca.pem"))
+            return http.client.HTTPSConnection("localhost", self.port, timeout=TIMEOUT, context=ctx)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+
+    def run(self):
+        conn = self.connect()
+        while not self.stopping.is_set():
+            path = random.choice(self.paths).format(id=random.randint(1, 50))
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status not in self.allowed:
+                    self.fail(f"GET {path}: status {resp.status}: {body[:200]!r}")
+                elif resp.getheader("Content-Length") and len(body) != int(resp.getheader("Content-Length")):
+                    self.fail(f"GET {path}: {len(body)} bytes of {resp.getheader('Content-Length')}")
+                else:
+                    with self.lock:
+                        self.answered += 1
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = self.connect()
+            except http.client.IncompleteRead as e:
+                self.fail(f"GET {path}: answer cut short: {e!r}")
+                conn.close()
+                conn = self.connect()
+            except (http.client.RemoteDisconnected, ConnectionError, ssl.SSLError, OSError,
+                    http.client.BadStatusLine):
+                # Closed before an answer (the drain's keep-alive race, or the
+                # server gone): try again on a new connection until stopped.
+                conn.close()
+                if self.stopping.wait(0.01):
+                    break
+                conn = self.connect()
+        conn.close()
+
+    def fail(self, message):
+        with self.lock:
+            self.failures.append(message)
+
+    def wait_answers(self, n):
+        deadline = time.time() + TIMEOUT
+        while self.answered < n:
+            assert time.time() < deadline, f"only {self.answered} answers under load: {self.failures[:3]}"
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(TIMEOUT)
+        assert not self.failures, "\n".join(self.failures[:5])
+
+
+class ResettingProxy:
+    """A TCP proxy that forwards to `target` until told to reset: then every
+    connection through it, and every new one, ends with a TCP RST."""
+
+    def __init__(self, target):
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.resetting = threading.Event()
+        self.lock = threading.Lock()
+        self.open = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    @staticmethod
+    def rst(s):
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        except OSError:
+            pass
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.resetting.is_set():
+                self.rst(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                self.rst(client)
+                continue
+            with self.lock:
+                self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    def pipe(self, a, b):
+        while not self.resetting.is_set():
+            try:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+            except OSError:
+                break
+        self.rst(b)
+
+    def reset(self):
+        self.resetting.set()
+        with self.lock:
+            for s in self.open:
+                self.rst(s)
+
+    def close(self):
+        self.reset()
+        self.listener.close()
+
+
+# --- the apps under load -------------------------------------------------------------------------------------------
+
+def http_app_under_load(name, threads, paths, *args):
+    for run in range(REPEAT):
+        app = App(name, threads, *args)
+        try:
+            load = Load(app.port, paths)
+            load.wait_answers(20)
+            app.signal(signal.SIGTERM)
+            expect_clean_exit(app, 0, f"run {run + 1}")
+            load.stop()
+        finally:
+            app.kill()
+
+
+def test_hello_threads_2():
+    http_app_under_load("coronet-hello", 2, ["/plaintext", "/json"])
+
+
+def test_hello_threads_4():
+    http_app_under_load("coronet-hello", 4, ["/plaintext", "/json"])
+
+
+def test_backend_threads_2():
+    http_app_under_load("coronet-backend", 2, ["/users/{id}"], "--role", "users")
+
+
+def test_backend_threads_4():
+    http_app_under_load("coronet-backend", 4, ["/users/{id}"], "--role", "users")
+
+
+class Demo:
+    """Three backends and the gateway in front of them, calling them over
+    `transport`: http1, https1, h2c or h2 (TLS, by ALPN)."""
+
+    ROLES = ("users", "orders", "recommendations")
+
+    def __init__(self, threads, transport, proxy_orders=False):
+        self.tls = transport in ("https1", "h2")
+        self.backends = {role: App("coronet-backend", 2, "--role", role, tls=self.tls) for role in self.ROLES}
+        self.proxy = ResettingProxy(self.backends["orders"].port) if proxy_orders else None
+        self.threads, self.transport = threads, transport
+
+    def gateway(self):
+        scheme = "https" if self.tls else "http"
+        args = []
+        for role, app in self.backends.items():
+            port = self.proxy.port if role == "orders" and self.proxy else app.port
+            args += ["--set", f"backends.{role}={scheme}://127.0.0.1:{port}"]
+        if self.tls:
+            args += ["--set", f"client.ca_file={pki('ca.pem')}"]
+        args += ["--set", "client.http2=" + {"http1": "off", "https1": "off", "h2c": "prior_knowledge",
+                                              "h2": "auto"}[self.transport]]
+        return App("coronet-gateway", self.threads, *args, tls=self.tls)
+
+    def restart_orders(self):
+        old = self.backends["orders"]
+        old.kill()
+        self.backends["orders"] = App("coronet-backend", 2, "--role", "orders", port=old.port, tls=self.tls)
+
+    def close(self):
+        for app in self.backends.values():
+            app.signal(signal.SIGTERM)
+        for app in self.backends.values():
+            if app.proc.poll() is None:
+                app.wait()
+        if self.proxy:
+            self.proxy.close()
+
+
+def gateway_with_a_fault(threads, transport, fault):
+    """The issue's scenario: load on the dashboard, one backend killed (or
+    reset by a proxy) mid-run, then SIGTERM to the gateway."""
+    demo = Demo(threads, transport, proxy_orders=fault == "reset")
+    try:
+        for run in range(REPEAT):
+            if demo.backends["orders"].proc.poll() is not None:
+                demo.restart_orders()
+            if demo.proxy:
+                demo.proxy.close()
+                demo.proxy = ResettingProxy(demo.backends["orders"].port)
+            gateway = demo.gateway()
+            try:
+                load = Load(gateway.port, ["/api/users/{id}/dashboard"], tls=demo.tls)
+                load.wait_answers(30)
+                if fault == "kill":
+                    demo.backends["orders"].kill()
+                else:
+                    demo.proxy.reset()
+                before = load.answered
+                load.wait_answers(before + 30)  # partial answers, pooled connections to the others alive
+                gateway.signal(signal.SIGTERM)
+                expect_clean_exit(gateway, 0, f"run {run + 1}")
+                load.stop()
+            finally:
+                gateway.kill()
+    finally:
+        demo.close()
+
+
+def test_gateway_http1_threads_2_backend_killed():
+    gateway_with_a_fault(2, "http1", "kill")
+
+
+def test_gateway_http1_threads_4_backend_killed():
+    gateway_with_a_fault(4, "http1", "kill")
+
+
+def test_gateway_http1_threads_2_backend_reset_by_proxy():
+    gateway_with_a_fault(2, "http1", "reset")
+
+
+def test_gateway_https1_threads_2_backend_killed():
+    gateway_with_a_fault(2, "https1", "kill")
+
+
+def test_gateway_https1_threads_4_backend_killed():
+    gateway_with_a_fault(4, "https1", "kill")
+
+
+def test_gateway_h2c_threads_2_backend_killed():
+    gateway_with_a_fault(2, "h2c", "kill")
+
+
+def test_gateway_h2c_threads_4_backend_killed():
+    gateway_with_a_fault(4, "h2c", "kill")
+
+
+def test_gateway_h2_threads_2_backend_killed():
+    gateway_with_a_fault(2, "h2", "kill")
+
+
+def test_gateway_h2_threads_4_backend_reset_by_proxy():
+    gateway_with_a_fault(4, "h2", "reset")
+
+
+def echo_under_load(threads):
+    for run in range(REPEAT):
+        app = App("coronet-echo", threads, "--set", "echo.shutdown_timeout_ms=300")
+        stopping = threading.Event()
+        errors = []
+
+        def client():
+            try:
+                with socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT) as s:
+                    while not stopping.is_set():
+                        s.sendall(b"x" * 512)
+                        got = 0
+                        while got < 512:
+                            chunk = s.recv(512 - got)
+                            if not chunk:
+                                return  # closed by the drain
+                            got += len(chunk)
+            except OSError:
+                pass
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        clients = [threading.Thread(target=client, daemon=True) for _ in range(6)]
+        try:
+            for t in clients:
+                t.start()
+            time.sleep(0.2)  # the clients echo meanwhile; nothing waits on this
+            app.signal(signal.SIGTERM)
+            expect_clean_exit(app, 0, f"run {run + 1}")
+            stopping.set()
+            for t in clients:
+                t.join(TIMEOUT)
+            assert not errors, errors
+        finally:
+            stopping.set()
+            app.kill()
+
+
+def test_echo_threads_2():
+    echo_under_load(2)
+
+
+def test_echo_threads_4():
+    echo_under_load(4)
+
+
+def chat_under_load(threads):
+    for run in range(REPEAT):
+        tcp_port = free_port()
+        app = App("coronet-chat", threads, "--set", f"chat.tcp_listen=127.0.0.1:{tcp_port}",
+                  "--set", "chat.shutdown_timeout_ms=300")
+        stopping = threading.Event()
+
+        def client(n):
+            try:
+                with socket.create_connection(("127.0.0.1", tcp_port), timeout=TIMEOUT) as s:
+                    s.sendall(f"/nick user{n}\n/join load\n".encode())
+                    while not stopping.is_set():
+                        s.sendall(b"hello everyone\n")
+                        if not s.recv(65536):
+                            return
+                        time.sleep(0.005)  # within the chat's flood limit
+            except OSError:
+                pass
+
+        clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(6)]
+        try:
+            for t in clients:
+                t.start()
+            time.sleep(0.2)
+            app.signal(signal.SIGTERM)
+            expect_clean_exit(app, 0, f"run {run + 1}")
+        finally:
+            stopping.set()
+            app.kill()
+
+
+def test_chat_threads_2():
+    chat_under_load(2)
+
+
+def test_chat_threads_4():
+    chat_under_load(4)
+
+
+# --- the other exits -----------------------------------------------------------------------------------------------
+
+def test_sigint_is_a_graceful_stop():
+    demo = Demo(2, "http1")
+    try:
+        for run in range(REPEAT):
+            gateway = demo.gateway()
+            try:
+                load = Load(gateway.port, ["/api/users/{id}/dashboard"])
+                load.wait_answers(20)
+                gateway.signal(signal.SIGINT)
+                expect_clean_exit(gateway, 0, f"run {run + 1}")
+                load.stop()
+            finally:
+                gateway.kill()
+    finally:
+        demo.close()
+
+
+def test_second_sigterm_during_the_drain_stops_at_once():
+    """The documented forced stop: status 130, and still no sanitizer report
+    (tasks are cut off in the middle of their calls and destroyed)."""
+    demo = Demo(4, "h2c")
+    try:
+        for run in range(REPEAT):
+            # A long drain: requests in flight keep it going while the second signal lands.
+            gateway = demo.gateway()
+            try:
+                load = Load(gateway.port, ["/api/users/{id}/dashboard"])
+                load.wait_answers(20)
+                gateway.signal(signal.SIGTERM)
+                gateway.signal(signal.SIGTERM)
+                code = gateway.wait()
+                out = gateway.output()
+                report = SANITIZER_REPORT.search(out)
+                assert not report, f"run {run + 1}: reported:\n{out[report.start():report.start() + 8000]}"
+                # The drain may have finished before the second signal was handled.
+                assert code in (0, 130), f"run {run + 1}: exited with {code}:\n{out[-3000:]}"
+                load.stopping.set()
+                for t in load.threads:
+                    t.join(TIMEOUT)
+            finally:
+                gateway.kill()
+    finally:
+        demo.close()
+
+
+def test_sighup_racing_the_stop():
+    """A certificate reload arriving with the stop (and after it) changes nothing: status 0."""
+    demo = Demo(2, "h2")
+    try:
+        for run in range(REPEAT):
+            gateway = demo.gateway()
+            try:
+                load = Load(gateway.port, ["/api/users/{id}/dashboard"], tls=True)
+                load.wait_answers(20)
+                gateway.signal(signal.SIGHUP)
+                gateway.signal(signal.SIGTERM)
+                for _ in range(5):
+                    gateway.signal(signal.SIGHUP)
+                expect_clean_exit(gateway, 0, f"run {run + 1}")
+                load.stop()
+            finally:
+                gateway.kill()
+    finally:
+        demo.close()
+
+
+TESTS = {name[len("test_"):]: f for name, f in sorted(globals().items()) if name.startswith("test_")}
+
+if __name__ == "__main__":
+    which = sys.argv[3] if len(sys.argv) > 3 else "list"
+    if which == "list":
+        print("\n".join(TESTS))
+        sys.exit(0)
+    started = time.time()
+    TESTS[which]()
+    print(f"{which}: {REPEAT} runs passed in {time.time() - started:.1f} s")
