@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <fstream>
 #include <stdexcept>
@@ -107,6 +108,27 @@ void common_settings(SSL_CTX* native)
   SSL_CTX_set_read_ahead(native, 1);
 }
 
+// OpenSSL 3.0 fills a certificate's cached extensions (key ids, usages) on
+// its first use in a handshake, and when handshakes on two workers use a
+// shared certificate (the trusted CA, the context's own chain) for the first
+// time at once, both fill it: one frees and rewrites what the other is
+// comparing (TSan: a race between ASN1_STRING_set and ASN1_STRING_cmp, seen
+// in the gateway calling HTTPS backends on 2 and 4 workers). Filled here,
+// while one thread holds the context, they are never written again.
+void fill_certificate_caches(SSL_CTX* native)
+{
+  STACK_OF(X509_OBJECT)* trusted = X509_STORE_get0_objects(SSL_CTX_get_cert_store(native));
+  for (int i = 0; i < sk_X509_OBJECT_num(trusted); ++i)
+    if (X509* x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(trusted, i)))
+      X509_check_purpose(x, -1, 0);
+  if (X509* own = SSL_CTX_get0_certificate(native))
+    X509_check_purpose(own, -1, 0);
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(native, &chain) == 1 && chain)
+    for (int i = 0; i < sk_X509_num(chain); ++i)
+      X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+}
+
 // Two keys that are set together or not at all.
 void require_pair(const config& cfg, const char* a, const std::string& a_value, const char* b,
   const std::string& b_value)
@@ -173,6 +195,7 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options
   SSL_CTX_set_session_id_context(native, id, sizeof id - 1);
   ctx->alpn = alpn_wire(o.alpn);
   SSL_CTX_set_alpn_select_cb(native, select_alpn, &ctx->alpn);
+  fill_certificate_caches(native);
   return ctx;
 }
 
@@ -287,6 +310,7 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
   auto wire = alpn_wire(o.alpn);
   SSL_CTX_set_alpn_protos(native, reinterpret_cast<const unsigned char*>(wire.data()),
     static_cast<unsigned>(wire.size()));
+  fill_certificate_caches(native);
   return ctx;
 }
 
