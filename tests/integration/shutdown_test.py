@@ -291,6 +291,9 @@ class Demo:
             args += ["--set", f"backends.{role}={scheme}://127.0.0.1:{port}"]
         if self.tls:
             args += ["--set", f"client.ca_file={pki('ca.pem')}"]
+        # Sanitized builds on a loaded 2-core machine can take longer than the
+        # default 200 ms for a TLS handshake: a timeout is not what is tested.
+        args += ["--set", "gateway.backend_timeout_ms=3000", "--set", "gateway.request_timeout_ms=6000"]
         args += ["--set", "client.http2=" + {"http1": "off", "https1": "off", "h2c": "prior_knowledge",
                                               "h2": "auto"}[self.transport]]
         return App("coronet-gateway", self.threads, *args, tls=self.tls)
