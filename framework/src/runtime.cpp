@@ -18,8 +18,10 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <csignal>
 #include <mutex>
+#include <utility>
 
 namespace coronet {
 
@@ -203,26 +205,28 @@ using entry_point = asio::awaitable<asio::detail::awaitable_thread_entry_point, 
 // Counts a task's end on its worker, whichever way it comes: completed,
 // failed, or dropped unfinished by the runtime's teardown (a parameter of the
 // task's bottom frame, so it is destroyed with the frame even if the task
-// never started).
+// never started). One word, as the worker pointer it replaced: the counters'
+// address, with the way it ended in its low bits (they are 64-aligned).
 class task_end final {
 public:
-  explicit task_end(detail::worker* w) noexcept : w_(w), counter_(&w->counters().dropped) {}
-  task_end(task_end&& other) noexcept
-    : w_(std::exchange(other.w_, nullptr)), counter_(other.counter_)
-  {
-  }
+  explicit task_end(detail::worker* w) noexcept : bits_(reinterpret_cast<std::uintptr_t>(&w->counters())) {}
+  task_end(task_end&& other) noexcept : bits_(std::exchange(other.bits_, 0)) {}
   task_end& operator=(task_end&&) = delete;
   ~task_end()
   {
-    if (w_)
-      detail::task_counters::bump(*counter_);
+    if (!bits_)
+      return;
+    auto& c = *reinterpret_cast<detail::task_counters*>(bits_ & ~how_mask);
+    auto how = bits_ & how_mask;
+    detail::task_counters::bump(how == completed_bit ? c.completed : how == failed_bit ? c.failed : c.dropped);
   }
-  void completed() noexcept { counter_ = &w_->counters().completed; }
-  void failed() noexcept { counter_ = &w_->counters().failed; }
+  void completed() noexcept { bits_ |= completed_bit; }
+  void failed() noexcept { bits_ |= failed_bit; }
 
 private:
-  detail::worker* w_;
-  std::atomic<std::uint64_t>* counter_;
+  static constexpr std::uintptr_t completed_bit = 1, failed_bit = 2, how_mask = 3;
+  static_assert(alignof(detail::task_counters) > how_mask);
+  std::uintptr_t bits_;
 };
 
 // The bottom frame of every spawned task: counts its end and logs a failure,
@@ -558,6 +562,19 @@ bool exits_with_2(std::exception_ptr e)
   }
 }
 
+// SIGHUP: the on_reload() callbacks, called outside the lock (one may add another).
+void run_reloaders(std::mutex& mutex, const std::vector<std::function<void()>>& all)
+{
+  std::vector<std::function<void()>> reloaders;
+  {
+    std::lock_guard lock{mutex};
+    reloaders = all;
+  }
+  spdlog::info("received SIGHUP: {}", reloaders.empty() ? "nothing to reload" : "reloading");
+  for (auto& f : reloaders)
+    f();
+}
+
 } // namespace
 
 int runtime::run_until_signal(task<void> main)
@@ -583,14 +600,7 @@ int runtime::run_until_signal(task<void> main)
     if (ec)
       return;
     if (signo == SIGHUP) {
-      std::vector<std::function<void()>> reloaders;
-      {
-        std::lock_guard lock{reload_mutex_};
-        reloaders = reloaders_;
-      }
-      spdlog::info("received SIGHUP: {}", reloaders.empty() ? "nothing to reload" : "reloading");
-      for (auto& f : reloaders)
-        f();
+      run_reloaders(reload_mutex_, reloaders_);
       signals.async_wait(on_signal);
       return;
     }

@@ -53,9 +53,10 @@ protected:
 
 private:
   friend class parked_list;
+  // Two pointers, as every byte here is a byte of each parked task: listed
+  // means having a predecessor or being the head.
   parked_task* prev_parked_ = nullptr;
   parked_task* next_parked_ = nullptr;
-  bool listed_ = false;
 };
 
 // The tasks parked on one worker; only its thread touches it (and the
@@ -69,16 +70,16 @@ public:
     if (head_)
       head_->prev_parked_ = t;
     head_ = t;
-    t->listed_ = true;
   }
+  // Does nothing for a task that is not listed.
   void remove(parked_task* t) noexcept
   {
-    if (!t->listed_)
+    if (!t->prev_parked_ && head_ != t)
       return;
     (t->prev_parked_ ? t->prev_parked_->next_parked_ : head_) = t->next_parked_;
     if (t->next_parked_)
       t->next_parked_->prev_parked_ = t->prev_parked_;
-    t->listed_ = false;
+    t->prev_parked_ = t->next_parked_ = nullptr;
   }
   parked_task* take() noexcept
   {
