@@ -2,14 +2,17 @@
 """Shutdown is part of the contract: every app, at several worker counts,
 under load and with pooled client connections alive, ends on SIGTERM with
 status 0, no sanitizer report, and every request in flight answered whole or
-its connection closed before any byte of an answer. The gateway also has a
-backend killed (SIGKILL) or reset by a proxy mid-run. The other exits: SIGINT,
+its connection closed before any byte of an answer: HTTP/1.1 and HTTP/2 in
+(h2load, h2c and h2 over TLS), the chat's TCP and WebSocket clients, the
+echo's TCP and UDP. The gateway, over HTTP/1.1, HTTPS, h2c and h2 to its
+backends, also has one backend killed (SIGKILL) or reset by a proxy mid-run. The other exits: SIGINT,
 a second SIGTERM during the drain (status 130, documented), SIGHUP racing the
 stop. Each scenario repeats (CORONET_SHUTDOWN_REPEAT, default 30) so that a
 one-in-ten failure shows.
 
     shutdown_test.py BIN_DIR SOURCE_DIR TEST [REPEAT]   (one ctest per TEST; `list` names them)
 """
+import base64
 import http.client
 import os
 import random
@@ -17,6 +20,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -263,6 +267,41 @@ def test_hello_threads_4():
     http_app_under_load("coronet-hello", 4, ["/plaintext", "/json"])
 
 
+def hello_under_h2_load(threads, tls):
+    """HTTP/2 in: h2load's multiplexed streams (h2c with prior knowledge, or
+    h2 chosen by ALPN) in flight at the signal."""
+    protocol = "h2" if tls else "h2c"
+    for run in range(REPEAT):
+        app = App("coronet-hello", threads, tls=tls)
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{app.port}/plaintext"
+        out = tempfile.TemporaryFile()
+        load = subprocess.Popen(["h2load", "-D", "60", "-c", "8", "-m", "8", url], stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + TIMEOUT
+            while f"Application protocol: {protocol}\n".encode() not in (out.seek(0) or out.read()):
+                assert load.poll() is None and time.time() < deadline, \
+                    f"h2load did not speak {protocol}: {(out.seek(0) or out.read())[-1000:]!r}"
+                time.sleep(0.01)
+            ready = Load(app.port, ["/plaintext"], clients=1, tls=tls)  # answered beside h2load's streams
+            ready.wait_answers(20)
+            app.signal(signal.SIGTERM)
+            expect_clean_exit(app, 0, f"run {run + 1}")
+            ready.stop()
+        finally:
+            load.kill()
+            load.wait()
+            app.kill()
+
+
+def test_hello_h2c_threads_2():
+    hello_under_h2_load(2, tls=False)
+
+
+def test_hello_h2_tls_threads_4():
+    hello_under_h2_load(4, tls=True)
+
+
 def test_backend_threads_2():
     http_app_under_load("coronet-backend", 2, ["/users/{id}"], "--role", "users")
 
@@ -381,7 +420,7 @@ def test_gateway_h2_threads_4_backend_reset_by_proxy():
 
 def echo_under_load(threads):
     for run in range(REPEAT):
-        app = App("coronet-echo", threads, "--set", "echo.shutdown_timeout_ms=300")
+        app = App("coronet-echo", threads, "--set", "echo.shutdown_timeout_ms=300", "--set", "echo.udp=true")
         stopping = threading.Event()
         errors = []
 
@@ -401,7 +440,18 @@ def echo_under_load(threads):
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(repr(e))
 
+        def udp_client():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.settimeout(0.2)
+                while not stopping.is_set():
+                    u.sendto(b"ping", ("127.0.0.1", app.port))
+                    try:
+                        u.recvfrom(2048)
+                    except OSError:
+                        pass
+
         clients = [threading.Thread(target=client, daemon=True) for _ in range(6)]
+        clients += [threading.Thread(target=udp_client, daemon=True) for _ in range(2)]
         try:
             for t in clients:
                 t.start()
@@ -425,6 +475,13 @@ def test_echo_threads_4():
     echo_under_load(4)
 
 
+def ws_text(text):
+    """A masked WebSocket text frame, as a client sends it."""
+    payload = text.encode()
+    key = os.urandom(4)
+    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
 def chat_under_load(threads):
     for run in range(REPEAT):
         tcp_port = free_port()
@@ -444,7 +501,27 @@ def chat_under_load(threads):
             except OSError:
                 pass
 
+        def ws_client(n):
+            key = base64.b64encode(os.urandom(16)).decode()
+            request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{app.port}\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            try:
+                with socket.create_connection(("127.0.0.1", app.port), timeout=TIMEOUT) as s:
+                    s.sendall(request.encode())
+                    if b" 101 " not in s.recv(4096):
+                        return
+                    for line in (f"/nick web{n}", "/join load"):
+                        s.sendall(ws_text(line))
+                    while not stopping.is_set():
+                        s.sendall(ws_text("hello from a browser"))
+                        if not s.recv(65536):
+                            return
+                        time.sleep(0.005)
+            except OSError:
+                pass
+
         clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(6)]
+        clients += [threading.Thread(target=ws_client, args=(n,), daemon=True) for n in range(3)]
         try:
             for t in clients:
                 t.start()
