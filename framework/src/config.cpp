@@ -3,6 +3,7 @@
 #include <coronet/http/headers.hpp>
 
 #include <coronet/log.hpp>
+#include <coronet/utf8.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -10,11 +11,14 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <cstdlib>
 #include <iostream>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <variant>
 
 extern char** environ;
 
@@ -204,90 +208,186 @@ void walk(const toml::table& table, const std::string& prefix, F&& f)
   }
 }
 
-// TOML allows characters beyond ASCII only in strings and comments. The
-// line of the first one found elsewhere, if any. (Checked before toml++
-// sees the text: its whitespace test reaches __builtin_unreachable on some
-// of them, found by fuzzing the loader.)
-std::optional<std::size_t> stray_non_ascii(std::string_view text)
+// The code point that starts at s[i] and its length in bytes; length 0 when
+// it is not valid UTF-8.
+std::pair<char32_t, std::size_t> decode_utf8(std::string_view s, std::size_t i)
 {
-  enum class in { code, comment, basic, literal, multi_basic, multi_literal } state = in::code;
-  std::size_t line = 1;
-  auto starts = [&](std::size_t i, std::string_view what) { return text.substr(i, what.size()) == what; };
+  auto lead = static_cast<unsigned char>(s[i]);
+  std::size_t n = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC2 ? 2 : 0;
+  if (n == 0 || i + n > s.size() || !valid_utf8(s.substr(i, n)))
+    return {0, 0};
+  char32_t cp = lead & (0xFF >> (n + 1));
+  for (std::size_t k = 1; k < n; ++k)
+    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  return {cp, n};
+}
+
+std::string toml_escape(char32_t cp)
+{
+  auto v = static_cast<std::uint32_t>(cp);
+  return cp > 0xFFFF ? fmt::format("\\U{:08X}", v) : fmt::format("\\u{:04X}", v);
+}
+
+// TOML allows characters beyond ASCII only in strings and comments, and
+// toml++ 3.3's whitespace test reaches __builtin_unreachable for many of them
+// (U+00A1..U+0499 among others) wherever its parser or its error recovery
+// looks at one, even past an error inside what looks like a string (both
+// found by fuzzing the loader). So toml++ is given ASCII only: in a one-line
+// basic string such a character becomes its \u escape, a one-line literal
+// string holding one becomes the equal basic string, and a comment's become
+// '?'. Anywhere else (or not UTF-8) it is refused, with its line.
+class ascii_toml final {
+public:
+  explicit ascii_toml(std::string_view text) : text_(text) { out_.reserve(text.size()); }
+
+  // The text for toml++, or the line of a character that is refused.
+  std::variant<std::string, std::size_t> run()
+  {
+    for (i_ = 0; i_ < text_.size(); ++i_) {
+      char c = text_[i_];
+      if (c == '\n')
+        end_line();
+      else if (static_cast<unsigned char>(c) >= 0x80 ? !non_ascii() : !ascii(c))
+        return line_;
+    }
+    end_line();
+    return std::move(out_);
+  }
+
+private:
+  enum class in { code, comment, basic, literal, multi_basic, multi_literal };
+
+  bool starts(std::string_view what) const { return text_.substr(i_, what.size()) == what; }
   // A string (a value or a quoted key) can only follow '=', '[', ',', '{'
   // or '.', or begin a line: a quote anywhere else is no string for toml++
   // either, and what follows it is checked as code.
-  auto string_may_start = [&](std::size_t i) {
-    while (i > 0 && (text[i - 1] == ' ' || text[i - 1] == '\t'))
+  bool string_may_start() const
+  {
+    std::size_t i = i_;
+    while (i > 0 && (text_[i - 1] == ' ' || text_[i - 1] == '\t'))
       --i;
-    return i == 0 || std::string_view("=[,{.\n").find(text[i - 1]) != std::string_view::npos;
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\n') {
-      ++line;
-      if (state == in::comment || state == in::basic || state == in::literal)
-        state = in::code; // a single-line string or a comment ends with its line (toml++ says what is wrong)
-      continue;
-    }
-    switch (state) {
+    return i == 0 || std::string_view("=[,{.\n").find(text_[i - 1]) != std::string_view::npos;
+  }
+  bool copy(std::size_t n)
+  {
+    out_.append(text_.substr(i_, n));
+    i_ += n - 1;
+    return true;
+  }
+
+  bool ascii(char c)
+  {
+    switch (state_) {
     case in::code:
-      if (static_cast<unsigned char>(c) >= 0x80)
-        return line;
-      if (c == '#')
-        state = in::comment;
-      else if (starts(i, "\"\"\"") && string_may_start(i)) {
-        state = in::multi_basic;
-        i += 2;
-      } else if (starts(i, "'''") && string_may_start(i)) {
-        state = in::multi_literal;
-        i += 2;
-      } else if (c == '"' && string_may_start(i))
-        state = in::basic;
-      else if (c == '\'' && string_may_start(i))
-        state = in::literal;
+      if (c == '#') {
+        state_ = in::comment;
+      } else if ((starts("\"\"\"") || starts("'''")) && string_may_start()) {
+        state_ = c == '"' ? in::multi_basic : in::multi_literal;
+        return copy(3);
+      } else if ((c == '"' || c == '\'') && string_may_start()) {
+        state_ = c == '"' ? in::basic : in::literal;
+        literal_start_ = out_.size();
+        literal_wide_ = false;
+      }
       break;
     case in::basic:
     case in::multi_basic:
-      if (state == in::multi_basic && static_cast<unsigned char>(c) >= 0x80)
-        return line; // see below
-      if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
-        ++i; // an escape: the next character is not the end
-      else if (state == in::basic && c == '"')
-        state = in::code;
-      else if (state == in::multi_basic && starts(i, "\"\"\"")) {
-        state = in::code;
-        i += 2;
+      if (c == '\\' && i_ + 1 < text_.size() && text_[i_ + 1] != '\n')
+        return copy(2); // an escape: the next character is not the end
+      if (state_ == in::basic && c == '"')
+        state_ = in::code;
+      else if (state_ == in::multi_basic && starts("\"\"\"")) {
+        state_ = in::code;
+        return copy(3);
       }
       break;
     case in::literal:
-      if (c == '\'')
-        state = in::code;
+      if (c == '\'') {
+        state_ = in::code;
+        if (literal_wide_) {
+          out_.replace(literal_start_, std::string::npos, as_basic_string(out_.substr(literal_start_ + 1)));
+          return true;
+        }
+      }
       break;
     case in::multi_literal:
-      // Not in a multi-line string either: toml++ may stop before such a
-      // string opens (an error earlier on its line) and still classify the
-      // characters after it, which for some reaches its unreachable branch
-      // (the config-loader fuzzer found one).
-      if (static_cast<unsigned char>(c) >= 0x80)
-        return line;
-      if (starts(i, "'''")) {
-        state = in::code;
-        i += 2;
+      if (starts("'''")) {
+        state_ = in::code;
+        return copy(3);
       }
       break;
     case in::comment:
       break;
     }
+    out_ += c;
+    return true;
   }
-  return std::nullopt;
-}
+
+  bool non_ascii()
+  {
+    auto [cp, n] = decode_utf8(text_, i_);
+    if (n == 0 || (state_ != in::basic && state_ != in::literal && state_ != in::comment))
+      return false;
+    if (state_ == in::basic)
+      out_ += toml_escape(cp);
+    else if (state_ == in::comment)
+      out_ += '?';
+    else
+      literal_wide_ = true; // written as a basic string once it closes
+    if (state_ == in::literal)
+      out_.append(text_.substr(i_, n));
+    i_ += n - 1;
+    return true;
+  }
+
+  // A one-line string or a comment ends with its line (an unclosed string is
+  // toml++'s to report, once what it must not see is escaped).
+  void end_line()
+  {
+    if (state_ == in::literal && literal_wide_)
+      out_.replace(literal_start_, std::string::npos, as_basic_string(out_.substr(literal_start_ + 1), false));
+    if (state_ == in::comment || state_ == in::basic || state_ == in::literal)
+      state_ = in::code;
+    if (i_ < text_.size())
+      out_ += '\n';
+    ++line_;
+  }
+
+  // A literal string's content (everything as written) as a basic string.
+  static std::string as_basic_string(std::string_view raw, bool closed = true)
+  {
+    std::string s = "\"";
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      auto [cp, n] = decode_utf8(raw, i);
+      if (n > 0) {
+        s += toml_escape(cp);
+        i += n - 1;
+      } else {
+        if (raw[i] == '\\' || raw[i] == '"')
+          s += '\\';
+        s += raw[i];
+      }
+    }
+    return closed ? s + '"' : s;
+  }
+
+  std::string_view text_;
+  std::string out_;
+  std::size_t i_ = 0;
+  std::size_t line_ = 1;
+  in state_ = in::code;
+  std::size_t literal_start_ = 0; // where the open literal string's quote is in out_
+  bool literal_wide_ = false;     // it holds a character beyond ASCII
+};
 
 toml::table parse_toml(std::string_view text, std::string_view source)
 {
-  if (auto line = stray_non_ascii(text))
-    throw config_error(fmt::format("{}:{}: a character beyond ASCII outside a one-line string or a comment", source, *line));
+  auto ascii = ascii_toml(text).run();
+  if (auto* line = std::get_if<std::size_t>(&ascii))
+    throw config_error(fmt::format(
+      "{}:{}: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8", source, *line));
   try {
-    return toml::parse(text, source);
+    return toml::parse(std::get<std::string>(ascii), source);
   } catch (const toml::parse_error& e) {
     throw config_error(fmt::format("{}: {}", location(e.source(), source), e.description()));
   }

@@ -66,7 +66,7 @@ build json_body "$root/tests/fuzz/json_body.cpp" "$root/framework/src/http/json.
 # (a control byte in a table header) that, with NDEBUG, it reports as the
 # parse errors they are.
 build config_loader -DNDEBUG "$root/tests/fuzz/config_loader.cpp" "$root/framework/src/config.cpp" \
-  "$root/framework/src/log.cpp" -lspdlog
+  "$root/framework/src/log.cpp" "$root/framework/src/utf8.cpp" -lspdlog
 build codec "$root/tests/fuzz/codec.cpp" "$root/framework/src/http/codec.cpp" -lz -lzstd -lbrotlidec
 build websocket_frames "$root/tests/fuzz/websocket_frames.cpp" "$root/framework/src/http/websocket_frames.cpp" \
   "$root/framework/src/utf8.cpp"

@@ -181,14 +181,26 @@ TEST_CASE("config: characters beyond ASCII are fine in strings and comments, a c
   // Found by fuzzing: toml++'s whitespace test is undefined for some of these.
   temp_file stray{"[backend]\nrole = \"users\"\nlatency_ms =\xc2\xa1 5\n"};
   CHECK(error_of(sources(stray.path.string(), {}, no_env)) ==
-        stray.path.string() + ":3: a character beyond ASCII outside a one-line string or a comment");
+        stray.path.string() + ":3: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8");
   // A quote where no string can start opens none: what follows is checked too.
   temp_file quoted{"[backend]\nlatency_ms = 5[x'\xc2\xa1'\n"};
   CHECK(error_of(sources(quoted.path.string(), {}, no_env)) ==
-        quoted.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment");
+        quoted.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8");
   // Nor in a multi-line string: toml++ may stop earlier on the line and
   // still classify what follows (found by fuzzing).
   temp_file multi{"[backend]\nr= 0oJ x=[\"\"\"k\xef\xb9\xbfs\n\"\"\"]\n"};
   CHECK(error_of(sources(multi.path.string(), {}, no_env)) ==
-        multi.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment");
+        multi.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8");
+  // In a literal string too (what toml++ sees is the equal basic string).
+  temp_file literal{"[backend]\nrole = 'C:\\Users\\Jos\xc3\xa9 \"\xf0\x9f\x98\x80\"'\n"};
+  CHECK(coronet::config::load("backend", sources(literal.path.string(), {}, no_env)).get_string("backend.role") ==
+        "C:\\Users\\Jos\xc3\xa9 \"\xf0\x9f\x98\x80\"");
+  // Found by fuzzing: past an error, inside what looks like a string, toml++
+  // still classified a character (U+FE7F) whose test is undefined.
+  temp_file past_error{"[backeund]\nr= 0oJbackend.error_rartes\"hptpz:/d.'rror_rates\"http:/oclienerboseer"
+                       "\xef\xb9\xbfs\"ht:\xc9\xb4N n\"\"%[\x8fp= bos"};
+  CHECK(error_of(sources(past_error.path.string(), {}, no_env)).find(past_error.path.string() + ":2") == 0);
+  temp_file not_utf8{"[backend]\nrole = \"ab\xc3(\"\n"};
+  CHECK(error_of(sources(not_utf8.path.string(), {}, no_env)) ==
+        not_utf8.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8");
 }
