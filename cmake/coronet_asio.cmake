@@ -13,7 +13,7 @@ if(NOT TARGET coronet::asio)
   # Asio keeps freed coroutine frames and operation blocks per thread for
   # reuse, two of each kind by default; eight leaves room for the frames a
   # request has alive at once. Not shown to matter: the allocation per
-  # request it was meant for came from elsewhere (see framework/src/op_memory.hpp).
+  # request it was meant for came from elsewhere (see framework/include/coronet/detail/memory.hpp).
   target_compile_definitions(coronet::asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
     ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=8)
   target_link_libraries(coronet::asio INTERFACE Threads::Threads)

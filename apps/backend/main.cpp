@@ -12,8 +12,8 @@
 #include <coronet/config.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
-#include <coronet/http/observe.hpp>
-#include <coronet/http/server.hpp>
+#include <coronet/middleware/observe.hpp>
+#include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/time.hpp>
 

@@ -4,10 +4,10 @@
 
 #include <coronet/config.hpp>
 #include <coronet/error.hpp>
-#include <coronet/http/files.hpp>
-#include <coronet/http/observe.hpp>
-#include <coronet/http/server.hpp>
-#include <coronet/http/websocket.hpp>
+#include <coronet/middleware/files.hpp>
+#include <coronet/middleware/observe.hpp>
+#include <coronet/server/server.hpp>
+#include <coronet/websocket/websocket.hpp>
 #include <coronet/net/stream.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/runtime.hpp>

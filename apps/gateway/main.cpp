@@ -15,14 +15,14 @@
 // Service): calls balance over them, skip and eject the failing ones, retry
 // within the client's budget and hedge after gateway.hedge_after_ms.
 #include <coronet/config.hpp>
-#include <coronet/http/client.hpp>
-#include <coronet/http/compress.hpp>
-#include <coronet/http/cors.hpp>
+#include <coronet/client/client.hpp>
+#include <coronet/middleware/compress.hpp>
+#include <coronet/middleware/cors.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
 #include <coronet/http/middleware.hpp>
-#include <coronet/http/observe.hpp>
-#include <coronet/http/server.hpp>
+#include <coronet/middleware/observe.hpp>
+#include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/sync/task_group.hpp>

@@ -2,7 +2,7 @@
 #include <coronet/config.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/middleware.hpp>
-#include <coronet/http/server.hpp>
+#include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
 
 #include <cstdlib>

@@ -1,8 +1,7 @@
 #include <coronet/config.hpp>
 
-#include <coronet/http/headers.hpp>
-
 #include <coronet/log.hpp>
+#include <coronet/text.hpp>
 #include <coronet/utf8.hpp>
 
 #include <CLI/CLI.hpp>
@@ -540,7 +539,7 @@ std::string config::get_string(std::string_view key) const
 std::vector<std::string> config::get_list(std::string_view key) const
 {
   auto text = get_string(key);
-  auto items = http::list_items(text);
+  auto items = list_items(text);
   return {items.begin(), items.end()};
 }
 

@@ -9,7 +9,7 @@
 //   counts also as a Markdown table (loadtest/results/allocations.md, which
 //   loadtest/report.sh puts in RESULTS.md)
 // CORONET_ALLOC_TRACE=K prints the stacks of the first K allocations.
-#include <coronet/http/server.hpp>
+#include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
 
 #include <arpa/inet.h>

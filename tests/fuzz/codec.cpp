@@ -2,7 +2,7 @@
 // chooses the coding (gzip, deflate, zstd, br) and the rest is the body.
 // Must never crash or use memory past its limit: the output stays within
 // it, and a refusal is http::error 413 (too large) or 400 (not valid).
-#include "http/codec.hpp"
+#include "middleware/codec.hpp"
 
 #include <coronet/http/error.hpp>
 

@@ -7,7 +7,7 @@
 //
 // The first input byte chooses how the rest is cut into reads, so split
 // requests and pipelines are explored as well.
-#include "http/request_parser.hpp"
+#include "http1/request_parser.hpp"
 
 #include <coronet/http/request.hpp>
 

@@ -5,7 +5,7 @@
 //
 // The first byte chooses the read size, the second whether the request was
 // a HEAD (no body expected) and whether the server closes after its bytes.
-#include "http/response_parser.hpp"
+#include "http1/response_parser.hpp"
 
 #include <cstdint>
 #include <cstdlib>

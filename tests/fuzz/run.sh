@@ -57,18 +57,18 @@ build() { # NAME SOURCES... [-- LIBS]
   local name=$1
   shift
   clang++ -std=c++20 "${flags[@]}" "${coro[@]}" -I"$root/framework/include" -I"$root/framework/src" -I"$llhttp_inc" \
-    "$@" "$root/framework/src/http/types.cpp" "$root/framework/src/op_memory.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
+    "$@" "$root/framework/src/http/headers.cpp" "$root/framework/src/http/request.cpp" "$root/framework/src/http/status.cpp" "$root/framework/src/detail/memory.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
 }
-build request_parser "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http/request_parser.cpp"
-build response_parser "$root/tests/fuzz/response_parser.cpp" "$root/framework/src/http/response_parser.cpp"
+build request_parser "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http1/request_parser.cpp"
+build response_parser "$root/tests/fuzz/response_parser.cpp" "$root/framework/src/http1/response_parser.cpp"
 build json_body "$root/tests/fuzz/json_body.cpp" "$root/framework/src/http/json.cpp"
 # NDEBUG as in every real build: toml++ asserts on a few malformed documents
 # (a control byte in a table header) that, with NDEBUG, it reports as the
 # parse errors they are.
 build config_loader -DNDEBUG "$root/tests/fuzz/config_loader.cpp" "$root/framework/src/config.cpp" \
   "$root/framework/src/log.cpp" "$root/framework/src/utf8.cpp" -lspdlog
-build codec "$root/tests/fuzz/codec.cpp" "$root/framework/src/http/codec.cpp" -lz -lzstd -lbrotlidec
-build websocket_frames "$root/tests/fuzz/websocket_frames.cpp" "$root/framework/src/http/websocket_frames.cpp" \
+build codec "$root/tests/fuzz/codec.cpp" "$root/framework/src/middleware/codec.cpp" -lz -lzstd -lbrotlidec
+build websocket_frames "$root/tests/fuzz/websocket_frames.cpp" "$root/framework/src/websocket/frames.cpp" \
   "$root/framework/src/utf8.cpp"
 build chat_protocol -I"$root/apps" "$root/tests/fuzz/chat_protocol.cpp" "$root/apps/chat/protocol.cpp" \
   "$root/framework/src/utf8.cpp"

@@ -5,7 +5,7 @@
 // must never crash, read past its input, take more than it has, ask for
 // less than it has, let a message grow past the limit or a text message
 // that is not UTF-8 through, nor go on after a failure.
-#include "http/websocket_frames.hpp"
+#include "websocket/frames.hpp"
 
 #include <coronet/utf8.hpp>
 

@@ -1,6 +1,6 @@
 // http::client over HTTPS against the real coronet-hello with a certificate
 // from a throwaway CA: verification, pooled reuse, session resumption.
-#include <coronet/http/client.hpp>
+#include <coronet/client/client.hpp>
 
 #include <support/pki.hpp>
 #include <support/process.hpp>

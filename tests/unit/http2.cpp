@@ -6,9 +6,9 @@
 // apart.
 #include <coronet/config.hpp>
 #include <coronet/error.hpp>
-#include <coronet/http/client.hpp>
+#include <coronet/client/client.hpp>
 #include <coronet/http/error.hpp>
-#include <coronet/http/server.hpp>
+#include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>

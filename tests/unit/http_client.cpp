@@ -2,7 +2,7 @@
 // stale connections, timeouts, malformed and unusual responses.
 #include "scripted_server.hpp"
 
-#include <coronet/http/client.hpp>
+#include <coronet/client/client.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>

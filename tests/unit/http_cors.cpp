@@ -3,7 +3,7 @@
 // headers, credentials, Vary, and its config keys.
 #include <coronet/config.hpp>
 #include <coronet/error.hpp>
-#include <coronet/http/cors.hpp>
+#include <coronet/middleware/cors.hpp>
 #include <coronet/runtime.hpp>
 
 #include <doctest/doctest.h>

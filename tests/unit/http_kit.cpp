@@ -1,11 +1,11 @@
 // The service kit: the in-process test client and the scripted upstream
-// (coronet/http/testing.hpp), compression both ways, static files.
-#include <coronet/http/client.hpp>
-#include <coronet/http/compress.hpp>
+// (coronet/testing/http.hpp), compression both ways, static files.
+#include <coronet/client/client.hpp>
+#include <coronet/middleware/compress.hpp>
 #include <coronet/http/error.hpp>
-#include <coronet/http/files.hpp>
+#include <coronet/middleware/files.hpp>
 #include <coronet/http/json.hpp>
-#include <coronet/http/testing.hpp>
+#include <coronet/testing/http.hpp>
 
 #include <brotli/decode.h>
 #include <brotli/encode.h>

@@ -3,7 +3,7 @@
 // retries and their budget, backoff within the deadline, hedging.
 #include "scripted_server.hpp"
 
-#include <coronet/http/client.hpp>
+#include <coronet/client/client.hpp>
 #include <coronet/metrics.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/task_group.hpp>

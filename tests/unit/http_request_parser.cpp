@@ -1,5 +1,5 @@
-// The request parser on hostile and ordinary input (framework/src/http).
-#include "http/request_parser.hpp"
+// The request parser on hostile and ordinary input (framework/src/http1).
+#include "http1/request_parser.hpp"
 
 #include <doctest/doctest.h>
 

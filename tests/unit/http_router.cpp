@@ -1,5 +1,5 @@
 // Routing and the middleware chain, driven directly (no sockets).
-#include <coronet/http/client.hpp>
+#include <coronet/client/client.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/middleware.hpp>
 #include <coronet/http/router.hpp>

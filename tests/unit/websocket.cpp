@@ -1,9 +1,9 @@
 // The WebSocket handshake and the UTF-8 check, without a network. The
 // protocol itself is tested against a foreign client in chat_test.py.
-#include <coronet/http/websocket.hpp>
+#include <coronet/websocket/websocket.hpp>
 #include <coronet/utf8.hpp>
 
-#include "http/websocket_frames.hpp"
+#include "websocket/frames.hpp"
 
 #include <doctest/doctest.h>
 

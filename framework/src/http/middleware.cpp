@@ -1,7 +1,5 @@
 #include <coronet/http/middleware.hpp>
 
-#include <coronet/http/client.hpp>
-
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -109,17 +107,11 @@ middleware access_log()
   };
 }
 
-request_options call_options(const request& req)
+std::string child_traceparent(std::string_view traceparent)
 {
-  request_options o;
-  if (req.deadline != clock::time_point::max())
-    o.deadline = req.deadline;
-  if (!req.id.empty())
-    o.headers.add("X-Request-Id", req.id);
-  if (req.traceparent.size() == 55) // the same trace; this call is a new span in it
-    o.headers.add("traceparent", traceparent_in(std::string_view{req.traceparent}.substr(3, 32),
-      std::string_view{req.traceparent}.substr(53, 2)));
-  return o;
+  if (traceparent.size() != 55)
+    return {};
+  return traceparent_in(traceparent.substr(3, 32), traceparent.substr(53, 2));
 }
 
 } // namespace coronet::http

@@ -1,6 +1,6 @@
 #include <coronet/net/stream.hpp>
 
-#include "../op_memory.hpp"
+#include <coronet/detail/memory.hpp>
 
 #include <coronet/detail/parked_op.hpp>
 #include <coronet/detail/worker.hpp>

@@ -1,5 +1,7 @@
 #pragma once
 // Header fields in arrival order, looked up case-insensitively.
+#include <coronet/text.hpp>
+
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -10,13 +12,9 @@
 
 namespace coronet::http {
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
-
-// The items of a comma-separated field value, blanks trimmed and empty ones
-// dropped: "a, b,,c" -> a b c.
-std::vector<std::string_view> list_items(std::string_view value);
-// `v` without the spaces and tabs around it.
-std::string_view trim_blanks(std::string_view v) noexcept;
+using coronet::iequals;    // header names and tokens
+using coronet::list_items; // a comma-separated field value
+using coronet::trim_blanks;
 
 namespace detail {
 // The per-thread pool behind headers (below), for a request's other

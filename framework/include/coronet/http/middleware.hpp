@@ -7,6 +7,7 @@
 #include <coronet/http/router.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace coronet::http {
 
@@ -20,6 +21,10 @@ middleware request_ids();
 // A new random request id: 16 lowercase hex digits.
 std::string new_request_id();
 
+// The traceparent for a call made while handling a request of this trace
+// (req.traceparent, as request_ids() set it): the same trace id and flags,
+// a new span id. Empty when `traceparent` is not a valid one.
+std::string child_traceparent(std::string_view traceparent);
 
 // One line per request through the asynchronous "access" logger on stdout:
 //   GET /users/7?full=1 200 57B 38us id=4f1c2a9e0b7d6e53 trace=4bf92f3577b34da6a3ce929d0e0e4736

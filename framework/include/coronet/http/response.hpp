@@ -16,6 +16,7 @@
 //       for (int i = 0; i < 3; ++i)
 //         co_await out.write("tick\n");
 //     });
+#include <coronet/detail/memory.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/status.hpp>
 #include <coronet/task.hpp>
@@ -24,12 +25,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-
-namespace coronet::detail {
-// A copy of `text` in a buffer that a response already sent on this thread
-// gave back: a body built from a literal or a view costs no allocation.
-std::string recycled_string(std::string_view text);
-} // namespace coronet::detail
 
 namespace coronet::http {
 

@@ -1,0 +1,18 @@
+#pragma once
+// A replica's connections: HTTP/1.1 kept alive in a pool, or one HTTP/2
+// connection per worker, and one attempt of a call over them.
+#include "client/state.hpp"
+
+namespace coronet::http::detail {
+
+// One attempt of a call on one replica's connections . While it
+// waits for a new connection to open, *connecting is true.
+task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting = nullptr);
+
+// Closes the pool's idle connections that are past client.idle_timeout or
+// that the server has closed; returns how many stay idle.
+std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool);
+
+
+} // namespace coronet::http::detail

@@ -1,0 +1,129 @@
+#include <coronet/server/server.hpp>
+
+#include <coronet/config.hpp>
+#include <coronet/detail/intrusive_list.hpp>
+#include <coronet/net/tcp_server.hpp>
+#include <coronet/sync/select.hpp>
+
+#include "http1/connection.hpp"
+#include "http2/connection.hpp"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace coronet::http {
+
+namespace {
+
+// A worker's connections, for the drain. Only that worker touches it.
+using connection_list = coronet::detail::intrusive_list<detail::server_connection>;
+
+struct server_state {
+  server_state(runtime& r, server_options o, router rs)
+    : rt(r),
+      options(std::move(o)),
+      routes(std::move(rs)),
+      admissions(rt.size()),
+      settings{rt, options, routes, admissions},
+      connections(rt.size())
+  {
+  }
+  runtime& rt;
+  server_options options;
+  router routes;
+  std::vector<detail::admission> admissions; // per worker
+  detail::connection_settings settings;
+  std::vector<connection_list> connections; // per worker
+  channel<std::monostate> finished;         // closed when the server has ended (or failed to start)
+};
+
+// Links a connection in its worker's list for as long as it lives.
+struct list_guard {
+  list_guard(server_state& st, detail::server_connection& c)
+    : list(st.connections[runtime::current_worker().value_or(0)]), conn(c)
+  {
+    list.push_back(&conn);
+    if (st.rt.stop_requested())
+      conn.drain();
+  }
+  ~list_guard() { list.remove(&conn); }
+  connection_list& list;
+  detail::server_connection& conn;
+};
+
+task<void> serve_http2(net::stream& s, std::shared_ptr<server_state> st, std::string preface)
+{
+  detail::http2_connection c{s, st->settings, preface};
+  list_guard linked{*st, c};
+  co_await c.serve();
+}
+
+// HTTP/2 when TLS chose it by ALPN, or when a plain connection opens with
+// its preface (h2c with prior knowledge); else HTTP/1.1.
+task<void> serve_connection(net::stream& s, std::shared_ptr<server_state> st)
+{
+  if (s.alpn() == "h2") {
+    co_await serve_http2(s, st, {});
+    co_return;
+  }
+  std::string preface;
+  {
+    detail::http1_connection c{s, st->settings};
+    list_guard linked{*st, c};
+    co_await c.serve();
+    if (!c.http2_preface())
+      co_return;
+    preface.assign(c.preface_bytes());
+  }
+  co_await serve_http2(s, st, std::move(preface));
+}
+
+// Once the server stops, connections that wait for their next request close
+// after a short grace; those in the middle of one finish it first.
+task<void> drain_on_stop(std::shared_ptr<server_state> st, std::size_t worker)
+{
+  auto got = co_await select(st->rt.done().on_receive(), st->finished.on_receive());
+  if (got.index() == 1)
+    co_return;
+  for (auto* c = st->connections[worker].front(); c; c = c->next_)
+    c->drain();
+}
+
+} // namespace
+
+task<void> serve(runtime& rt, server_options options, router routes)
+{
+  auto state = std::make_shared<server_state>(rt, options, std::move(routes));
+  for (std::size_t i = 0; i < rt.size(); ++i)
+    rt.spawn(i, drain_on_stop(state, i));
+  net::tcp_options tcp;
+  tcp.listen = options.listen;
+  tcp.max_connections = options.max_connections;
+  tcp.drain_timeout = options.shutdown_timeout;
+  tcp.tls = options.tls;
+  // Named, not a temporary inside the co_await: GCC 12 may destroy such a
+  // temporary twice.
+  net::connection_handler handler = [state](net::stream& s) { return serve_connection(s, state); };
+  try {
+    co_await net::serve_tcp(rt, tcp, std::move(handler));
+  } catch (...) {
+    state->finished.close();
+    throw;
+  }
+  state->finished.close();
+}
+
+task<void> serve(runtime& rt, const config& cfg, router routes)
+{
+  // A coroutine, so a bad [http] or [tls] value fails the task (logged,
+  // exit 2) instead of escaping main. SIGHUP reloads the certificate.
+  server_options options = server_options::from(cfg);
+  if (options.tls)
+    rt.on_reload([tls = options.tls] { tls->reload(); });
+  co_await serve(rt, std::move(options), std::move(routes));
+}
+
+} // namespace coronet::http
