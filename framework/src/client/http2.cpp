@@ -252,6 +252,69 @@ std::optional<std::uint32_t> h2_client_connection::stream_limit() const noexcept
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
+namespace {
+
+// A call's header block as nghttp2 takes it: the pseudo-headers, the
+// caller's fields with their names lower-cased (pointing into `names`), and
+// content-length. Not copied: the fields point into it.
+struct h2_request_head {
+  h2_request_head(const std::string& method, const h2_target& target, const request_options& o)
+  {
+    auto skipped = [](std::string_view name) {
+      return iequals(name, "Host") || iequals(name, "Content-Length") || h2_connection_header(name);
+    };
+    std::size_t size = 0;
+    for (auto& [name, value] : o.headers)
+      size += name.size();
+    names.reserve(size);
+    for (auto& [name, value] : o.headers)
+      if (!skipped(name))
+        append_lower(names, name);
+    fields.reserve(o.headers.size() + 6);
+    fields.push_back(field(":method"sv, method));
+    fields.push_back(field(":scheme"sv, target.tls ? "https"sv : "http"sv));
+    fields.push_back(field(":authority"sv, o.headers.get("Host").value_or(target.authority)));
+    fields.push_back(field(":path"sv, target.path));
+    std::size_t at = 0;
+    for (auto& [name, value] : o.headers) {
+      if (skipped(name))
+        continue;
+      fields.push_back(field({names.data() + at, name.size()}, value));
+      at += name.size();
+    }
+    if (!o.body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+      auto end = std::to_chars(length, length + sizeof length, o.body.size()).ptr;
+      fields.push_back(field("content-length"sv, {length, static_cast<std::size_t>(end - length)}));
+    }
+  }
+  h2_request_head(const h2_request_head&) = delete;
+  h2_request_head& operator=(const h2_request_head&) = delete;
+
+  std::string names;
+  char length[24];
+  std::vector<nghttp2_nv> fields;
+};
+
+} // namespace
+
+// Opens the call's stream (its body, if any, read by callbacks::read_body).
+void h2_client_connection::submit(const std::string& method, const h2_target& target, const request_options& o,
+  const std::shared_ptr<pending_call>& p)
+{
+  h2_request_head head{method, target, o};
+  nghttp2_data_provider provider{};
+  provider.source.ptr = p.get();
+  provider.read_callback = callbacks::read_body;
+  auto id = nghttp2_submit_request(session_, nullptr, head.fields.data(), head.fields.size(),
+    o.body.empty() ? nullptr : &provider, p.get());
+  if (id < 0)
+    throw h2_not_processed(client_errc::closed, fmt::format("cannot open a stream: {}", nghttp2_strerror(id)));
+  p->id = id;
+  calls_.emplace(id, p);
+  count_h2_stream(h2_side::client, h2_event::opened);
+  notify();
+}
+
 // GCC 12 misreads the coroutine frames' class-specific operator new/delete
 // pair (Asio's recycling allocator) in these functions as mismatched.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -267,46 +330,7 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
   auto self = shared_from_this();
   auto p = std::make_shared<pending_call>();
   p->body = o.body;
-  std::string names; // lower-cased field names, then the fields pointing into them
-  std::size_t size = 0;
-  for (auto& [name, value] : o.headers)
-    size += name.size();
-  names.reserve(size);
-  auto skipped = [](std::string_view name) {
-    return iequals(name, "Host") || iequals(name, "Content-Length") || h2_connection_header(name);
-  };
-  for (auto& [name, value] : o.headers)
-    if (!skipped(name))
-      append_lower(names, name);
-  std::vector<nghttp2_nv> fields;
-  fields.reserve(o.headers.size() + 6);
-  fields.push_back(field(":method"sv, method));
-  fields.push_back(field(":scheme"sv, target.tls ? "https"sv : "http"sv));
-  fields.push_back(field(":authority"sv, o.headers.get("Host").value_or(target.authority)));
-  fields.push_back(field(":path"sv, target.path));
-  std::size_t at = 0;
-  for (auto& [name, value] : o.headers) {
-    if (skipped(name))
-      continue;
-    fields.push_back(field({names.data() + at, name.size()}, value));
-    at += name.size();
-  }
-  char length[24];
-  if (!o.body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
-    auto end = std::to_chars(length, length + sizeof length, o.body.size()).ptr;
-    fields.push_back(field("content-length"sv, {length, static_cast<std::size_t>(end - length)}));
-  }
-  nghttp2_data_provider provider{};
-  provider.source.ptr = p.get();
-  provider.read_callback = callbacks::read_body;
-  auto id = nghttp2_submit_request(session_, nullptr, fields.data(), fields.size(),
-    o.body.empty() ? nullptr : &provider, p.get());
-  if (id < 0)
-    throw h2_not_processed(client_errc::closed, fmt::format("cannot open a stream: {}", nghttp2_strerror(id)));
-  p->id = id;
-  calls_.emplace(id, p);
-  count_h2_stream(h2_side::client, h2_event::opened);
-  notify();
+  submit(method, target, o, p);
 
   std::error_code ec;
   if (!p->done) {
@@ -324,7 +348,7 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
   // connection and its other streams go on.
   p->done = true;
   if (!ended_) {
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, p->id, NGHTTP2_CANCEL);
     notify();
   }
   if (!ec)

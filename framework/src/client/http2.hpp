@@ -2,6 +2,7 @@
 // One HTTP/2 connection of http::client, over nghttp2: calls to one host
 // multiplex over it, each a stream. A call that times out or is cancelled
 // resets its stream (RST_STREAM CANCEL), not the connection.
+#include "client/state.hpp"
 #include "http2/common.hpp"
 
 #include <coronet/client/client.hpp>
@@ -33,9 +34,9 @@ struct h2_target {
 
 // The stream was refused or never processed (REFUSED_STREAM, or above a
 // GOAWAY's last stream id): safe to send again on another connection.
-class h2_not_processed : public client_error {
+class h2_not_processed : public attempt_error {
 public:
-  using client_error::client_error;
+  h2_not_processed(client_errc kind, const std::string& message) : attempt_error(kind, message, stage::unprocessed) {}
 };
 
 class h2_client_connection final : public std::enable_shared_from_this<h2_client_connection> {
@@ -78,6 +79,8 @@ private:
   task<void> read_loop();
   void notify() noexcept { writer_.notify(); }
   void fail_all(client_errc kind, const std::string& why);
+  void submit(const std::string& method, const h2_target& target, const request_options& o,
+    const std::shared_ptr<pending_call>& p);
   void finish(pending_call& c);
 
   std::shared_ptr<void> owner_;

@@ -206,157 +206,174 @@ task<std::shared_ptr<detail::h2_client_connection>> h2_connection(client::state&
 }
 
 // A call over HTTP/2; std::nullopt when the host speaks only HTTP/1.1. A
-// stream the server refused, or left unprocessed under a GOAWAY, is sent
-// once more on another connection, whatever the method.
+// stream the server refused, or left unprocessed under a GOAWAY, is an
+// h2_not_processed (stage unprocessed): the retry layer sends it again.
 task<std::optional<client_response>> exchange_h2(client::state& st, std::size_t worker, host_pool& pool,
   const std::string& method, const url_parts& u, const request_options& o, clock::time_point deadline,
   bool& connecting)
 {
   detail::h2_target target{u.tls, u.authority, u.target, u.key};
-  for (int attempt = 0;; ++attempt) {
-    auto c = co_await h2_connection(st, worker, pool, u, deadline);
-    connecting = false;
-    if (!c)
-      co_return std::nullopt;
-    try {
-      auto r = co_await c->call(method, target, o, deadline);
-      st.http2.fetch_add(1, std::memory_order_relaxed);
-      co_return r;
-    } catch (const detail::h2_not_processed&) {
-      if (attempt > 0)
-        throw;
-      st.retries.fetch_add(1, std::memory_order_relaxed);
-    }
+  auto c = co_await h2_connection(st, worker, pool, u, deadline);
+  connecting = false;
+  if (!c)
+    co_return std::nullopt;
+  auto r = co_await c->call(method, target, o, deadline);
+  st.http2.fetch_add(1, std::memory_order_relaxed);
+  co_return r;
+}
+
+// What an exchange's failures say: "GET orders:8082/x (10.0.0.5:8082): ...".
+struct exchange_errors {
+  const std::string& method;
+  const url_parts& u;
+  const host_pool& pool;
+
+  client_error timed_out() const
+  {
+    return client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
   }
+  client_error plain(client_errc kind, std::string_view why) const
+  {
+    return client_error(kind, fmt::format("{} {}{}: {}", method, u.key, u.target, why));
+  }
+  attempt_error at(attempt_error::stage where, client_errc kind, std::string_view why) const
+  {
+    return attempt_error(kind, fmt::format("{} {}{} ({}): {}", method, u.key, u.target, pool.address, why), where);
+  }
+  // Timeouts and cancellation, the same for a write and a read.
+  void check_wait(const std::error_code& ec) const
+  {
+    if (ec == net::timed_out)
+      throw timed_out();
+    if (ec == asio::error::operation_aborted)
+      throw std::system_error(ec, "call cancelled");
+  }
+};
+
+// A pooled connection that still looks usable, or nullptr; the expired and
+// dead ones met on the way are dropped.
+std::unique_ptr<connection> take_idle(client::state& st, std::size_t worker, host_pool& pool)
+{
+  while (!pool.idle.empty()) {
+    std::unique_ptr<connection> c = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    st.idle_counts[worker].fetch_sub(1, std::memory_order_relaxed);
+    if (clock::now() - c->idle_since <= st.options.idle_timeout && alive(*c))
+      return c;
+  }
+  return nullptr;
+}
+
+// A read that ended in an error or the end of the stream: the parser's last
+// word on an orderly end, else the attempt's failure. `reused`: a request
+// on a pooled connection that got no byte back met a server that had closed
+// it (stage stale: an idempotent call may go again on a new connection).
+response_parser::result read_failed(const connection& c, response_parser& parser, const std::error_code& ec,
+  bool reused, const exchange_errors& say)
+{
+  say.check_wait(ec);
+  using stage = attempt_error::stage;
+  const bool stale = reused && !parser.started();
+  const stage where = stale ? stage::stale : parser.started() ? stage::response : stage::before_response;
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+    auto r = parser.finish();
+    if (r != response_parser::result::complete)
+      throw say.at(where, client_errc::closed, parser.error_message());
+    return r;
+  }
+  if (stale && (ec == asio::error::connection_reset || c.stream.is_tls()))
+    throw say.at(stage::stale, client_errc::reset, ec.message());
+  if (ec.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
+    throw say.plain(client_errc::tls, net::tls_error_message(ec));
+  throw say.at(stale ? stage::before_response : where, client_errc::reset, ec.message());
+}
+
+// Writes the request and reads its response into `parser`.
+task<void> round_trip(connection& c, response_parser& parser, std::string_view wire, bool reused,
+  clock::time_point deadline, const exchange_errors& say)
+{
+  c.stream.set_write_deadline(deadline);
+  c.stream.set_read_deadline(deadline);
+  if (auto ec = co_await c.stream.write(asio::buffer(wire))) {
+    say.check_wait(ec);
+    throw say.at(reused ? attempt_error::stage::stale : attempt_error::stage::before_response, client_errc::reset,
+      ec.message());
+  }
+  for (;;) {
+    auto [ec, n] = co_await c.stream.read_some(asio::buffer(c.buffer.get(), connection::buffer_size));
+    auto r = ec ? read_failed(c, parser, ec, reused, say) : parser.feed({c.buffer.get(), n});
+    if (r == response_parser::result::error)
+      throw say.plain(parser.too_large() ? client_errc::response_too_large : client_errc::malformed_response,
+        parser.error_message());
+    if (r == response_parser::result::complete)
+      co_return;
+  }
+}
+
+// After a complete response: the connection back to the pool when both
+// sides allow keep-alive and there is room, else closed.
+void give_back(client::state& st, std::size_t worker, host_pool& pool, std::unique_ptr<connection> c, bool reused,
+  bool keep_alive)
+{
+  if (!reused)
+    keep_session(pool, *c); // once per connection: a copy per response would cost an allocation each
+  if (keep_alive && pool.idle.size() < st.options.max_idle_per_host) {
+    c->idle_since = clock::now();
+    pool.idle.push_back(std::move(c));
+    st.idle_counts[worker].fetch_add(1, std::memory_order_relaxed);
+  } else {
+    c->stream.close(); // TLS: close_notify, an orderly end
+  }
+}
+
+bool over_http2(client::state& st, const host_pool& pool, const url_parts& u)
+{
+  auto mode = st.mode_for(u);
+  return mode != http2_mode::off && (u.tls || mode == http2_mode::prior_knowledge) &&
+         pool.protocol != host_pool::speaks::http1;
 }
 
 } // namespace
 
 namespace detail {
 
-// One attempt of a call on one replica's connections: over HTTP/2 when the
-// replica speaks it, else HTTP/1.1 on a pooled connection or a new one.
 task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
-  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting)
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting, bool fresh)
 {
   bool ignored = false;
   bool& opening = connecting ? *connecting : ignored;
-  using stage = attempt_error::stage;
-  auto mode = st.mode_for(u);
-  if (mode != http2_mode::off && (u.tls || mode == http2_mode::prior_knowledge) &&
-      pool.protocol != host_pool::speaks::http1) {
+  if (over_http2(st, pool, u)) {
     opening = pool.h2.empty();
     auto r = co_await exchange_h2(st, worker, pool, method, u, o, deadline, opening);
     if (r)
       co_return std::move(*r);
   }
-  auto timed_out = [&] {
-    return client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
-  };
+  const exchange_errors say{method, u, pool};
   if (!pool.slots.try_receive()) {
-    // At the per-host limit: wait for a connection, within the deadline.
-    try {
-      auto wait = pool.slots.receive();
+    try { // at the per-host limit: wait for a connection, within the deadline
+      auto wait = pool.slots.receive(); // named: GCC 12 may destroy a temporary in a co_await twice
       co_await with_deadline(std::move(wait), deadline);
     } catch (const timeout_error&) {
-      throw timed_out();
+      throw say.timed_out();
     }
   }
   slot_guard guard{pool.slots};
-  const std::string wire = request_bytes(method, u, o);
-  const bool may_retry = idempotent(method);
-
-  for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<connection> c;
-    // A retry goes to a new connection: the other idle ones are likely as
-    // stale as the one that failed (a server that closes idle connections).
-    while (attempt == 0 && !pool.idle.empty() && !c) {
-      c = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      st.idle_counts[worker].fetch_sub(1, std::memory_order_relaxed);
-      if (clock::now() - c->idle_since > st.options.idle_timeout || !alive(*c))
-        c.reset();
-    }
-    const bool reused = c != nullptr;
-    if (reused) {
-      st.reuses.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      opening = true;
-      c = co_await open(st, pool, u, deadline);
-      opening = false;
-    }
-    const bool retry_allowed = reused && may_retry && attempt == 0;
-    auto failed = [&](client_errc kind, stage where, const std::error_code& ec) {
-      return attempt_error(kind, fmt::format("{} {}{} ({}): {}", method, u.key, u.target, pool.address,
-        ec.message()), where);
-    };
-
-    detail::response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes,
-      method == "HEAD"};
-    c->stream.set_write_deadline(deadline);
-    c->stream.set_read_deadline(deadline);
-    auto wec = co_await c->stream.write(asio::buffer(wire));
-    if (wec == net::timed_out)
-      throw timed_out();
-    if (wec == asio::error::operation_aborted)
-      throw std::system_error(wec, "call cancelled");
-    bool stale = false;
-    if (wec) {
-      if (!retry_allowed)
-        throw failed(client_errc::reset, stage::before_response, wec);
-      stale = true;
-    }
-    while (!stale) {
-      auto [ec, n] = co_await c->stream.read_some(asio::buffer(c->buffer.get(), connection::buffer_size));
-      if (ec == net::timed_out)
-        throw timed_out();
-      if (ec == asio::error::operation_aborted)
-        throw std::system_error(ec, "call cancelled");
-      const stage where = parser.started() ? stage::response : stage::before_response;
-      detail::response_parser::result r;
-      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-        if (!parser.started() && retry_allowed) {
-          stale = true;
-          break;
-        }
-        r = parser.finish();
-        if (r != detail::response_parser::result::complete)
-          throw attempt_error(client_errc::closed, fmt::format("{} {}{} ({}): {}", method, u.key, u.target,
-            pool.address, parser.error_message()), where);
-      } else if (ec) {
-        if (!parser.started() && retry_allowed && (ec == asio::error::connection_reset || c->stream.is_tls())) {
-          stale = true;
-          break;
-        }
-        if (ec.category() == asio::error::get_ssl_category()) // an alert: a client certificate refused...
-          throw client_error(client_errc::tls, fmt::format("{} {}{}: {}", method, u.key, u.target,
-            net::tls_error_message(ec)));
-        throw failed(client_errc::reset, where, ec);
-      } else {
-        r = parser.feed({c->buffer.get(), n});
-      }
-      if (r == detail::response_parser::result::error)
-        throw client_error(parser.too_large() ? client_errc::response_too_large : client_errc::malformed_response,
-          fmt::format("{} {}{}: {}", method, u.key, u.target, parser.error_message()));
-      if (r == detail::response_parser::result::complete)
-        break;
-    }
-    if (stale) {
-      st.retries.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    auto& got = parser.response();
-    if (!reused)
-      keep_session(pool, *c); // once per connection: a copy per response would cost an allocation each
-    if (got.keep_alive && pool.idle.size() < st.options.max_idle_per_host) {
-      c->idle_since = clock::now();
-      pool.idle.push_back(std::move(c));
-      st.idle_counts[worker].fetch_add(1, std::memory_order_relaxed);
-    } else {
-      c->stream.close(); // TLS: close_notify, an orderly end
-    }
-    co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
+  // A fresh attempt follows a stale one: the other idle connections are
+  // likely as stale (a server that closes idle connections).
+  std::unique_ptr<connection> c = fresh ? nullptr : take_idle(st, worker, pool);
+  const bool reused = c != nullptr;
+  if (reused) {
+    st.reuses.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    opening = true;
+    c = co_await open(st, pool, u, deadline);
+    opening = false;
   }
+  response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes, method == "HEAD"};
+  co_await round_trip(*c, parser, request_bytes(method, u, o), reused, deadline, say);
+  auto& got = parser.response();
+  give_back(st, worker, pool, std::move(c), reused, got.keep_alive);
+  co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
 }
 
 std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool)

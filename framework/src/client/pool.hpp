@@ -5,14 +5,16 @@
 
 namespace coronet::http::detail {
 
-// One attempt of a call on one replica's connections . While it
-// waits for a new connection to open, *connecting is true.
+// One exchange of a call on one replica's connections: over HTTP/2 when the
+// replica speaks it, else HTTP/1.1 on a pooled connection (none when
+// `fresh`) or a new one. Failures are attempt_errors naming their stage, or
+// client_errors; the retry layer (replicas.cpp) decides what comes next.
+// While it waits for a new connection to open, *connecting is true.
 task<client_response> exchange(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
-  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting = nullptr);
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting, bool fresh);
 
 // Closes the pool's idle connections that are past client.idle_timeout or
 // that the server has closed; returns how many stay idle.
 std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool);
-
 
 } // namespace coronet::http::detail

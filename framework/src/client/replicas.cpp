@@ -122,7 +122,9 @@ policy_metrics& policy_families()
       "HTTP client attempts by target, replica and outcome (status class, or the error); retries and hedges "
       "included.", {"target", "replica", "outcome"}),
     r.counters("coronet_http_client_retries_total",
-      "HTTP client attempts made again, by target and why: connect (another replica at once), reset, 502, 503, 504.",
+      "HTTP client attempts made again, by target and why: connect (another replica at once), stale (a pooled "
+      "connection the server had closed, or an HTTP/2 stream it did not process: at once, on a new connection), "
+      "reset, 502, 503, 504.",
       {"target", "reason"}),
     r.counters("coronet_http_client_retries_denied_total",
       "HTTP client retries and hedges the retry budget refused, by target.", {"target"}),
@@ -380,6 +382,50 @@ bool gateway_failure(int status) noexcept
   return status == 502 || status == 503 || status == 504;
 }
 
+// The exchange, and once more on a new connection when the first met a
+// stale pooled connection (an idempotent call) or an HTTP/2 stream the
+// server did not process (any call). Nothing reached the application, so
+// this retry is outside the budget and max_retries, and is not a failure of
+// the replica.
+task<client_response> exchange_or_again(client::state& st, std::size_t worker, replica& r, const std::string& method,
+  const url_parts& u, const request_options& o, clock::time_point deadline, bool* connecting, const std::string& label)
+{
+  using stage = attempt_error::stage;
+  for (bool fresh = false;; fresh = true) {
+    try {
+      co_return co_await exchange(st, worker, r.pool, method, u, o, deadline, connecting, fresh);
+    } catch (const attempt_error& e) {
+      const bool again = e.where == stage::unprocessed || (e.where == stage::stale && idempotent(method));
+      if (fresh || !again)
+        throw;
+    }
+    st.retries.fetch_add(1, std::memory_order_relaxed);
+    policy_families().retries.with({label, "stale"}).inc();
+  }
+}
+
+// What an attempt's failure says of its replica's health: connect
+// failures, resets, timeouts and TLS failures count against it.
+void count_failure(client::state& st, replica_set& set, replica& r, attempt_result& out)
+{
+  auto& m = policy_families();
+  try {
+    std::rethrow_exception(out.error);
+  } catch (const attempt_error& e) {
+    out.where = e.where;
+    m.attempts.with({set.label, r.pool.address, to_string(e.kind())}).inc();
+    failed(st, set, r);
+  } catch (const client_error& e) {
+    m.attempts.with({set.label, r.pool.address, to_string(e.kind())}).inc();
+    if (e.kind() == client_errc::timeout || e.kind() == client_errc::tls)
+      failed(st, set, r);
+  } catch (const std::system_error& e) {
+    // Cancelled: a hedge that lost, or a caller gone.
+    out.cancelled = e.code() == asio::error::operation_aborted;
+  } catch (...) {
+  }
+}
+
 // One attempt on replica `r`: counted in its load while it runs, and its
 // outcome counted in its health (an attempt cancelled, a hedge that lost or
 // a caller gone, counts for nothing).
@@ -392,7 +438,6 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
     explicit in_flight(replica& of) : r(of) { ++r.outstanding; }
     ~in_flight() { --r.outstanding; }
   } counting{r};
-  auto& m = policy_families();
   attempt_result out;
   out.from = &r;
   // The replica's own origin (Host, SNI) with the path called; no copy
@@ -406,32 +451,20 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   const url_parts& u = elsewhere ? *elsewhere : called;
   try {
     const auto start = clock::now();
-    auto op = exchange(st, worker, r.pool, method, u, o, deadline, connecting);
+    auto op = exchange_or_again(st, worker, r, method, u, o, deadline, connecting, set.label);
     out.response = co_await std::move(op);
-    m.attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
+    policy_families().attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
     if (out.response->status >= 500) {
       failed(st, set, r);
     } else {
       succeeded(r);
       set.observe(clock::now() - start);
     }
-  } catch (const attempt_error& e) {
-    out.error = std::current_exception();
-    out.where = e.where;
-    m.attempts.with({set.label, r.pool.address, to_string(e.kind())}).inc();
-    failed(st, set, r);
-  } catch (const client_error& e) {
-    out.error = std::current_exception();
-    m.attempts.with({set.label, r.pool.address, to_string(e.kind())}).inc();
-    if (e.kind() == client_errc::timeout || e.kind() == client_errc::tls)
-      failed(st, set, r);
-  } catch (const std::system_error& e) {
-    // Cancelled: a hedge that lost, or a caller gone.
-    out.cancelled = e.code() == asio::error::operation_aborted;
-    out.error = std::current_exception();
   } catch (...) {
     out.error = std::current_exception();
   }
+  if (out.error)
+    count_failure(st, set, r, out);
   // A probe that came to nothing either way (cancelled, a malformed
   // answer...): the next call may probe again.
   r.probing = false;
@@ -493,6 +526,47 @@ bool answered(const attempt_result& a) noexcept
   return a.response && !gateway_failure(a.response->status);
 }
 
+// Each attempt of a hedged call: its replica, and whether it is still
+// waiting for a new connection to open. A loser still connecting when the
+// other attempt has already answered counts as a connect failure of its
+// replica (a black-holed replica is found out, and ejected, by the hedges
+// it needs).
+struct running_attempt {
+  std::shared_ptr<replica> r;
+  std::shared_ptr<bool> connecting = std::make_shared<bool>(false);
+  bool ended = false;
+};
+
+// The replica a hedge goes to: another one, if the budget allows.
+std::shared_ptr<replica> hedge_to(client::state& st, replica_set& set, const std::shared_ptr<replica>& first,
+  tried_list& tried, const std::string& label)
+{
+  auto second = pick(st, set, tried);
+  if (!second || second == first)
+    return nullptr;
+  if (!set.budget.withdraw(st.now())) {
+    policy_families().retries_denied.with({label}).inc();
+    if (second->probation)
+      second->probing = false;
+    return nullptr;
+  }
+  tried.add(second.get());
+  policy_families().hedges.with({label, "sent"}).inc();
+  return second;
+}
+
+// The attempt that ends a hedged call: a hedge that won is counted, and a
+// loser still connecting counts against its replica.
+void settle(client::state& st, replica_set& set, const std::array<running_attempt, 2>& started,
+  const attempt_result& got, const std::string& label)
+{
+  if (got.hedge && answered(got))
+    policy_families().hedges.with({label, "won"}).inc();
+  for (auto& other : started)
+    if (other.r && !other.ended && *other.connecting)
+      failed(st, set, *other.r);
+}
+
 // The first attempt, and when it has not answered after `delay`, a second
 // to another replica if the budget allows: a select over the two.
 // The first answer wins and the other attempt is cancelled; when both fail,
@@ -503,58 +577,33 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
 {
   auto call = std::make_shared<hedge_call>(hedge_call{st, set, worker, method, u, o, deadline});
   channel<attempt_result> results{2};
-  // Each attempt's replica, and whether it is still waiting for a new
-  // connection to open: a loser still connecting when the other attempt
-  // has already answered counts as a connect failure of its replica (a
-  // black-holed replica is found out, and ejected, by the hedges it needs).
-  struct running_attempt {
-    std::shared_ptr<replica> r;
-    std::shared_ptr<bool> connecting = std::make_shared<bool>(false);
-    bool ended = false;
-  };
   std::array<running_attempt, 2> started{running_attempt{first}, running_attempt{}};
   task_group attempts;
   attempts.spawn(hedge_attempt(call, first, false, started[0].connecting, results));
   std::size_t running = 1;
   bool hedge_due = clock::now() + delay < deadline;
-  auto& m = policy_families();
   std::optional<attempt_result> last;
   while (running > 0) {
-    attempt_result got;
-    if (hedge_due) {
-      auto r = co_await select(results.on_receive(), after(delay));
-      if (r.index() == 1) {
-        hedge_due = false;
-        auto second = pick(*st, *set, tried);
-        if (!second || second == first)
-          continue;
-        if (!set->budget.withdraw(st->now())) {
-          m.retries_denied.with({label}).inc();
-          if (second->probation)
-            second->probing = false;
-          continue;
-        }
-        tried.add(second.get());
-        m.hedges.with({label, "sent"}).inc();
+    std::optional<attempt_result> got;
+    if (!hedge_due) {
+      got = std::move(*co_await results.receive());
+    } else if (auto r = co_await select(results.on_receive(), after(delay)); r.index() == 0) {
+      got = std::move(*std::get<0>(r));
+    } else {
+      hedge_due = false;
+      if (auto second = hedge_to(*st, *set, first, tried, label)) {
         started[1].r = second;
         attempts.spawn(hedge_attempt(call, std::move(second), true, started[1].connecting, results));
         ++running;
-        continue;
       }
-      got = std::move(*std::get<0>(r));
-    } else {
-      got = std::move(*co_await results.receive());
+      continue;
     }
     --running;
-    started[got.hedge ? 1 : 0].ended = true;
-    if (answered(got) || running == 0) {
-      if (got.hedge && answered(got))
-        m.hedges.with({label, "won"}).inc();
-      for (auto& other : started)
-        if (other.r && !other.ended && *other.connecting)
-          failed(*st, *set, *other.r);
+    started[got->hedge ? 1 : 0].ended = true;
+    if (answered(*got) || running == 0) {
+      settle(*st, *set, started, *got, label);
       attempts.cancel(); // the other attempt, if any, ends as cancelled
-      co_return got;
+      co_return std::move(*got);
     }
     hedge_due = false; // one attempt failed: the other one is the hedge now
     last = std::move(got);
@@ -568,6 +617,63 @@ std::chrono::milliseconds backoff(client::state& st, unsigned retry)
   auto capped = std::min<std::chrono::milliseconds>(base, st.options.max_retry_backoff);
   return std::chrono::milliseconds{static_cast<std::int64_t>(static_cast<double>(capped.count()) *
     (0.5 + st.random()))};
+}
+
+
+clock::duration hedge_delay(replica_set& set, const request_options& o)
+{
+  if (o.hedge_after == request_options::hedge_at_p95)
+    return set.p95();
+  return o.hedge_after.count() > 0 ? clock::duration{o.hedge_after} : clock::duration{0};
+}
+
+bool untried_left(const replica_set& set, const tried_list& tried)
+{
+  return std::any_of(set.replicas.begin(), set.replicas.end(),
+    [&](auto& other) { return usable(*other) && !tried.has(other.get()); });
+}
+
+// Why a failed attempt may be made again: "connect" (nothing reached the
+// replica, or it said it processed nothing: another one at once), a gateway
+// status or "reset" (the retry policy: budgeted, after a backoff), or
+// nothing (the call ends with it).
+std::string_view retry_reason(const attempt_result& got, bool may_retry)
+{
+  using stage = attempt_error::stage;
+  if (got.response) {
+    static constexpr std::string_view statuses[] = {"502", "503", "504"};
+    return may_retry && gateway_failure(got.response->status) ? statuses[got.response->status - 502] : "";
+  }
+  if (got.where == stage::connect || got.where == stage::unprocessed)
+    return "connect";
+  if ((got.where == stage::before_response || got.where == stage::stale) && may_retry)
+    return "reset";
+  return {};
+}
+
+// The pause before the next retry, or std::nullopt when the call gives up:
+// max_retries reached, no time left after the backoff, or the budget spent.
+std::optional<std::chrono::milliseconds> retry_pause(client::state& st, replica_set& set, unsigned retries,
+  clock::time_point deadline, const std::string& label)
+{
+  if (retries >= st.options.max_retries)
+    return std::nullopt;
+  auto pause = backoff(st, retries);
+  if (clock::now() + pause >= deadline)
+    return std::nullopt;
+  if (!set.budget.withdraw(st.now())) {
+    policy_families().retries_denied.with({label}).inc();
+    return std::nullopt;
+  }
+  return pause;
+}
+
+// The call ends with its last attempt: the answer it got, or its failure.
+client_response give_up(attempt_result& got)
+{
+  if (got.response)
+    return std::move(*got.response);
+  std::rethrow_exception(got.error);
 }
 
 } // namespace
@@ -587,18 +693,15 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
   auto& m = policy_families();
   tried_list tried;
   unsigned retries = 0;
-  std::optional<client_response> last_response;
   for (bool first = true;; first = false) {
     auto r = pick(*st, *set, tried);
     if (!r)
       throw client_error(client_errc::resolve_failed, fmt::format("{}: no replica to call", label));
     tried.add(r.get());
     attempt_result got;
-    const clock::duration hedge_delay = o.hedge_after == request_options::hedge_at_p95 ? set->p95()
-      : o.hedge_after.count() > 0                                                   ? clock::duration{o.hedge_after}
-                                                                                    : clock::duration{0};
-    if (first && may_retry && hedge_delay.count() > 0 && set->replicas.size() > 1) {
-      auto op = hedged(st, worker, set, r, tried, method, u, o, deadline, label, hedge_delay);
+    const auto delay = hedge_delay(*set, o);
+    if (first && may_retry && delay.count() > 0 && set->replicas.size() > 1) {
+      auto op = hedged(st, worker, set, r, tried, method, u, o, deadline, label, delay);
       got = co_await std::move(op);
     } else {
       auto op = attempt(*st, worker, *set, *r, method, u, o, deadline);
@@ -607,54 +710,21 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
     start_sweeping(st, set, worker);
     if (got.cancelled)
       std::rethrow_exception(got.error);
-
-    // Why this attempt might be made again, if it might.
-    std::string_view reason;
-    const bool was_response = got.response.has_value();
-    if (was_response) {
-      if (answered(got) || !may_retry)
-        co_return std::move(*got.response);
-      static constexpr std::string_view statuses[] = {"502", "503", "504"};
-      reason = statuses[got.response->status - 502];
-      last_response = std::move(got.response);
-    } else if (got.where == attempt_error::stage::connect) {
-      // Nothing reached that replica: another one at once, whatever the
-      // method, while there is an untried one and time.
-      bool elsewhere = std::any_of(set->replicas.begin(), set->replicas.end(),
-        [&](auto& other) { return usable(*other) && !tried.has(other.get()); });
-      if (elsewhere && clock::now() < deadline) {
-        m.retries.with({label, "connect"}).inc();
-        continue;
-      }
-      std::rethrow_exception(got.error);
-    } else if (got.where == attempt_error::stage::before_response && may_retry) {
-      reason = "reset";
-    } else {
-      std::rethrow_exception(got.error);
+    if (got.response && (answered(got) || !may_retry))
+      co_return std::move(*got.response);
+    const auto reason = retry_reason(got, may_retry);
+    if (reason == "connect" && untried_left(*set, tried) && clock::now() < deadline) {
+      m.retries.with({label, reason}).inc();
+      continue;
     }
-
-    // A retry: within max_retries, the budget and the deadline, after a backoff.
-    auto give_up = [&]() -> client_response {
-      if (was_response)
-        return std::move(*last_response);
-      std::rethrow_exception(got.error);
-    };
-    if (retries >= st->options.max_retries)
-      co_return give_up();
-    auto pause = backoff(*st, retries);
-    if (clock::now() + pause >= deadline)
-      co_return give_up();
-    if (!set->budget.withdraw(st->now())) {
-      m.retries_denied.with({label}).inc();
-      co_return give_up();
-    }
+    auto pause = reason.empty() || reason == "connect" ? std::nullopt
+                                                       : retry_pause(*st, *set, retries, deadline, label);
+    if (!pause)
+      co_return give_up(got);
     ++retries;
     m.retries.with({label, reason}).inc();
-    co_await sleep_for(pause);
-    // A retry goes to a replica not yet tried, when there is one.
-    bool elsewhere = std::any_of(set->replicas.begin(), set->replicas.end(),
-      [&](auto& other) { return usable(*other) && !tried.has(other.get()); });
-    if (!elsewhere)
+    co_await sleep_for(*pause);
+    if (!untried_left(*set, tried)) // a retry goes to a replica not yet tried, when there is one
       tried = {};
   }
 }

@@ -13,5 +13,4 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
 // Counts a call made after its deadline had passed (and so not made).
 void count_deadline_exceeded(const std::string& label);
 
-
 } // namespace coronet::http::detail

@@ -39,12 +39,16 @@ url_parts parse_url(std::string_view url);
 bool idempotent(std::string_view method) noexcept;
 
 // Why an attempt failed, as far as a retry is concerned: at `connect`
-// nothing reached the replica (any call may go elsewhere); `before_response`
-// the request may have arrived but no byte of an answer came back (an
-// idempotent call may be sent again); `response` anything later.
+// nothing reached the replica (any call may go elsewhere); `unprocessed`
+// the server said it did not process the request (HTTP/2 REFUSED_STREAM or
+// above a GOAWAY's last stream: any call may go again); `stale` a pooled
+// HTTP/1.1 connection the server had closed got the request and gave no
+// byte back (an idempotent call goes again on a new connection);
+// `before_response` the request may have arrived but no byte of an answer
+// came back (an idempotent call may be sent again); `response` anything later.
 class attempt_error : public client_error {
 public:
-  enum class stage { connect, before_response, response };
+  enum class stage { connect, unprocessed, stale, before_response, response };
   attempt_error(client_errc kind, const std::string& message, stage s) : client_error(kind, message), where(s) {}
   stage where;
 };

@@ -182,94 +182,112 @@ task<void> http1_connection::serve()
     stream_.close();
 }
 
+// The first bytes of a plain connection: HTTP/1 or the h2c preface (then
+// h2_ is set and the bytes kept for the HTTP/2 connection). `maybe`: too few
+// bytes to tell, kept; read on.
+http1_connection::preface http1_connection::sniff_preface()
+{
+  if (!settings_.options.http2.enabled || stream_.is_tls())
+    return preface::no;
+  if (!kept_.empty()) { // the start of a preface, kept from the last read
+    kept_.append(data_);
+    data_ = kept_;
+    data_in_scratch_ = false;
+  }
+  auto p = looks_like_http2();
+  if (p == preface::maybe) {
+    if (kept_.empty())
+      kept_.assign(data_);
+    data_ = {};
+  } else if (p == preface::yes) {
+    keep_unparsed();
+    h2_ = true;
+  }
+  return p;
+}
+
+// Feeds the parser what was received: the request it finished, or nullptr
+// when it needs more bytes or the bytes are malformed (then the error
+// response is in out_ and close_ is set).
+request* http1_connection::next_request()
+{
+  std::size_t used = 0;
+  auto r = parser().feed(data_, used);
+  data_.remove_prefix(used);
+  partial_ = used > 0 || partial_;
+  if (r == request_parser::result::error) {
+    spdlog::debug("bad request: {}", parser_->error_message());
+    serialize_error(parser_->error_status(), out_);
+    close_ = true;
+    return nullptr;
+  }
+  if (r == request_parser::result::need_more)
+    return nullptr; // the parser took every byte
+  partial_ = false;
+  sent_continue_ = false;
+  phase_ = phase::between;
+  keep_unparsed();
+  request& req = parser_->finished();
+  set_peer(req, peer_, settings_.options);
+  return &req;
+}
+
 // Every complete request received is answered in order; the responses
 // gather in out_, so a pipelined batch goes out in one write. False when
 // the connection was handed over or cut short.
 task<bool> http1_connection::answer_buffered()
 {
   if (first_ && !data_.empty()) {
-    if (settings_.options.http2.enabled && !stream_.is_tls()) {
-      if (!kept_.empty()) { // the start of a preface, kept from the last read
-        kept_.append(data_);
-        data_ = kept_;
-        data_in_scratch_ = false;
-      }
-      auto p = looks_like_http2();
-      if (p == preface::maybe) { // too few bytes to tell: read on
-        if (kept_.empty())
-          kept_.assign(data_);
-        data_ = {};
-        co_return true;
-      }
-      if (p == preface::yes) {
-        keep_unparsed();
-        h2_ = true;
-        co_return false;
-      }
-    }
+    auto p = sniff_preface();
+    if (p != preface::no)
+      co_return p == preface::maybe;
     first_ = false;
   }
   while (!data_.empty()) {
-    std::size_t used = 0;
-    auto r = parser().feed(data_, used);
-    data_.remove_prefix(used);
-    partial_ = used > 0 || partial_;
-    if (r == request_parser::result::error) {
-      spdlog::debug("bad request: {}", parser_->error_message());
-      serialize_error(parser_->error_status(), out_);
-      close_ = true;
+    request* req = next_request();
+    if (!req && close_)
       co_return true;
-    }
-    if (r == request_parser::result::need_more)
-      break; // the parser took every byte
-    partial_ = false;
-    sent_continue_ = false;
-    phase_ = phase::between;
-    keep_unparsed();
-    request& req = parser_->finished();
-    set_peer(req, peer_, settings_.options);
+    if (!req)
+      break;
     response resp;
-    if (!take_deadline(req, settings_.options)) {
+    if (!take_deadline(*req, settings_.options)) {
       resp = expired_response();
-    } else {
-      admission_ticket ticket{settings_, req};
-      bool admitted = ticket.admitted();
-      if (!admitted)
-        admitted = co_await ticket.wait();
-      if (admitted) {
-        // A client that goes away while its request is handled cancels the
-        // handler (unless more requests are already buffered: it is there).
-        const bool watch = data_.empty();
-        if (watch)
-          stream_.watch_peer();
-        try {
-          resp = co_await settings_.routes.dispatch(req);
-        } catch (...) {
-          resp = router::answer(std::current_exception(), req);
-        }
-        if (watch)
-          stream_.unwatch_peer();
-      } else {
-        resp = shed_response();
+    } else if (admission_ticket ticket{settings_, *req}; ticket.admitted() || co_await ticket.wait()) {
+      // A client that goes away while its request is handled cancels the
+      // handler (unless more requests are already buffered: it is there).
+      const bool watch = data_.empty();
+      if (watch)
+        stream_.watch_peer();
+      try {
+        resp = co_await settings_.routes.dispatch(*req);
+      } catch (...) {
+        resp = router::answer(std::current_exception(), *req);
       }
-    }
-    auto next = respond(req, resp);
-    if (next == after::upgrade) {
-      co_await switch_protocols(resp);
-      co_return false;
-    }
-    if (next != after::nothing) {
-      bool sent = co_await stream_body(resp, next == after::stream_chunked);
-      if (!sent)
-        co_return false;
+      if (watch)
+        stream_.unwatch_peer();
     } else {
-      coronet::detail::give_buffer(std::move(resp.body)); // serialized: the next body may use it
+      resp = shed_response();
     }
+    auto next = respond(*req, resp);
+    if (next == after::nothing)
+      coronet::detail::give_buffer(std::move(resp.body)); // serialized: the next body may use it
+    else if (!co_await send_rest(resp, next))
+      co_return false;
     if (close_)
       co_return true;
   }
   release_kept();
   co_return true;
+}
+
+// What respond() left: a streamed body, or the protocol switched to (after
+// which the connection is the upgrade handler's: false).
+task<bool> http1_connection::send_rest(const response& resp, after next)
+{
+  if (next != after::upgrade)
+    co_return co_await stream_body(resp, next == after::stream_chunked);
+  co_await switch_protocols(resp);
+  co_return false;
 }
 
 // Serializes the response into out_, and says what is left to do: its

@@ -46,7 +46,10 @@ private:
 
   enum class preface { no, yes, maybe };
   preface looks_like_http2() const noexcept;
+  preface sniff_preface();
+  request* next_request();
   task<bool> answer_buffered();
+  task<bool> send_rest(const response& resp, after next);
   after respond(const request& req, const response& resp);
   task<bool> stream_body(const response& resp, bool chunked);
   task<void> switch_protocols(const response& resp);

@@ -182,37 +182,34 @@ task<void> guarded(connection_handler& handler, tcp::socket socket, std::shared_
   connections.running.done(); // last: the worker's drain may end now
 }
 
-// One worker's share: accept until stopped, then drain.
-task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, std::size_t max_connections,
-  const tcp_options& options, connection_handler handler, wait_group& finished)
-{
-  auto drain_timeout = options.drain_timeout;
-  // A token per allowed connection: at the limit the loop waits for one to
-  // come back instead of accepting (backpressure, not failure).
-  channel<std::monostate> slots{max_connections};
-  for (std::size_t i = 0; i < max_connections; ++i)
-    slots.try_send(std::monostate{});
-  worker_connections connections;
-  auto last_error_log = clock::time_point{};
+// One worker's share of the listener: its connection slots, its live
+// connections, and the acceptor it shares the port through.
+struct worker_listener {
+  worker_listener(runtime& r, std::shared_ptr<tcp::acceptor> a, std::size_t max_connections, const tcp_options& o,
+    connection_handler h)
+    : rt(r), acceptor(std::move(a)), options(o), handler(std::move(h)), slots(max_connections)
+  {
+    // A token per allowed connection: at the limit the loop waits for one to
+    // come back instead of accepting (backpressure, not failure).
+    for (std::size_t i = 0; i < max_connections; ++i)
+      slots.try_send(std::monostate{});
+    // Accept_waiting() relies on it; async_accept is unaffected.
+    std::error_code nb;
+    acceptor->non_blocking(true, nb);
+  }
 
-  // Stopping cancels the pending accept, which ends the accept loop below.
-  spawn([](runtime& rt, std::shared_ptr<tcp::acceptor> acceptor) -> task<void> {
-    co_await rt.done().receive();
-    std::error_code ignored;
-    acceptor->cancel(ignored);
-  }(rt, acceptor));
-
-  auto start = [&](tcp::socket socket) {
+  void start(tcp::socket socket)
+  {
+    connections.running.add(1);
     auto cancel = std::make_unique<asio::cancellation_signal>();
     auto slot = cancel->slot();
     spawn(guarded(handler, std::move(socket), options.tls, slots, connections, std::move(cancel)), slot);
-  };
+  }
 
-  // Accepts up to `most` connections already waiting, without waiting (the
-  // acceptor is non-blocking; async_accept is unaffected), as slots allow.
-  std::error_code nb;
-  acceptor->non_blocking(true, nb);
-  auto accept_waiting = [&](std::size_t most) {
+  // Accepts up to `most` connections already waiting, without waiting, as
+  // slots allow.
+  void accept_waiting(std::size_t most)
+  {
     for (std::size_t n = 0; n < most && slots.try_receive(); ++n) {
       std::error_code ec;
       tcp::socket socket = acceptor->accept(ec);
@@ -221,68 +218,98 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
         return;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      connections.running.add(1);
       start(std::move(socket));
     }
-  };
-
-  while (!rt.stop_requested()) {
-    auto got = co_await select(slots.on_receive(), rt.done().on_receive());
-    if (got.index() == 1)
-      break;
-    auto [ec, socket] = co_await acceptor->async_accept(use_tuple);
-    if (ec) {
-      slots.try_send(std::monostate{});
-      if (!acceptor->is_open() || rt.stop_requested())
-        break;
-      // EMFILE, ENFILE, ENOBUFS...: back off, and say so once a second.
-      tcp_metrics().refused.inc();
-      if (clock::now() - last_error_log > 1s) {
-        spdlog::warn("accept failed: {}; backing off", ec.message());
-        last_error_log = clock::now();
-      }
-      co_await sleep_for(50ms);
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true));
-    connections.running.add(1);
-    start(std::move(socket));
-    // Take what else is already waiting, up to a batch (a few milliseconds
-    // of work): a small batch per turn of the event loop leaves a burst of
-    // connects queued for seconds behind busy connections (10,000 at once:
-    // p99 2.4 s with 64, 0.2 s with 1024, as nginx). An error here
-    // (EMFILE...) is met again, and handled, by the next async_accept.
-    accept_waiting(1024);
   }
 
+  // EMFILE, ENFILE, ENOBUFS...: back off, and say so once a second.
+  task<void> back_off(const std::error_code& ec)
+  {
+    tcp_metrics().refused.inc();
+    if (clock::now() - last_error_log > 1s) {
+      spdlog::warn("accept failed: {}; backing off", ec.message());
+      last_error_log = clock::now();
+    }
+    co_await sleep_for(50ms);
+  }
+
+  task<void> accept_until_stopped()
+  {
+    while (!rt.stop_requested()) {
+      auto got = co_await select(slots.on_receive(), rt.done().on_receive());
+      if (got.index() == 1)
+        break;
+      auto [ec, socket] = co_await acceptor->async_accept(use_tuple);
+      if (ec) {
+        slots.try_send(std::monostate{});
+        if (!acceptor->is_open() || rt.stop_requested())
+          break;
+        co_await back_off(ec);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true));
+      start(std::move(socket));
+      // Take what else is already waiting, up to a batch (a few milliseconds
+      // of work): a small batch per turn of the event loop leaves a burst of
+      // connects queued for seconds behind busy connections (10,000 at once:
+      // p99 2.4 s with 64, 0.2 s with 1024, as nginx). An error here
+      // (EMFILE...) is met again, and handled, by the next async_accept.
+      accept_waiting(1024);
+    }
+  }
+
+  // Waits up to the drain timeout for the connections to finish, then shuts
+  // down the sockets of those still open.
+  task<void> drain()
+  {
+    if (connections.live.empty())
+      co_return;
+    try {
+      co_await with_timeout(connections.running.wait(), options.drain_timeout);
+      co_return;
+    } catch (const timeout_error&) {
+    }
+    std::size_t open = 0;
+    for (auto* c = connections.live.front(); c; c = c->next_, ++open)
+      c->s->shut_down();
+    spdlog::warn("drain: {} connections still open after {} ms; closed them", open, options.drain_timeout.count());
+    try {
+      co_await with_timeout(connections.running.wait(), 1s);
+    } catch (const timeout_error&) {
+      // A handler waiting on something other than its socket: the
+      // runtime is stopping, and its end takes the task with it.
+      spdlog::warn("drain: handlers still running after their sockets closed; not waiting for them");
+    }
+  }
+
+  runtime& rt;
+  std::shared_ptr<tcp::acceptor> acceptor;
+  const tcp_options& options;
+  connection_handler handler;
+  channel<std::monostate> slots;
+  worker_connections connections;
+  clock::time_point last_error_log{};
+};
+
+// One worker's share: accept until stopped, then drain.
+task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, std::size_t max_connections,
+  const tcp_options& options, connection_handler handler, wait_group& finished)
+{
+  worker_listener listener{rt, acceptor, max_connections, options, std::move(handler)};
+  // Stopping cancels the pending accept, which ends the accept loop.
+  spawn([](runtime& rt, std::shared_ptr<tcp::acceptor> acceptor) -> task<void> {
+    co_await rt.done().receive();
+    std::error_code ignored;
+    acceptor->cancel(ignored);
+  }(rt, acceptor));
+  co_await listener.accept_until_stopped();
   // Connections the kernel completed but nobody accepted yet would be reset
   // when the acceptor closes, although their clients may have sent a
   // request already. Take them in (as slots allow) and let them drain too.
-  accept_waiting(max_connections);
+  listener.accept_waiting(max_connections);
   std::error_code ec;
   acceptor->close(ec);
-
-  if (!connections.live.empty()) {
-    bool drained = true;
-    try {
-      co_await with_timeout(connections.running.wait(), drain_timeout);
-    } catch (const timeout_error&) {
-      drained = false;
-    }
-    if (!drained) {
-      std::size_t open = 0;
-      for (auto* c = connections.live.front(); c; c = c->next_, ++open)
-        c->s->shut_down();
-      spdlog::warn("drain: {} connections still open after {} ms; closed them", open, drain_timeout.count());
-      try {
-        co_await with_timeout(connections.running.wait(), 1s);
-      } catch (const timeout_error&) {
-        // A handler waiting on something other than its socket: the
-        // runtime is stopping, and its end takes the task with it.
-        spdlog::warn("drain: handlers still running after their sockets closed; not waiting for them");
-      }
-    }
-  }
+  co_await listener.drain();
   finished.done();
 }
 
