@@ -3,6 +3,7 @@
 #include "scripted_server.hpp"
 
 #include <coronet/client/client.hpp>
+#include <coronet/metrics.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/sync/wait_group.hpp>
 #include <coronet/time.hpp>
@@ -107,10 +108,16 @@ TEST_CASE("http client: a stale pooled connection is retried once for GET, never
     coronet::spawn(accept_loop(server));
     http::client client{rt};
     CHECK((co_await client.get(server.url())).status == 200);
-    auto again = co_await client.get(server.url());
+    http::request_options named;
+    named.name = "stale-get";
+    auto again = co_await client.get(server.url(), std::move(named));
     CHECK(again.status == 200);
     CHECK(client.stats().retries == 1);
     CHECK(server.accepted == 2);
+    // The retry layer counts it, by its reason.
+    auto& retries = coronet::metrics::registry::global().counters("coronet_http_client_retries_total", "",
+      {"target", "reason"});
+    CHECK(retries.with({"stale-get", "stale"}).value() == 1);
 
     // POST is not idempotent: the same situation is an error.
     http::client posting{rt};

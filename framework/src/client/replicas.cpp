@@ -431,7 +431,7 @@ void count_failure(client::state& st, replica_set& set, replica& r, attempt_resu
 // a caller gone, counts for nothing).
 task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set& set, replica& r,
   const std::string& method, const url_parts& called, const request_options& o, clock::time_point deadline,
-  bool* connecting = nullptr)
+  const std::string& label, bool* connecting = nullptr)
 {
   struct in_flight {
     replica& r;
@@ -451,7 +451,7 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
   const url_parts& u = elsewhere ? *elsewhere : called;
   try {
     const auto start = clock::now();
-    auto op = exchange_or_again(st, worker, r, method, u, o, deadline, connecting, set.label);
+    auto op = exchange_or_again(st, worker, r, method, u, o, deadline, connecting, label);
     out.response = co_await std::move(op);
     policy_families().attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
     if (out.response->status >= 500) {
@@ -510,12 +510,13 @@ struct hedge_call {
   url_parts u;
   request_options o;
   clock::time_point deadline;
+  std::string label;
 };
 
 task<void> hedge_attempt(std::shared_ptr<hedge_call> c, std::shared_ptr<replica> r, bool hedge,
   std::shared_ptr<bool> connecting, channel<attempt_result> results)
 {
-  auto op = attempt(*c->st, c->worker, *c->set, *r, c->method, c->u, c->o, c->deadline, connecting.get());
+  auto op = attempt(*c->st, c->worker, *c->set, *r, c->method, c->u, c->o, c->deadline, c->label, connecting.get());
   auto out = co_await std::move(op);
   out.hedge = hedge;
   results.try_send(std::move(out)); // room for both attempts: never waits
@@ -575,7 +576,7 @@ task<attempt_result> hedged(std::shared_ptr<client::state> st, std::size_t worke
   std::shared_ptr<replica> first, tried_list& tried, const std::string& method, const url_parts& u,
   const request_options& o, clock::time_point deadline, const std::string& label, clock::duration delay)
 {
-  auto call = std::make_shared<hedge_call>(hedge_call{st, set, worker, method, u, o, deadline});
+  auto call = std::make_shared<hedge_call>(hedge_call{st, set, worker, method, u, o, deadline, label});
   channel<attempt_result> results{2};
   std::array<running_attempt, 2> started{running_attempt{first}, running_attempt{}};
   task_group attempts;
@@ -704,7 +705,7 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
       auto op = hedged(st, worker, set, r, tried, method, u, o, deadline, label, delay);
       got = co_await std::move(op);
     } else {
-      auto op = attempt(*st, worker, *set, *r, method, u, o, deadline);
+      auto op = attempt(*st, worker, *set, *r, method, u, o, deadline, label);
       got = co_await std::move(op);
     }
     start_sweeping(st, set, worker);
