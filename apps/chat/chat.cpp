@@ -42,6 +42,75 @@ void broadcast(std::vector<member>& members, const std::string& room_name, const
     broadcast(members, room_name, cfg, make_line(fmt::format("* {} left {} (too slow)", nick, room_name)));
 }
 
+// A room's members, touched only by the room's task (an actor: no lock).
+struct roster {
+  const std::string& name;
+  const settings& cfg;
+  std::vector<member> members{};
+
+  void apply(room_event& e)
+  {
+    switch (e.what) {
+    case room_event::kind::join: join(e); break;
+    case room_event::kind::leave: leave(e); break;
+    case room_event::kind::rename: rename(e); break;
+    case room_event::kind::say: broadcast(members, name, cfg, std::move(e.text)); break;
+    case room_event::kind::who: e.reply->try_send(who()); break;
+    }
+  }
+
+  void join(const room_event& e)
+  {
+    members.push_back({e.from, e.nick});
+    auto notice = make_line(fmt::format("* {} joined {}", e.nick, name));
+    if (members.size() <= cfg.announce_limit)
+      broadcast(members, name, cfg, std::move(notice));
+    else
+      e.from->deliver(notice); // a big room is not told of every arrival
+  }
+
+  void leave(const room_event& e)
+  {
+    auto it = find(e.from);
+    if (it != members.end()) { // else already dropped as too slow
+      *it = std::move(members.back());
+      members.pop_back();
+      if (members.size() < cfg.announce_limit)
+        broadcast(members, name, cfg, make_line(fmt::format("* {} left {}", e.nick, name)));
+    }
+    // Everything the client sent before leaving has been delivered (the
+    // inbox is in order): its session may now close the outbox.
+    e.reply->try_send(std::string{});
+  }
+
+  void rename(const room_event& e)
+  {
+    auto it = find(e.from);
+    if (it == members.end())
+      return;
+    auto old = std::exchange(it->nick, e.nick);
+    broadcast(members, name, cfg, make_line(fmt::format("* {} is now {}", old, e.nick)));
+  }
+
+  std::string who() const
+  {
+    std::vector<std::string_view> nicks;
+    for (auto& m : members)
+      nicks.push_back(m.nick);
+    std::sort(nicks.begin(), nicks.end());
+    constexpr std::size_t shown = 100;
+    std::string text = fmt::format("* {} in {}: {}", members.size(), name,
+      fmt::join(nicks.begin(), nicks.begin() + static_cast<std::ptrdiff_t>(std::min(shown, nicks.size())), ", "));
+    if (nicks.size() > shown)
+      text += fmt::format(" and {} more", nicks.size() - shown);
+    return text;
+  }
+
+  std::vector<member>::iterator find(const std::shared_ptr<client>& who)
+  {
+    return std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == who; });
+  }
+};
 
 } // namespace
 
@@ -58,60 +127,11 @@ coronet::task<void> room::run(std::shared_ptr<room> self, coronet::wait_group& r
 
 coronet::task<void> room::serve(room& self)
 {
-  std::vector<member> members;
-  const auto& cfg = self.settings_;
-  const auto announce_limit = cfg.announce_limit;
+  roster members{self.name, self.settings_};
   constexpr std::size_t batch = 32;
   std::size_t since_yield = 0;
   while (auto e = co_await self.inbox.receive()) {
-    switch (e->what) {
-    case room_event::kind::join: {
-      members.push_back({e->from, e->nick});
-      auto notice = make_line(fmt::format("* {} joined {}", e->nick, self.name));
-      if (members.size() <= announce_limit)
-        broadcast(members, self.name, cfg, std::move(notice));
-      else
-        e->from->deliver(notice); // a big room is not told of every arrival
-      break;
-    }
-    case room_event::kind::leave: {
-      auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
-      if (it != members.end()) { // else already dropped as too slow
-        *it = std::move(members.back());
-        members.pop_back();
-        if (members.size() < announce_limit)
-          broadcast(members, self.name, cfg, make_line(fmt::format("* {} left {}", e->nick, self.name)));
-      }
-      // Everything the client sent before leaving has been delivered (the
-      // inbox is in order): its session may now close the outbox.
-      e->reply->try_send(std::string{});
-      break;
-    }
-    case room_event::kind::rename: {
-      auto it = std::find_if(members.begin(), members.end(), [&](const member& m) { return m.who == e->from; });
-      if (it == members.end())
-        break;
-      auto old = std::exchange(it->nick, e->nick);
-      broadcast(members, self.name, cfg, make_line(fmt::format("* {} is now {}", old, e->nick)));
-      break;
-    }
-    case room_event::kind::say:
-      broadcast(members, self.name, cfg, std::move(e->text));
-      break;
-    case room_event::kind::who: {
-      std::vector<std::string_view> nicks;
-      for (auto& m : members)
-        nicks.push_back(m.nick);
-      std::sort(nicks.begin(), nicks.end());
-      constexpr std::size_t shown = 100;
-      std::string text = fmt::format("* {} in {}: {}", members.size(), self.name,
-        fmt::join(nicks.begin(), nicks.begin() + static_cast<std::ptrdiff_t>(std::min(shown, nicks.size())), ", "));
-      if (nicks.size() > shown)
-        text += fmt::format(" and {} more", nicks.size() - shown);
-      e->reply->try_send(text);
-      break;
-    }
-    }
+    members.apply(*e);
     // Let the members' writers on this worker drain their outboxes before
     // the next line: a burst then costs a full outbox only to a client that
     // really does not read. But when events are waiting, take up to `batch`
@@ -239,36 +259,11 @@ coronet::task<bool> session::handle(std::string_view text)
     co_return true;
   }
   switch (c.what) {
-  case kind::say: {
-    if (!room_) {
-      reply(nick_.empty() ? "error: pick a nick with /nick NAME, then /join ROOM" : "error: join a room first: /join ROOM");
-      break;
-    }
-    room_event e{room_event::kind::say, nullptr, {}, make_line(fmt::format("[{}] {}: {}", room_->name, nick_, c.arg)), {}};
-    co_await room_->inbox.send(std::move(e));
+  case kind::say:
+    if (auto e = said(c.arg))
+      co_await room_->inbox.send(std::move(*e));
     break;
-  }
-  case kind::nick: {
-    if (!c.error.empty()) {
-      reply(std::move(c.error));
-      break;
-    }
-    std::string nick{c.arg};
-    if (nick == nick_)
-      break;
-    if (!hub_.claim_nick(nick, nick_)) {
-      reply(fmt::format("error: nick {} is taken", nick));
-      break;
-    }
-    nick_ = nick;
-    if (room_) {
-      room_event e{room_event::kind::rename, client_, nick_, nullptr, {}};
-      co_await room_->inbox.send(std::move(e));
-    } else {
-      reply(fmt::format("* you are {}", nick_));
-    }
-    break;
-  }
+  case kind::nick: co_await rename(c); break;
   case kind::join:
     if (nick_.empty())
       reply("error: pick a nick first: /nick NAME");
@@ -277,28 +272,59 @@ coronet::task<bool> session::handle(std::string_view text)
     else if (!room_ || room_->name != c.arg)
       co_await join(std::string{c.arg});
     break;
-  case kind::rooms:
-    reply(hub_.list_rooms());
-    break;
-  case kind::who: {
-    if (!room_) {
-      reply("error: join a room first: /join ROOM");
-      break;
-    }
-    coronet::channel<std::string> answer{1};
-    room_event e{room_event::kind::who, client_, {}, nullptr, answer};
-    co_await room_->inbox.send(std::move(e));
-    if (auto list = co_await answer.receive())
-      reply(std::move(*list));
-    break;
-  }
-  case kind::quit:
-    co_return false;
-  default: // unknown
-    reply(std::move(c.error));
-    break;
+  case kind::rooms: reply(hub_.list_rooms()); break;
+  case kind::who: co_await who(); break;
+  case kind::quit: co_return false;
+  default: reply(std::move(c.error)); break; // unknown
   }
   co_return true;
+}
+
+// The room's event for a line said, or std::nullopt (and the client told
+// why) when there is no room to say it in.
+std::optional<room_event> session::said(std::string_view text)
+{
+  if (!room_) {
+    reply(nick_.empty() ? "error: pick a nick with /nick NAME, then /join ROOM" : "error: join a room first: /join ROOM");
+    return std::nullopt;
+  }
+  return room_event{room_event::kind::say, nullptr, {}, make_line(fmt::format("[{}] {}: {}", room_->name, nick_, text)),
+    {}};
+}
+
+coronet::task<void> session::rename(command& c)
+{
+  if (!c.error.empty()) {
+    reply(std::move(c.error));
+    co_return;
+  }
+  std::string nick{c.arg};
+  if (nick == nick_)
+    co_return;
+  if (!hub_.claim_nick(nick, nick_)) {
+    reply(fmt::format("error: nick {} is taken", nick));
+    co_return;
+  }
+  nick_ = nick;
+  if (!room_) {
+    reply(fmt::format("* you are {}", nick_));
+    co_return;
+  }
+  room_event e{room_event::kind::rename, client_, nick_, nullptr, {}};
+  co_await room_->inbox.send(std::move(e));
+}
+
+coronet::task<void> session::who()
+{
+  if (!room_) {
+    reply("error: join a room first: /join ROOM");
+    co_return;
+  }
+  coronet::channel<std::string> answer{1};
+  room_event e{room_event::kind::who, client_, {}, nullptr, answer};
+  co_await room_->inbox.send(std::move(e));
+  if (auto list = co_await answer.receive())
+    reply(std::move(*list));
 }
 
 coronet::task<void> session::join(std::string name)

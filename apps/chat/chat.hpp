@@ -160,6 +160,9 @@ public:
   void reply(std::string text) { client_->deliver(make_line(std::move(text))); }
 
 private:
+  std::optional<room_event> said(std::string_view text);
+  coronet::task<void> rename(command& c);
+  coronet::task<void> who();
   coronet::task<void> join(std::string name);
   coronet::task<void> leave_room();
   bool take_token();

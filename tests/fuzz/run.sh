@@ -57,7 +57,7 @@ build() { # NAME SOURCES... [-- LIBS]
   local name=$1
   shift
   clang++ -std=c++20 "${flags[@]}" "${coro[@]}" -I"$root/framework/include" -I"$root/framework/src" -I"$llhttp_inc" \
-    "$@" "$root/framework/src/http/headers.cpp" "$root/framework/src/http/request.cpp" "$root/framework/src/http/status.cpp" "$root/framework/src/detail/memory.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
+    "$@" "$root/framework/src/http/headers.cpp" "$root/framework/src/http/request.cpp" "$root/framework/src/http/status.cpp" "$root/framework/src/detail/memory.cpp" "$root/framework/src/text.cpp" "${objects[@]}" -lfmt -o "$out/fuzz_$name"
 }
 build request_parser "$root/tests/fuzz/request_parser.cpp" "$root/framework/src/http1/request_parser.cpp"
 build response_parser "$root/tests/fuzz/response_parser.cpp" "$root/framework/src/http1/response_parser.cpp"
