@@ -3,7 +3,7 @@
 `websockets` package, raw WebSocket frames for the protocol's edge cases, and
 the chat page in headless Chromium.
 
-    chat_test.py BIN_DIR TEST     (one ctest per TEST; `list` names them)
+    chat_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
 """
 import asyncio
 import base64
@@ -15,7 +15,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,60 +23,16 @@ import urllib.request
 
 import websockets
 
-BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
-TIMEOUT = 10
+import harness
+from harness import BIN_DIR, TIMEOUT, free_port, pki
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Chat:
-    """The real coronet-chat on loopback, on two free ports. A port found free
-    can be taken by another test before the server binds it: the server then
-    exits with status 2 saying so, and is started again on other ports."""
-
-    def __init__(self, *sets):
-        for attempt in range(3):
-            self.tcp_port = free_port()
-            self.http_port = free_port()
-            argv = [os.path.join(BIN_DIR, "coronet-chat"), "--listen", f"127.0.0.1:{self.http_port}",
-                    "--set", f"chat.tcp_listen=127.0.0.1:{self.tcp_port}", "--threads", "2"]
-            for s in sets:
-                argv += ["--set", s]
-            self.log = tempfile.TemporaryFile()
-            self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-            deadline = time.time() + TIMEOUT
-            while self.output().count("listening on") < 2:
-                if self.proc.poll() is not None:
-                    break
-                assert time.time() < deadline, "coronet-chat did not start:\n" + self.output()
-                time.sleep(0.02)
-            if self.proc.poll() is None:
-                return
-            if "address in use" not in self.output() or attempt == 2:
-                raise AssertionError("coronet-chat exited:\n" + self.output())
-            self.proc.wait()
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(TIMEOUT)
-        return rc
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def Chat(*sets):
+    """The real coronet-chat on loopback: HTTP and WebSocket on app.http_port,
+    the line protocol on app.tcp_port (both picked afresh if one is taken)."""
+    app = harness.App("coronet-chat", *sets, listening=2, ports=("chat.tcp_listen",), retries=2)
+    app.http_port, app.tcp_port = app.port, app.ports["chat.tcp_listen"]
+    return app
 
 
 class Line:
@@ -484,13 +439,10 @@ def test_browser_page():
 def test_browser_page_over_https():
     """The page over HTTPS (HTTP/2, chosen by ALPN) and its WebSocket over wss:// (HTTP/1.1: a
     WebSocket does not ride HTTP/2 here), on the same server."""
-    with tempfile.TemporaryDirectory() as pki:
-        make_certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "make-certs.sh")
-        subprocess.run([make_certs, pki], check=True, stdout=subprocess.DEVNULL)
-        with Chat(f"tls.cert_file={pki}/server.pem", f"tls.key_file={pki}/server.key") as chat:
-            # The throwaway CA is not in Chromium's store: certificate errors are waved through, the
-            # connection is TLS all the same (the server speaks nothing else on that port).
-            browse(chat, "https", ["--ignore-certificate-errors"], cafile=f"{pki}/ca.pem", over_h2=True)
+    with Chat(f"tls.cert_file={pki('server.pem')}", f"tls.key_file={pki('server.key')}") as chat:
+        # The throwaway CA is not in Chromium's store: certificate errors are waved through, the
+        # connection is TLS all the same (the server speaks nothing else on that port).
+        browse(chat, "https", ["--ignore-certificate-errors"], cafile=pki("ca.pem"), over_h2=True)
 
 
 def browse(chat, scheme, flags=(), cafile=None, over_h2=False):
@@ -578,11 +530,5 @@ async def drive_browser(browser, chat):
         await wait_for(shows("[garden] terminal: hello back from the terminal"), "the TCP client's line")
 
 
-TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[2] == "list":
-        print("\n".join(TESTS))
-        sys.exit(0)
-    TESTS[sys.argv[2]]()
-    print("ok:", sys.argv[2])
+    harness.main(globals())

@@ -7,25 +7,19 @@ the right code, and another connection is served meanwhile.
     http2_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
 """
 import os
-import re
-import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import hpack
 
-BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
-SOURCE_DIR = sys.argv[2] if len(sys.argv) > 2 else "."
-TIMEOUT = 10
+import harness
+from harness import App, BIN_DIR, SOURCE_DIR, TIMEOUT, free_port, pki
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
@@ -37,58 +31,6 @@ INITIAL_WINDOW_SIZE = 0x4
 CODES = {v: k for k, v in dict(NO_ERROR=0, PROTOCOL_ERROR=1, INTERNAL_ERROR=2, FLOW_CONTROL_ERROR=3,
                                STREAM_CLOSED=5, FRAME_SIZE_ERROR=6, REFUSED_STREAM=7, CANCEL=8,
                                COMPRESSION_ERROR=9, ENHANCE_YOUR_CALM=0xb, HTTP_1_1_REQUIRED=0xd).items()}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class App:
-    """A coronet app on loopback."""
-
-    def __init__(self, name, *sets, extra=()):
-        self.port = free_port()
-        argv = [os.path.join(BIN_DIR, name), "--listen", f"127.0.0.1:{self.port}", "--threads", "2", *extra]
-        for s in sets:
-            argv += ["--set", s]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + TIMEOUT
-        while "listening on" not in self.output():
-            assert self.proc.poll() is None, "the app exited:\n" + self.output()
-            assert time.time() < deadline, "the app did not start:\n" + self.output()
-            time.sleep(0.02)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(TIMEOUT)
-
-    def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-    def metric(self, name, **labels):
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=TIMEOUT).read().decode()
-        for line in text.splitlines():
-            if (line.startswith(name + "{") or line.startswith(name + " ")) and \
-                    all(f'{k}="{v}"' in line for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def frame(ftype, flags, stream, payload=b""):
@@ -289,27 +231,21 @@ def test_curl_nghttp_and_http1_on_one_port():
 
 
 def test_curl_over_tls_chooses_h2_by_alpn():
-    pki = tempfile.mkdtemp(prefix="coronet-h2-test-")
-    try:
-        subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-certs.sh"), pki], check=True,
-                       stdout=subprocess.DEVNULL)
-        with App("coronet-hello", f"tls.cert_file={pki}/server.pem", f"tls.key_file={pki}/server.key") as app:
-            base = f"https://localhost:{app.port}"
-            common = ["--cacert", f"{pki}/ca.pem", "--resolve", f"localhost:{app.port}:127.0.0.1"]
-            r = curl("-v", "--http2", *common, f"{base}/plaintext", f"{base}/json")
-            assert r.returncode == 0, r.stderr
-            assert b"ALPN: server accepted h2" in r.stderr and b"< HTTP/2 200" in r.stderr, r.stderr
-            assert r.stdout == b'Hello, World!{"message":"Hello, World!"}'
-            r = curl("-v", "--http1.1", *common, f"{base}/plaintext")
-            assert b"ALPN: server accepted http/1.1" in r.stderr and r.stdout == b"Hello, World!", r.stderr
-            ctx = ssl.create_default_context(cafile=f"{pki}/ca.pem")
-            ctx.set_alpn_protocols(["h2"])
-            c = H2(app.port, tls_context=ctx)
-            assert c.sock.selected_alpn_protocol() == "h2"
-            assert c.response(c.request("/plaintext"))[2] == b"Hello, World!"
-            assert app.stop() == 0
-    finally:
-        shutil.rmtree(pki, ignore_errors=True)
+    with App("coronet-hello", tls=True) as app:
+        base = f"https://localhost:{app.port}"
+        common = ["--cacert", pki("ca.pem"), "--resolve", f"localhost:{app.port}:127.0.0.1"]
+        r = curl("-v", "--http2", *common, f"{base}/plaintext", f"{base}/json")
+        assert r.returncode == 0, r.stderr
+        assert b"ALPN: server accepted h2" in r.stderr and b"< HTTP/2 200" in r.stderr, r.stderr
+        assert r.stdout == b'Hello, World!{"message":"Hello, World!"}'
+        r = curl("-v", "--http1.1", *common, f"{base}/plaintext")
+        assert b"ALPN: server accepted http/1.1" in r.stderr and r.stdout == b"Hello, World!", r.stderr
+        ctx = ssl.create_default_context(cafile=pki("ca.pem"))
+        ctx.set_alpn_protocols(["h2"])
+        c = H2(app.port, tls_context=ctx)
+        assert c.sock.selected_alpn_protocol() == "h2"
+        assert c.response(c.request("/plaintext"))[2] == b"Hello, World!"
+        assert app.stop() == 0
 
 
 # --- protocol errors ------------------------------------------------------------------------------
@@ -677,12 +613,5 @@ def test_idle_connection_and_graceful_drain():
         assert app.proc.wait(TIMEOUT) == 0
 
 
-TESTS = {name[5:]: f for name, f in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    which = sys.argv[3] if len(sys.argv) > 3 else "list"
-    if which == "list":
-        print("\n".join(TESTS))
-        sys.exit(0)
-    TESTS[which]()
-    print(f"{which}: ok")
+    harness.main(globals())

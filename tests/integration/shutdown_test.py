@@ -28,77 +28,22 @@ import tempfile
 import threading
 import time
 
-BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
-SOURCE_DIR = sys.argv[2] if len(sys.argv) > 2 else "."
+import harness
+from harness import BIN_DIR, SOURCE_DIR, free_port, pki
+
 REPEAT = int(sys.argv[4]) if len(sys.argv) > 4 else int(os.environ.get("CORONET_SHUTDOWN_REPEAT", "30"))
 TIMEOUT = 30  # sanitized builds start and drain slowly on a loaded 2-core machine
-PKI = None
 
 SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|"
                               r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer|corrupted|double free|"
                               r"terminate called|Segmentation fault")
 
 
-def pki(name):
-    global PKI
-    if PKI is None:
-        PKI = tempfile.mkdtemp(prefix="coronet-shutdown-test-")
-        subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-certs.sh"), PKI], check=True,
-                       stdout=subprocess.DEVNULL)
-    return os.path.join(PKI, name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class App:
-    """A coronet app on loopback, its output kept for the sanitizer check."""
-
-    def __init__(self, name, threads, *args, port=None, tls=False):
-        self.name = name
-        self.port = port or free_port()
-        argv = [os.path.join(BIN_DIR, name), "--listen", f"127.0.0.1:{self.port}", "--threads", str(threads),
-                "--log-level", "warn", *args]
-        if tls:
-            argv += ["--set", f"tls.cert_file={pki('server.pem')}", "--set", f"tls.key_file={pki('server.key')}"]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_listening()
-
-    def wait_listening(self):
-        deadline = time.time() + TIMEOUT
-        while True:
-            assert self.proc.poll() is None, f"{self.name} exited at start:\n{self.output()}"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.time() < deadline, f"{self.name} did not start:\n{self.output()}"
-                time.sleep(0.02)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def signal(self, signo):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signo)
-
-    def wait(self):
-        try:
-            return self.proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name} did not exit within {TIMEOUT} s of the signal:\n{self.output()[-3000:]}")
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def App(name, threads, *args, port=None, tls=False):
+    """An app at --log-level warn, its output kept for the sanitizer check,
+    ready once its port accepts."""
+    return harness.App(name, threads=threads, port=port, tls=tls, extra=("--log-level", "warn", *args),
+                       ready="connect", timeout=TIMEOUT)
 
 
 def expect_clean_exit(app, what, statuses=(0,)):
@@ -551,13 +496,7 @@ def test_sighup_racing_the_stop():
     gateway_signalled(2, "h2", [signal.SIGHUP, signal.SIGTERM] + [signal.SIGHUP] * 5)
 
 
-TESTS = {name[len("test_"):]: f for name, f in sorted(globals().items()) if name.startswith("test_")}
-
 if __name__ == "__main__":
-    which = sys.argv[3] if len(sys.argv) > 3 else "list"
-    if which == "list":
-        print("\n".join(TESTS))
-        sys.exit(0)
     started = time.time()
-    TESTS[which]()
-    print(f"{which}: {REPEAT} runs passed in {time.time() - started:.1f} s")
+    harness.main(dict(sorted(globals().items())),
+                 done=lambda which: f"{which}: {REPEAT} runs passed in {time.time() - started:.1f} s")

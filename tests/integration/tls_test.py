@@ -8,75 +8,31 @@ HTTPS backends. Certificates come from scripts/make-certs.sh.
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 
-BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
-SOURCE_DIR = sys.argv[2] if len(sys.argv) > 2 else "."
-TIMEOUT = 10
-PKI = tempfile.mkdtemp(prefix="coronet-tls-test-")
-subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-certs.sh"), PKI], check=True, stdout=subprocess.DEVNULL)
+import harness
+from harness import BIN_DIR, SOURCE_DIR, TIMEOUT, free_port, pki
 
 
-def pki(name):
-    return os.path.join(PKI, name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class App:
-    """A coronet app on loopback; `tls` adds the test server certificate."""
-
-    def __init__(self, name, *sets, tls=True, port=None, extra=()):
-        self.port = port or free_port()
-        argv = [os.path.join(BIN_DIR, name), "--listen", f"127.0.0.1:{self.port}", "--threads", "2", *extra]
-        if tls:
-            self.cert = os.path.join(PKI, f"live-{self.port}.pem")
-            self.key = os.path.join(PKI, f"live-{self.port}.key")
-            shutil.copy(pki("server.pem"), self.cert)
-            shutil.copy(pki("server.key"), self.key)
-            argv += ["--set", f"tls.cert_file={self.cert}", "--set", f"tls.key_file={self.key}"]
-        for s in sets:
-            argv += ["--set", s]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def started(self):
-        deadline = time.time() + TIMEOUT
-        while "listening on" not in self.output():
-            assert self.proc.poll() is None, "the app exited:\n" + self.output()
-            assert time.time() < deadline, "the app did not start:\n" + self.output()
-            time.sleep(0.02)
-        return self
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(TIMEOUT)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def App(name, *sets, tls=True, port=None, extra=()):
+    """An app (harness.App, waited for with started()); `tls` serves a copy
+    of the test certificate (app.cert, app.key) that a test may replace."""
+    port = port or free_port()
+    cert = key = None
+    if tls:
+        cert, key = pki(f"live-{port}.pem"), pki(f"live-{port}.key")
+        shutil.copy(pki("server.pem"), cert)
+        shutil.copy(pki("server.key"), key)
+        sets = (f"tls.cert_file={cert}", f"tls.key_file={key}") + sets
+    app = harness.App(name, *sets, port=port, extra=extra, start=False)
+    app.cert, app.key = cert, key
+    return app
 
 
 def context(cafile="ca.pem", cert=None):
@@ -387,15 +343,5 @@ def test_chat_over_wss():
         assert app.stop() == 0
 
 
-TESTS = {name[5:]: f for name, f in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    which = sys.argv[3] if len(sys.argv) > 3 else "list"
-    if which == "list":
-        print("\n".join(TESTS))
-        sys.exit(0)
-    try:
-        TESTS[which]()
-    finally:
-        shutil.rmtree(PKI, ignore_errors=True)
-    print(f"{which}: ok")
+    harness.main(globals())
