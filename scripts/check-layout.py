@@ -39,6 +39,7 @@ LAYERS = {
     "client": {"core", "net", "http", "http1", "http2"},
     "middleware": {"core", "net", "http"},
     "testing": {"core", "net", "http", "http1", "server"},
+    "app": {"core", "net", "http", "http1", "http2", "websocket", "server", "client", "middleware"},
 }
 
 

@@ -9,7 +9,7 @@
 //   GET /recommendations/{id}  {"user":7,"items":["item-...",...]}
 //
 // Users exist for ids 1..1000000; others get 404.
-#include <coronet/config.hpp>
+#include <coronet/app/app.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
 #include <coronet/middleware/observe.hpp>
@@ -29,33 +29,29 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* defaults = R"(
-[server]
-listen = "127.0.0.1:8081"
-
-[log]
-access = true
-
-[backend]
-role = "users"     # users, orders or recommendations
-latency_ms = 0     # every answer waits this long...
-jitter_ms = 0      # ...plus a uniform random 0..jitter_ms
-error_rate = 0.0   # this fraction of answers fails on purpose...
-error_status = 500 # ...with this status (503 comes with Retry-After: 1)
-slow_rate = 0.0    # this fraction of answers is slow...
-slow_ms = 0        # ...by this much more (p99 spikes)
-)";
+constexpr coronet::config_key backend_keys[] = {
+  {"server.listen", "127.0.0.1:8081", "HOST:PORT to listen on (port 0: any free port)"},
+  {"log.access", true, "one access log line per request on stdout"},
+  {"backend.role", "users", "users, orders or recommendations"},
+  {"backend.latency_ms", 0, "every answer waits this long...", 0},
+  {"backend.jitter_ms", 0, "...plus a uniform random 0..jitter_ms", 0},
+  {"backend.error_rate", 0.0, "this fraction (0..1) of answers fails on purpose..."},
+  {"backend.error_status", 500, "...with this status (503 comes with Retry-After: 1)", 500, 599},
+  {"backend.slow_rate", 0.0, "this fraction (0..1) of answers is slow..."},
+  {"backend.slow_ms", 0, "...by this much more (p99 spikes)", 0},
+};
 
 constexpr std::int64_t max_user = 1000000;
 
+// What backend_keys set; read_settings fills every field.
 struct settings {
   std::string role;
-  std::chrono::milliseconds latency{0};
-  std::chrono::milliseconds jitter{0};
+  std::chrono::milliseconds latency{};
+  std::chrono::milliseconds jitter{};
   double error_rate = 0;
-  int error_status = 500;
+  int error_status = 0;
   double slow_rate = 0;
-  std::chrono::milliseconds slow{0};
+  std::chrono::milliseconds slow{};
 };
 
 settings read_settings(const coronet::config& cfg)
@@ -64,28 +60,16 @@ settings read_settings(const coronet::config& cfg)
   s.role = cfg.get_string("backend.role");
   if (s.role != "users" && s.role != "orders" && s.role != "recommendations")
     cfg.fail("backend.role", "must be users, orders or recommendations");
-  auto latency = cfg.get_int("backend.latency_ms");
-  auto jitter = cfg.get_int("backend.jitter_ms");
-  if (latency < 0)
-    cfg.fail("backend.latency_ms", "must not be negative");
-  if (jitter < 0)
-    cfg.fail("backend.jitter_ms", "must not be negative");
-  s.latency = std::chrono::milliseconds{latency};
-  s.jitter = std::chrono::milliseconds{jitter};
+  s.latency = cfg.get_ms("backend.latency_ms"); // bounds: backend_keys
+  s.jitter = cfg.get_ms("backend.jitter_ms");
   s.error_rate = cfg.get_double("backend.error_rate");
   if (s.error_rate < 0 || s.error_rate > 1)
     cfg.fail("backend.error_rate", "must be between 0 and 1");
-  auto status = cfg.get_int("backend.error_status");
-  if (status < 500 || status > 599)
-    cfg.fail("backend.error_status", "must be a 5xx status");
-  s.error_status = static_cast<int>(status);
+  s.error_status = static_cast<int>(cfg.get_int("backend.error_status"));
   s.slow_rate = cfg.get_double("backend.slow_rate");
   if (s.slow_rate < 0 || s.slow_rate > 1)
     cfg.fail("backend.slow_rate", "must be between 0 and 1");
-  auto slow = cfg.get_int("backend.slow_ms");
-  if (slow < 0)
-    cfg.fail("backend.slow_ms", "must not be negative");
-  s.slow = std::chrono::milliseconds{slow};
+  s.slow = cfg.get_ms("backend.slow_ms");
   return s;
 }
 
@@ -154,7 +138,7 @@ http::response answer(const json& body)
 
 int main(int argc, char** argv)
 {
-  auto cfg = coronet::load_config(argc, argv, "backend", defaults,
+  auto cfg = coronet::load_config(argc, argv, "backend", backend_keys,
     {{"role", "backend.role", "users, orders or recommendations"}});
   settings s;
   try {

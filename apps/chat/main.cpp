@@ -2,7 +2,7 @@
 // and browsers (WebSocket, with the page at / on the HTTP port).
 #include "chat.hpp"
 
-#include <coronet/config.hpp>
+#include <coronet/app/app.hpp>
 #include <coronet/error.hpp>
 #include <coronet/middleware/files.hpp>
 #include <coronet/middleware/observe.hpp>
@@ -24,23 +24,6 @@ namespace http = coronet::http;
 using asio::ip::tcp;
 
 namespace {
-
-constexpr const char* defaults = R"(
-[server]
-listen = "127.0.0.1:8090"      # HTTP: the chat page at / and WebSocket at /ws
-
-[chat]
-tcp_listen = "127.0.0.1:7070"  # the line protocol over TCP
-outbox_messages = 256          # lines waiting for a client; when full, it is disconnected
-max_messages_per_second = 20.0 # per client (a burst of as many); more get an error line
-max_line_bytes = 4096          # longer lines get an error line
-announce_limit = 100           # rooms bigger than this tell only the one who joins or leaves
-max_connections = 10000        # TCP clients at once; beyond this, accepting pauses
-idle_timeout_ms = 300000       # a TCP client silent this long is disconnected
-write_timeout_ms = 10000       # a client that takes nothing this long is disconnected
-shutdown_timeout_ms = 5000     # on SIGINT/SIGTERM, how long clients get to leave
-page_dir = ""                  # the page's directory (index.html); "": share/coronet/chat beside bin/
-)";
 
 // Writes each line of the outbox to the socket, gathering what is queued
 // into one write; then the farewell line, then shuts the socket down, which
@@ -257,7 +240,7 @@ coronet::task<void> serve_all(coronet::runtime& rt, coronet::net::tcp_options tc
 
 int main(int argc, char** argv)
 {
-  auto cfg = coronet::load_config(argc, argv, "chat", defaults);
+  auto cfg = coronet::load_config(argc, argv, "chat", chat::keys);
   chat::settings settings;
   coronet::net::tcp_options tcp_options;
   http::server_options http_options;

@@ -2,6 +2,8 @@
 // The chat's line protocol apart from any socket: a TCP byte stream cut into
 // lines, and a line read as a command. chat.cpp acts on the commands; the
 // fuzz target (tests/fuzz/chat_protocol.cpp) feeds it bytes.
+#include <coronet/config.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -9,15 +11,30 @@
 
 namespace chat {
 
+// The chat's keys (and its own default for server.listen).
+inline constexpr coronet::config_key keys[] = {
+  {"server.listen", "127.0.0.1:8090", "HTTP: the chat page at / and WebSocket at /ws"},
+  {"chat.tcp_listen", "127.0.0.1:7070", "the line protocol over TCP"},
+  {"chat.outbox_messages", 256, "lines waiting for a client; when full, it is disconnected", 1},
+  {"chat.max_messages_per_second", 20.0, "per client (a burst of as many); more get an error line"},
+  {"chat.max_line_bytes", 4096, "longer lines get an error line", 1},
+  {"chat.announce_limit", 100, "rooms bigger than this tell only the one who joins or leaves", 1},
+  {"chat.max_connections", 10000, "TCP clients at once; beyond this, accepting pauses", 1},
+  {"chat.idle_timeout_ms", 300000, "a TCP client silent this long is disconnected", 1},
+  {"chat.write_timeout_ms", 10000, "a client that takes nothing this long is disconnected", 1},
+  {"chat.shutdown_timeout_ms", 5000, "on SIGINT/SIGTERM, how long clients get to leave", 1},
+  {"chat.page_dir", "", "the page's directory (index.html); \"\": share/coronet/chat beside bin/"},
+};
+
 struct settings {
-  std::size_t outbox_messages = 256;
-  double max_messages_per_second = 20;
-  std::size_t max_line_bytes = 4096;
+  std::size_t outbox_messages = coronet::config_default<std::size_t>(keys, "chat.outbox_messages");
+  double max_messages_per_second = coronet::config_default<double>(keys, "chat.max_messages_per_second");
+  std::size_t max_line_bytes = coronet::config_default<std::size_t>(keys, "chat.max_line_bytes");
   std::size_t max_nick_bytes = 32;
   std::size_t max_room_bytes = 64;
-  std::size_t announce_limit = 100; // bigger rooms tell only the one who joins or leaves
-  std::chrono::milliseconds idle_timeout{300000};
-  std::chrono::milliseconds write_timeout{10000};
+  std::size_t announce_limit = coronet::config_default<std::size_t>(keys, "chat.announce_limit");
+  std::chrono::milliseconds idle_timeout{coronet::config_default<std::int64_t>(keys, "chat.idle_timeout_ms")};
+  std::chrono::milliseconds write_timeout{coronet::config_default<std::int64_t>(keys, "chat.write_timeout_ms")};
 };
 
 // Cuts bytes into lines at '\n'. A line longer than max_line_bytes (plus a

@@ -1,7 +1,7 @@
 // coronet-echo: a binary-safe TCP echo server. Each connection is one task;
 // a connection idle for echo.idle_timeout_ms is closed. With echo.udp, it
 // also echoes UDP datagrams on the same port (one socket per worker).
-#include <coronet/config.hpp>
+#include <coronet/app/app.hpp>
 #include <coronet/net/stream.hpp>
 #include <coronet/net/tcp_server.hpp>
 #include <coronet/runtime.hpp>
@@ -15,16 +15,13 @@
 
 namespace {
 
-constexpr const char* defaults = R"(
-[server]
-listen = "127.0.0.1:7000"
-
-[echo]
-idle_timeout_ms = 60000     # close a connection that sends nothing for this long
-max_connections = 10000     # beyond this, accepting pauses until one closes
-shutdown_timeout_ms = 10000 # on SIGINT/SIGTERM, how long clients get to leave
-udp = false                 # also echo UDP datagrams on the same port
-)";
+constexpr coronet::config_key echo_keys[] = {
+  {"server.listen", "127.0.0.1:7000", "HOST:PORT the echo listens on (TCP, and UDP with echo.udp)"},
+  {"echo.idle_timeout_ms", 60000, "close a connection that sends nothing for this long", 1},
+  {"echo.max_connections", 10000, "beyond this, accepting pauses until one closes", 1},
+  {"echo.shutdown_timeout_ms", 10000, "on SIGINT/SIGTERM, how long clients get to leave", 1},
+  {"echo.udp", false, "also echo UDP datagrams on the same port"},
+};
 
 // Echoes until the client leaves or stays silent for `idle`. The stream
 // tries reads and writes at once and waits in the reactor only when it
@@ -93,7 +90,7 @@ udp::endpoint start_udp(coronet::runtime& rt, udp::endpoint at)
 
 int main(int argc, char** argv)
 {
-  auto cfg = coronet::load_config(argc, argv, "echo", defaults);
+  auto cfg = coronet::load_config(argc, argv, "echo", echo_keys);
   coronet::net::tcp_options options;
   std::chrono::milliseconds idle;
   try {

@@ -14,7 +14,7 @@
 // "http://b:8082"]) or a name with several addresses (a Kubernetes headless
 // Service): calls balance over them, skip and eject the failing ones, retry
 // within the client's budget and hedge after gateway.hedge_after_ms.
-#include <coronet/config.hpp>
+#include <coronet/app/app.hpp>
 #include <coronet/client/client.hpp>
 #include <coronet/middleware/compress.hpp>
 #include <coronet/middleware/cors.hpp>
@@ -42,30 +42,24 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* defaults = R"(
-[server]
-listen = "127.0.0.1:8080"
-
-[log]
-access = true
-
-[gateway]
-backend_timeout_ms = 200   # each backend call, connect to last byte
-request_timeout_ms = 1000  # the whole dashboard request
-hedge_after_ms = -1        # a call unanswered this long is also sent to another replica; -1: after that backend's own p95 latency; 0: never
-
-[backends]
-users = "http://127.0.0.1:8081"
-orders = "http://127.0.0.1:8082"
-recommendations = "http://127.0.0.1:8083"
-)";
+constexpr coronet::config_key gateway_keys[] = {
+  {"log.access", true, "one access log line per request on stdout, with the request id"},
+  {"gateway.backend_timeout_ms", 200, "each backend call, connect to last byte", 1},
+  {"gateway.request_timeout_ms", 1000, "the whole dashboard request", 1},
+  {"gateway.hedge_after_ms", -1,
+    "a call unanswered this long is also sent to another replica; -1: after that backend's own p95 latency; 0: never",
+    -1},
+  {"backends.users", "http://127.0.0.1:8081", "the users service: a URL, or several (replicas), comma-separated"},
+  {"backends.orders", "http://127.0.0.1:8082", "the orders service"},
+  {"backends.recommendations", "http://127.0.0.1:8083", "the recommendations service"},
+};
 
 enum service { users, orders, recommendations };
 constexpr std::array<const char*, 3> service_names{"users", "orders", "recommendations"};
 
 struct settings {
-  std::chrono::milliseconds backend_timeout{200};
-  std::chrono::milliseconds request_timeout{1000};
+  std::chrono::milliseconds backend_timeout{coronet::config_default<std::int64_t>(gateway_keys, "gateway.backend_timeout_ms")};
+  std::chrono::milliseconds request_timeout{coronet::config_default<std::int64_t>(gateway_keys, "gateway.request_timeout_ms")};
   std::chrono::milliseconds hedge_after{0};
   std::array<std::vector<std::string>, 3> replicas; // URLs per service
 };
@@ -73,13 +67,11 @@ struct settings {
 settings read_settings(const coronet::config& cfg)
 {
   settings s;
-  s.backend_timeout = cfg.get_positive_ms("gateway.backend_timeout_ms");
-  s.request_timeout = cfg.get_positive_ms("gateway.request_timeout_ms");
+  s.backend_timeout = cfg.get_ms("gateway.backend_timeout_ms"); // bounds: gateway_keys
+  s.request_timeout = cfg.get_ms("gateway.request_timeout_ms");
   s.hedge_after = cfg.get_ms("gateway.hedge_after_ms");
   if (s.hedge_after.count() == -1)
     s.hedge_after = http::request_options::hedge_at_p95;
-  else if (s.hedge_after.count() < 0)
-    cfg.fail("gateway.hedge_after_ms", "must be -1 (each backend's p95), 0 (never) or a number of milliseconds");
   for (std::size_t i = 0; i < service_names.size(); ++i) {
     auto key = std::string("backends.") + service_names[i];
     s.replicas[i] = cfg.get_list(key);
@@ -201,7 +193,7 @@ task<http::response> dashboard(gateway& g, http::request& req)
 
 int main(int argc, char** argv)
 {
-  auto cfg = coronet::load_config(argc, argv, "gateway", defaults);
+  auto cfg = coronet::load_config(argc, argv, "gateway", gateway_keys);
   settings s;
   http::client_options client_options;
   http::cors_options cors;

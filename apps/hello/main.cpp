@@ -1,5 +1,5 @@
 // coronet-hello: the benchmark target (TechEmpower-style endpoints).
-#include <coronet/config.hpp>
+#include <coronet/app/app.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/middleware.hpp>
 #include <coronet/server/server.hpp>
@@ -11,11 +11,6 @@
 namespace http = coronet::http;
 
 namespace {
-
-constexpr const char* defaults = R"(
-[server]
-listen = "127.0.0.1:8080"
-)";
 
 coronet::task<http::response> plaintext(const http::request&)
 {
@@ -64,7 +59,7 @@ coronet::task<http::response> healthz(const http::request&)
 
 int main(int argc, char** argv)
 {
-  auto config = coronet::load_config(argc, argv, "hello", defaults);
+  auto config = coronet::load_config(argc, argv, "hello");
   coronet::runtime rt{config};
   http::router router;
   if (config.get_bool("log.access")) {

@@ -1,19 +1,18 @@
 #include <coronet/config.hpp>
 
-#include <coronet/log.hpp>
 #include <coronet/text.hpp>
 #include <coronet/utf8.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
+#include <limits>
 #include <charconv>
 #include <cstdint>
 #include <optional>
 #include <cstdlib>
-#include <iostream>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -24,96 +23,6 @@ extern char** environ;
 namespace coronet {
 
 namespace {
-
-constexpr std::string_view common_defaults = R"(
-[runtime]
-threads = 0            # worker threads; 0 = one per hardware thread
-blocking_threads = 4   # threads for spawn_blocking
-spin_us = 20           # an idle worker waits this long for work from others before sleeping
-
-[log]
-level = "info"         # trace, debug, info, warn, error, critical, off
-access = false         # HTTP apps: one access log line per request on stdout
-
-[server]
-listen = "127.0.0.1:8080"
-
-[http]
-max_request_line_bytes = 8192  # longer -> 414
-max_header_bytes = 65536       # more -> 431
-max_headers = 100              # more -> 431
-max_body_bytes = 1048576       # more -> 413, refused before the body is read
-header_timeout_ms = 10000      # headers not complete in time -> 408 and close
-body_timeout_ms = 30000        # body not complete in time -> close
-idle_timeout_ms = 60000        # keep-alive connection idle this long -> close
-write_timeout_ms = 30000       # a response not written in time -> close
-max_connections = 10000        # at the limit, accepting pauses
-shutdown_timeout_ms = 10000    # on SIGINT/SIGTERM, how long in-flight requests get
-max_concurrent_requests = 0    # handlers running at once per worker; beyond: 503 + Retry-After (0: no limit)
-queue_timeout_ms = 0           # how long a request beyond the limit may wait for a handler to finish
-request_timeout_ms = 0         # caps the deadline a caller sends (X-Request-Timeout-Ms, grpc-timeout); 0: none
-trusted_proxies = ""           # CIDRs ("10.0.0.0/8, ::1") whose X-Forwarded-For / Forwarded set the client's address
-
-[http2]
-enabled = true                 # h2 by ALPN on a TLS listener, h2c (prior knowledge) on a plain one
-max_concurrent_streams = 100   # more at once -> RST_STREAM REFUSED_STREAM
-initial_window_bytes = 65535   # per stream: what a client may send before we read it
-connection_window_bytes = 1048576 # the whole connection's receive window
-max_header_list_bytes = 65536  # decoded header list; more -> 431 on that stream
-max_frame_bytes = 16384        # largest frame a peer may send (16384..16777215)
-
-[tls]
-cert_file = ""                 # PEM certificate (chain); with key_file, the listener speaks TLS
-key_file = ""                  # PEM private key; SIGHUP reloads both for new connections
-client_ca_file = ""            # when set, clients must present a certificate this CA signed (mTLS)
-min_version = "1.2"            # "1.2" or "1.3"
-handshake_timeout_ms = 10000   # a handshake not done in time closes the connection
-
-[client]
-max_connections_per_host = 256 # per worker; calls past it wait for a free one
-max_idle_per_host = 256        # per worker; kept open for reuse
-connect_timeout_ms = 1000      # TCP connect, and the TLS handshake after it
-request_timeout_ms = 10000     # default budget of a call, connect to last byte
-idle_timeout_ms = 30000        # a pooled connection unused this long is not reused
-max_response_body_bytes = 16777216
-ca_file = ""                   # PEM CAs to trust for https://; empty: the system's store
-cert_file = ""                 # a client certificate to present (mTLS), PEM
-key_file = ""                  # its private key, PEM
-insecure_skip_verify = false   # trust any server certificate (logged as a warning)
-http2 = "auto"                 # "auto": h2 when an https:// server offers it by ALPN; "prior_knowledge": h2c to http:// too; "off"
-h2c_targets = ""               # origins called over h2c whatever `http2` says: "http://10.0.0.5:8081, http://users:8081"
-dns_refresh_ms = 5000          # a host name with several addresses (replicas) is resolved again this often
-eject_after_failures = 5       # a replica failing this many calls in a row is left out; 0: never
-eject_ms = 10000               # for this long, doubling while it keeps failing; then one probe call
-max_ejected_percent = 50       # of a target's replicas, at most
-retry_budget_percent = 20      # retries and hedges may add this share of calls...
-retry_budget_min_per_second = 10 # ...plus this many a second
-max_retries = 2                # per call, after the first attempt
-retry_backoff_ms = 10          # before the first retry; doubles, jittered
-
-[compress]
-min_bytes = 1024               # http::compress: smaller answers go as they are
-codings = "zstd, br, gzip"     # the codings it may answer with (Accept-Encoding chooses)
-gzip_level = 6                 # 1-9
-zstd_level = 3                 # 1-19
-brotli_quality = 4             # 0-11
-max_ratio = 100                # a compressed request body may grow this many times, and to http.max_body_bytes
-
-[cors]
-allowed_origins = ""           # http::cors_options::from: comma-separated origins (https://app.example.com) or "*"
-allowed_methods = "GET, HEAD, POST, PUT, PATCH, DELETE"
-allowed_headers = "Content-Type" # request headers a page may send beyond the safelisted ones; "*" for any
-exposed_headers = ""           # response headers a page may read
-allow_credentials = false      # cookies and HTTP authentication (the origin is echoed, never *)
-max_age_s = 600                # how long a browser may cache a preflight
-
-[ws]
-max_message_bytes = 1048576    # a bigger WebSocket message -> close 1009
-send_queue_messages = 64       # messages waiting to go out; then send() waits
-write_timeout_ms = 10000       # a peer that reads nothing this long is dropped
-idle_timeout_ms = 60000        # a silent peer is pinged at half this, dropped at the full time
-close_timeout_ms = 5000        # how long to wait for the peer's close frame
-)";
 
 const char* type_name(const config::value& v)
 {
@@ -400,14 +309,65 @@ std::string env_name(std::string_view key)
   return name;
 }
 
+// Levenshtein distance, for the closest known key to a misspelt one.
+std::size_t distance(std::string_view a, std::string_view b)
+{
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+config::value value_of(const config_key::default_value_type& d)
+{
+  return std::visit([](auto v) -> config::value {
+    if constexpr (std::is_same_v<decltype(v), std::string_view>)
+      return std::string(v);
+    else
+      return v;
+  }, d);
+}
+
+std::string text_of(const config::value& v)
+{
+  return std::visit([](const auto& x) -> std::string {
+    using V = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<V, std::string>)
+      return fmt::format("\"{}\"", x);
+    else if constexpr (std::is_same_v<V, bool>)
+      return x ? "true" : "false";
+    else
+      return fmt::format("{}", x);
+  }, v);
+}
+
 } // namespace
 
-config config::load(std::string_view app, const sources& from)
-{
-  config cfg;
-  cfg.app_ = std::string(app);
+// config::load in steps, each layer over the last.
+struct config_loader {
+  config& cfg;
 
-  auto add_defaults = [&](std::string_view text, std::string_view source) {
+  void declare(const config_key& k)
+  {
+    auto v = value_of(k.default_value);
+    auto it = cfg.entries_.find(k.name);
+    if (it != cfg.entries_.end() && it->second.v.index() != v.index())
+      throw config_error(fmt::format("key '{}' is declared twice, as {} and as {}", k.name,
+        type_name(it->second.v), type_name(v)));
+    cfg.entries_[std::string(k.name)] = config::entry{std::move(v), "default", &k};
+  }
+
+  void add_defaults(std::string_view text, std::string_view source)
+  {
     walk(parse_toml(text, source), "", [&](const std::string& key, const toml::node& node) {
       config::value v;
       if (auto i = node.value_exact<std::int64_t>())
@@ -416,97 +376,152 @@ config config::load(std::string_view app, const sources& from)
         v = *d;
       else if (auto b = node.value_exact<bool>())
         v = *b;
-      else if (auto s = node.value_exact<std::string>())
-        v = *s;
+      else if (auto str = node.value_exact<std::string>())
+        v = *str;
       else
         throw config_error(fmt::format("{}: built-in default {} must be a scalar", source, key));
-      cfg.entries_[key] = entry{std::move(v), "default"};
+      cfg.entries_[key] = config::entry{std::move(v), "default"};
     });
-  };
-  add_defaults(common_defaults, "common defaults");
-  if (!from.app_defaults.empty())
-    add_defaults(from.app_defaults, std::string(app) + " defaults");
+  }
 
-  auto set = [&](const std::string& key, std::optional<config::value> v, const std::string& origin,
-               std::string_view got) {
+  // An unknown key names the closest known one.
+  [[noreturn]] void unknown(const std::string& origin, const std::string& key) const
+  {
+    const std::string* closest = nullptr;
+    std::size_t best = std::string::npos;
+    for (auto& [name, e] : cfg.entries_)
+      if (auto d = distance(key, name); d < best)
+        best = d, closest = &name;
+    if (!closest)
+      throw config_error(fmt::format("{}: unknown key '{}'", origin, key));
+    if (best <= std::max<std::size_t>(3, key.size() / 4))
+      throw config_error(fmt::format("{}: unknown key '{}' (did you mean '{}'?)", origin, key, *closest));
+    throw config_error(fmt::format("{}: unknown key '{}' (the closest known key is '{}'; --print-keys lists them)",
+      origin, key, *closest));
+  }
+
+  void set(const std::string& key, std::optional<config::value> v, const std::string& origin, std::string_view got)
+  {
     auto it = cfg.entries_.find(key);
     if (it == cfg.entries_.end())
-      throw config_error(fmt::format("{}: unknown key '{}'", origin, key));
+      unknown(origin, key);
     if (!v)
-      throw config_error(
-        fmt::format("{}: key '{}' must be {}, got {}", origin, key, type_name(it->second.v), got));
-    it->second = entry{std::move(*v), origin};
-  };
+      throw config_error(fmt::format("{}: key '{}' must be {}, got {}", origin, key, type_name(it->second.v), got));
+    it->second.v = std::move(*v);
+    it->second.origin = origin;
+  }
 
-  if (from.file) {
-    std::ifstream in{*from.file};
+  void apply_file(const std::string& path)
+  {
+    std::ifstream in{path};
     if (!in)
-      throw config_error(fmt::format("{}: cannot read config file", *from.file));
+      throw config_error(fmt::format("{}: cannot read config file", path));
     std::stringstream text;
     text << in.rdbuf();
-    auto table = parse_toml(text.str(), *from.file);
-    walk(table, "", [&](const std::string& key, const toml::node& node) {
-      std::string origin = location(node.source(), *from.file);
+    walk(parse_toml(text.str(), path), "", [&](const std::string& key, const toml::node& node) {
       auto it = cfg.entries_.find(key);
       std::optional<config::value> v;
       if (it != cfg.entries_.end())
         v = convert(node, it->second.v);
       std::ostringstream type;
       type << node.type();
-      std::string got = type.str();
-      set(key, std::move(v), origin, got);
+      set(key, std::move(v), location(node.source(), path), type.str());
     });
   }
 
-  const char* const* env = from.environment ? from.environment : environ;
-  for (auto& [key, e] : cfg.entries_) {
-    std::string name = env_name(key);
-    for (const char* const* p = env; p && *p; ++p) {
-      std::string_view var{*p};
-      if (var.size() > name.size() && var.substr(0, name.size()) == name && var[name.size()] == '=') {
+  void apply_environment(const char* const* env)
+  {
+    for (auto& [key, e] : cfg.entries_) {
+      std::string name = env_name(key);
+      for (const char* const* p = env; p && *p; ++p) {
+        std::string_view var{*p};
+        if (var.size() <= name.size() || var.substr(0, name.size()) != name || var[name.size()] != '=')
+          continue;
         auto text = var.substr(name.size() + 1);
         auto v = parse_text(text, e.v);
         if (!v)
           throw config_error(fmt::format("environment {}: key '{}' must be {}, got '{}'", name, key,
             type_name(e.v), text));
-        e = entry{std::move(*v), "environment " + name};
+        e.v = std::move(*v);
+        e.origin = "environment " + name;
       }
     }
   }
+
   // A variable naming a known section but no key in it is a typo, not
   // someone else's variable (CORONET_JOBS has no [jobs] section: ignored).
-  for (const char* const* p = env; p && *p; ++p) {
-    std::string_view var{*p};
-    auto eq = var.find('=');
-    if (var.substr(0, 8) != "CORONET_" || eq == std::string_view::npos)
-      continue;
-    auto name = var.substr(0, eq);
-    bool known_key = false, known_section = false;
-    for (auto& [key, e] : cfg.entries_) {
-      auto full = env_name(key);
-      known_key = known_key || full == name;
-      auto section = env_name(key.substr(0, key.find('.'))) + "_";
-      known_section = known_section || name.substr(0, section.size()) == section;
+  void check_environment(const char* const* env) const
+  {
+    for (const char* const* p = env; p && *p; ++p) {
+      std::string_view var{*p};
+      auto eq = var.find('=');
+      if (var.substr(0, 8) != "CORONET_" || eq == std::string_view::npos)
+        continue;
+      auto name = var.substr(0, eq);
+      bool known_key = false, known_section = false;
+      for (auto& [key, e] : cfg.entries_) {
+        known_key = known_key || env_name(key) == name;
+        auto section = env_name(key.substr(0, key.find('.'))) + "_";
+        known_section = known_section || name.substr(0, section.size()) == section;
+      }
+      if (known_section && !known_key)
+        throw config_error(fmt::format("environment {}: no such key (see --print-config for the keys)", name));
     }
-    if (known_section && !known_key)
-      throw config_error(fmt::format("environment {}: no such key (see --print-config for the keys)", name));
   }
 
-  for (std::size_t i = 0; i < from.sets.size(); ++i) {
-    const std::string& assignment = from.sets[i];
-    auto eq = assignment.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw config_error(fmt::format("--set {}: expected section.key=value", assignment));
-    std::string key = assignment.substr(0, eq);
-    std::string origin = i < from.set_origins.size() && !from.set_origins[i].empty() ? from.set_origins[i]
-                                                                                     : "--set " + key;
-    std::string_view text = std::string_view(assignment).substr(eq + 1);
-    auto it = cfg.entries_.find(key);
-    std::optional<config::value> v;
-    if (it != cfg.entries_.end())
-      v = parse_text(text, it->second.v);
-    set(key, std::move(v), origin, fmt::format("'{}'", text));
+  void apply_sets(const config::sources& from)
+  {
+    for (std::size_t i = 0; i < from.sets.size(); ++i) {
+      const std::string& assignment = from.sets[i];
+      auto eq = assignment.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw config_error(fmt::format("--set {}: expected section.key=value", assignment));
+      std::string key = assignment.substr(0, eq);
+      std::string origin = i < from.set_origins.size() && !from.set_origins[i].empty() ? from.set_origins[i]
+                                                                                       : "--set " + key;
+      std::string_view text = std::string_view(assignment).substr(eq + 1);
+      auto it = cfg.entries_.find(key);
+      std::optional<config::value> v;
+      if (it != cfg.entries_.end())
+        v = parse_text(text, it->second.v);
+      set(key, std::move(v), origin, fmt::format("'{}'", text));
+    }
   }
+
+  // Integers within the bounds their declarations give.
+  void check_bounds() const
+  {
+    for (auto& [key, e] : cfg.entries_) {
+      if (!e.declared || e.v.index() != 0)
+        continue;
+      auto v = std::get<std::int64_t>(e.v);
+      auto [low, high] = std::pair{e.declared->min, e.declared->max};
+      if (v >= low && v <= high)
+        continue;
+      if (high == std::numeric_limits<std::int64_t>::max())
+        cfg.fail(key, fmt::format("must be at least {}, got {}", low, v));
+      cfg.fail(key, fmt::format("must be between {} and {}, got {}", low, high, v));
+    }
+  }
+};
+
+config config::load(std::string_view app, const sources& from)
+{
+  config cfg;
+  cfg.app_ = std::string(app);
+  config_loader loader{cfg};
+  for (auto table : from.keys)
+    for (auto& k : table)
+      loader.declare(k);
+  if (!from.app_defaults.empty())
+    loader.add_defaults(from.app_defaults, std::string(app) + " defaults");
+  if (from.file)
+    loader.apply_file(*from.file);
+  const char* const* env = from.environment ? from.environment : environ;
+  loader.apply_environment(env);
+  loader.check_environment(env);
+  loader.apply_sets(from);
+  loader.check_bounds();
   return cfg;
 }
 
@@ -587,77 +602,27 @@ std::string config::dump() const
       section = sec;
       out += fmt::format("\n[{}]\n", section);
     }
-    std::string text = std::visit(
-      [](const auto& v) -> std::string {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, std::string>)
-          return fmt::format("\"{}\"", v);
-        else if constexpr (std::is_same_v<V, bool>)
-          return v ? "true" : "false";
-        else
-          return fmt::format("{}", v);
-      },
-      e.v);
-    out += fmt::format("{} = {}   # {}\n", key.substr(dot + 1), text, e.origin);
+    out += fmt::format("{} = {}   # {}\n", key.substr(dot + 1), text_of(e.v), e.origin);
   }
   return out;
 }
 
-config load_config(int argc, char** argv, std::string_view app, std::string_view app_defaults,
-  const std::vector<config::flag>& flags)
+std::string config::describe() const
 {
-  CLI::App cli{fmt::format("coronet-{}", app)};
-  cli.set_version_flag("--version", "coronet 0.1.0");
-  config::sources from;
-  from.app_defaults = std::string(app_defaults);
-  std::string file, listen, log_level;
-  std::optional<std::int64_t> threads;
-  bool print = false;
-  cli.add_option("-c,--config", file, "TOML config file")->check(CLI::ExistingFile);
-  cli.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
-  cli.add_option("--threads", threads, "worker threads (0: one per hardware thread)");
-  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
-  cli.add_option("--set", from.sets, "section.key=value, overrides any key (repeatable)");
-  cli.add_flag("--print-config", print, "print the effective configuration and exit");
-  std::vector<std::string> extra(flags.size());
-  for (std::size_t i = 0; i < flags.size(); ++i)
-    cli.add_option("--" + flags[i].name, extra[i], flags[i].help + " (" + flags[i].key + ")");
-
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    std::exit(cli.exit(e));
+  std::string out = "| key | default | bounds | what it does |\n| --- | --- | --- | --- |\n";
+  for (auto& [key, e] : entries_) {
+    std::string bounds;
+    if (e.declared && e.declared->min != std::numeric_limits<std::int64_t>::min())
+      bounds = e.declared->max == std::numeric_limits<std::int64_t>::max()
+        ? fmt::format("≥ {}", e.declared->min)
+        : fmt::format("{}..{}", e.declared->min, e.declared->max);
+    std::string help = e.declared ? std::string(e.declared->help) : "";
+    for (auto& c : help)
+      c = c == '|' ? '/' : c;
+    out += fmt::format("| `{}` | `{}` | {} | {} |\n", key,
+      e.declared ? text_of(value_of(e.declared->default_value)) : text_of(e.v), bounds, help);
   }
-  if (!file.empty())
-    from.file = file;
-  // Flags are applied as --set values, after the explicit --set ones.
-  from.set_origins.resize(from.sets.size());
-  auto add = [&](const std::string& flag, const std::string& key, const std::string& value) {
-    from.sets.push_back(key + "=" + value);
-    from.set_origins.push_back(flag);
-  };
-  if (!listen.empty())
-    add("--listen", "server.listen", listen);
-  if (threads)
-    add("--threads", "runtime.threads", std::to_string(*threads));
-  if (!log_level.empty())
-    add("--log-level", "log.level", log_level);
-  for (std::size_t i = 0; i < flags.size(); ++i)
-    if (!extra[i].empty())
-      add("--" + flags[i].name, flags[i].key, extra[i]);
-
-  try {
-    auto cfg = config::load(app, from);
-    setup_logging(cfg);
-    if (print) {
-      std::cout << cfg.dump();
-      std::exit(0);
-    }
-    return cfg;
-  } catch (const config_error& e) {
-    std::cerr << "coronet-" << app << ": config error: " << e.what() << '\n';
-    std::exit(2);
-  }
+  return out;
 }
 
 } // namespace coronet

@@ -291,21 +291,6 @@ std::size_t default_threads(std::size_t requested)
   return n == 0 ? 1 : n;
 }
 
-std::size_t threads_from(const config& cfg, const char* key, std::int64_t min)
-{
-  std::int64_t n = cfg.get_int(key);
-  if (n < min || n > 1024)
-    cfg.fail(key, "must be between " + std::to_string(min) + " and 1024");
-  return static_cast<std::size_t>(n);
-}
-
-std::chrono::microseconds spin_from(const config& cfg)
-{
-  std::int64_t us = cfg.get_int("runtime.spin_us");
-  if (us < 0 || us > 100000)
-    cfg.fail("runtime.spin_us", "must be between 0 and 100000");
-  return std::chrono::microseconds{us};
-}
 
 } // namespace
 
@@ -350,8 +335,9 @@ runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono:
 }
 
 runtime::runtime(const config& cfg)
-  : runtime(threads_from(cfg, "runtime.threads", 0), threads_from(cfg, "runtime.blocking_threads", 1),
-      spin_from(cfg))
+  : runtime(static_cast<std::size_t>(cfg.get_int("runtime.threads")),
+      static_cast<std::size_t>(cfg.get_int("runtime.blocking_threads")),
+      std::chrono::microseconds{cfg.get_int("runtime.spin_us")})
 {
 }
 

@@ -34,4 +34,12 @@ std::vector<std::string_view> list_items(std::string_view value)
   return items;
 }
 
+std::vector<std::string> list_of(std::string_view value)
+{
+  std::vector<std::string> out;
+  for (auto item : list_items(value))
+    out.emplace_back(item);
+  return out;
+}
+
 } // namespace coronet

@@ -1,3 +1,4 @@
+#include <coronet/app/app.hpp>
 #include <coronet/config.hpp>
 
 #include <doctest/doctest.h>
@@ -46,6 +47,7 @@ coronet::config::sources sources(std::optional<std::string> file, std::vector<st
   const char* const* env, std::vector<std::string> origins = {})
 {
   coronet::config::sources from;
+  from.keys = coronet::framework_keys();
   from.app_defaults = app_defaults;
   from.file = std::move(file);
   from.sets = std::move(sets);
@@ -93,7 +95,7 @@ TEST_CASE("config rejects bad input naming where it came from")
   {
     temp_file file{"[backend]\nrole = \"orders\"\nlatnecy_ms = 10\n"};
     auto from = sources(file.path.string(), {}, no_env);
-    CHECK(error_of(from) == file.path.string() + ":3: unknown key 'backend.latnecy_ms'");
+    CHECK(error_of(from) == file.path.string() + ":3: unknown key 'backend.latnecy_ms' (did you mean 'backend.latency_ms'?)");
   }
   SUBCASE("wrong type in the file")
   {
@@ -129,7 +131,8 @@ TEST_CASE("config rejects bad input naming where it came from")
   SUBCASE("unknown --set key")
   {
     auto from = sources({}, {"backend.colour=red"}, no_env);
-    CHECK(error_of(from) == "--set backend.colour: unknown key 'backend.colour'");
+    CHECK(error_of(from) == "--set backend.colour: unknown key 'backend.colour' (the closest known key is "
+                          "'backend.role'; --print-keys lists them)");
   }
   SUBCASE("malformed --set")
   {
@@ -203,4 +206,142 @@ TEST_CASE("config: characters beyond ASCII are fine in strings and comments, a c
   temp_file not_utf8{"[backend]\nrole = \"ab\xc3(\"\n"};
   CHECK(error_of(sources(not_utf8.path.string(), {}, no_env)) ==
         not_utf8.path.string() + ":2: a character beyond ASCII outside a one-line string or a comment, or not valid UTF-8");
+}
+
+// --- the key tables ----------------------------------------------------------
+
+#include <coronet/client/client.hpp>
+#include <coronet/http/server_options.hpp>
+#include <coronet/middleware/compress.hpp>
+#include <coronet/middleware/cors.hpp>
+#include <coronet/websocket/websocket.hpp>
+
+namespace {
+
+coronet::config framework_defaults(std::vector<std::string> sets = {})
+{
+  coronet::config::sources from;
+  from.keys = coronet::framework_keys();
+  from.environment = no_env;
+  from.sets = std::move(sets);
+  return coronet::config::load("test", from);
+}
+
+} // namespace
+
+TEST_CASE("config: every options struct's defaults are its key table's")
+{
+  auto cfg = framework_defaults();
+  namespace http = coronet::http;
+  http::server_options server, server_read = http::server_options::from(cfg);
+  CHECK(server.listen == server_read.listen);
+  CHECK(server.max_request_line_bytes == server_read.max_request_line_bytes);
+  CHECK(server.max_header_bytes == server_read.max_header_bytes);
+  CHECK(server.max_headers == server_read.max_headers);
+  CHECK(server.max_body_bytes == server_read.max_body_bytes);
+  CHECK(server.header_timeout == server_read.header_timeout);
+  CHECK(server.body_timeout == server_read.body_timeout);
+  CHECK(server.idle_timeout == server_read.idle_timeout);
+  CHECK(server.write_timeout == server_read.write_timeout);
+  CHECK(server.max_connections == server_read.max_connections);
+  CHECK(server.shutdown_timeout == server_read.shutdown_timeout);
+  CHECK(server.max_concurrent_requests == server_read.max_concurrent_requests);
+  CHECK(server.queue_timeout == server_read.queue_timeout);
+  CHECK(server.request_timeout == server_read.request_timeout);
+  CHECK(server.http2.enabled == server_read.http2.enabled);
+  CHECK(server.http2.max_concurrent_streams == server_read.http2.max_concurrent_streams);
+  CHECK(server.http2.initial_window_bytes == server_read.http2.initial_window_bytes);
+  CHECK(server.http2.connection_window_bytes == server_read.http2.connection_window_bytes);
+  CHECK(server.http2.max_header_list_bytes == server_read.http2.max_header_list_bytes);
+  CHECK(server.http2.max_frame_bytes == server_read.http2.max_frame_bytes);
+
+  http::client_options client, client_read = http::client_options::from(cfg);
+  CHECK(client.max_connections_per_host == client_read.max_connections_per_host);
+  CHECK(client.max_idle_per_host == client_read.max_idle_per_host);
+  CHECK(client.connect_timeout == client_read.connect_timeout);
+  CHECK(client.request_timeout == client_read.request_timeout);
+  CHECK(client.idle_timeout == client_read.idle_timeout);
+  CHECK(client.max_response_body_bytes == client_read.max_response_body_bytes);
+  CHECK(client.http2 == client_read.http2);
+  CHECK(client.dns_refresh == client_read.dns_refresh);
+  CHECK(client.eject_after_failures == client_read.eject_after_failures);
+  CHECK(client.eject_time == client_read.eject_time);
+  CHECK(client.max_ejected_percent == client_read.max_ejected_percent);
+  CHECK(client.retry_budget_percent == client_read.retry_budget_percent);
+  CHECK(client.retry_budget_min_per_second == client_read.retry_budget_min_per_second);
+  CHECK(client.max_retries == client_read.max_retries);
+  CHECK(client.retry_backoff == client_read.retry_backoff);
+  CHECK(client.tls.insecure_skip_verify == client_read.tls.insecure_skip_verify);
+
+  coronet::net::tls_server_options tls, tls_read = coronet::net::tls_server_options::from(cfg);
+  CHECK(tls.min_version == tls_read.min_version);
+  CHECK(tls.handshake_timeout == tls_read.handshake_timeout);
+
+  http::compress_options compress, compress_read = http::compress_options::from(cfg);
+  CHECK(compress.min_bytes == compress_read.min_bytes);
+  CHECK(compress.gzip_level == compress_read.gzip_level);
+  CHECK(compress.zstd_level == compress_read.zstd_level);
+  CHECK(compress.brotli_quality == compress_read.brotli_quality);
+  CHECK(compress.max_body_bytes == compress_read.max_body_bytes);
+  CHECK(compress.max_ratio == compress_read.max_ratio);
+  CHECK((compress.gzip && compress.zstd && compress.brotli) == (compress_read.gzip && compress_read.zstd &&
+                                                                   compress_read.brotli));
+
+  http::cors_options cors, cors_read = http::cors_options::from(cfg);
+  CHECK(cors.allowed_origins == cors_read.allowed_origins);
+  CHECK(cors.allowed_methods == cors_read.allowed_methods);
+  CHECK(cors.allowed_headers == cors_read.allowed_headers);
+  CHECK(cors.exposed_headers == cors_read.exposed_headers);
+  CHECK(cors.allow_credentials == cors_read.allow_credentials);
+  CHECK(cors.max_age == cors_read.max_age);
+
+  http::websocket_options ws, ws_read = http::websocket_options::from(cfg);
+  CHECK(ws.max_message_bytes == ws_read.max_message_bytes);
+  CHECK(ws.send_queue_messages == ws_read.send_queue_messages);
+  CHECK(ws.write_timeout == ws_read.write_timeout);
+  CHECK(ws.idle_timeout == ws_read.idle_timeout);
+  CHECK(ws.close_timeout == ws_read.close_timeout);
+}
+
+TEST_CASE("config: a key's bounds are checked where it was set, whatever set it")
+{
+  auto error = [](std::vector<std::string> sets) {
+    try {
+      framework_defaults(std::move(sets));
+    } catch (const coronet::config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error({"http2.max_frame_bytes=1000"}) ==
+        "--set http2.max_frame_bytes: key 'http2.max_frame_bytes' must be between 16384 and 16777215, got 1000");
+  CHECK(error({"http.max_headers=0"}) == "--set http.max_headers: key 'http.max_headers' must be at least 1, got 0");
+  CHECK(error({"runtime.threads=5000"}).find("must be between 0 and 1024") != std::string::npos);
+  CHECK(error({"http2.max_frame_bytes=16384", "http.max_headers=1"}) == "no error");
+}
+
+TEST_CASE("config: a key declared again gives its new default; declared with another type, an error")
+{
+  static constexpr coronet::config_key app[] = {{"server.listen", "127.0.0.1:7000", "the app's own port"}};
+  coronet::config::sources from;
+  from.keys = coronet::framework_keys();
+  from.keys.push_back(app);
+  from.environment = no_env;
+  auto cfg = coronet::config::load("test", from);
+  CHECK(cfg.get_string("server.listen") == "127.0.0.1:7000");
+  CHECK(cfg.origin("server.listen") == "default");
+
+  static constexpr coronet::config_key clash[] = {{"server.listen", 7000, "a number now"}};
+  from.keys.push_back(clash);
+  CHECK_THROWS_WITH_AS(coronet::config::load("test", from),
+    "key 'server.listen' is declared twice, as a string and as an integer", coronet::config_error);
+}
+
+TEST_CASE("config: describe() lists every key with its default, bounds and help")
+{
+  auto table = framework_defaults().describe();
+  CHECK(table.find("| `http2.max_frame_bytes` | `16384` | 16384..16777215 | largest frame a peer may send |") !=
+        std::string::npos);
+  CHECK(table.find("| `server.listen` | `\"127.0.0.1:8080\"` |  |") != std::string::npos);
+  CHECK(table.find("| `http.max_headers` | `100` | ≥ 1 | more -> 431 |") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 // stream (and cancelling its handler) while its siblings finish, h2 by ALPN
 // with a fallback to HTTP/1.1, and handlers that cannot tell the protocols
 // apart.
+#include <coronet/app/app.hpp>
 #include <coronet/config.hpp>
 #include <coronet/error.hpp>
 #include <coronet/client/client.hpp>
@@ -440,6 +441,7 @@ TEST_CASE("http2 client: client.h2c_targets names the origins called over h2c, a
   server s;
   auto load = [](std::string targets) {
     coronet::config::sources from;
+    from.keys = coronet::framework_keys();
     from.sets = {"client.h2c_targets=" + targets};
     static const char* const no_env[] = {nullptr};
     from.environment = no_env;

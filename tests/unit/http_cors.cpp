@@ -1,6 +1,7 @@
 // The CORS middleware, driven through a router (no sockets): preflights
 // answered without the handler, allowed and refused origins, methods and
 // headers, credentials, Vary, and its config keys.
+#include <coronet/app/app.hpp>
 #include <coronet/config.hpp>
 #include <coronet/error.hpp>
 #include <coronet/middleware/cors.hpp>
@@ -133,6 +134,7 @@ TEST_CASE("cors: the [cors] config keys, and a bad origin names the key")
 {
   auto load = [](std::vector<std::string> sets) {
     coronet::config::sources from;
+    from.keys = coronet::framework_keys();
     from.sets = std::move(sets);
     static const char* const no_env[] = {nullptr};
     from.environment = no_env;

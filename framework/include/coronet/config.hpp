@@ -1,29 +1,66 @@
 #pragma once
 // Configuration: built-in defaults < TOML file < CORONET_SECTION_KEY
 // environment variables < command-line flags (`--set section.key=value`
-// reaches any key). The defaults define the schema: a key that is not in them,
-// a value of the wrong type or a bad value is rejected with the file and line
-// (or the variable or flag) that set it.
+// reaches any key). Each component declares its keys once, beside the
+// options they fill: name, type and default, bounds, one line of help. A key
+// that is not declared, a value of the wrong type or out of bounds is
+// rejected with the file and line (or the variable or flag) that set it.
 //
-//   auto cfg = coronet::load_config(argc, argv, "hello", R"(
-//     [hello]
-//     greeting = "world"   # who to greet
-//   )");
+//   inline constexpr config_key hello_keys[] = {
+//     {"hello.greeting", "world", "who to greet"},
+//     {"hello.times", 1, "how often", 1, 100},
+//   };
+//   struct hello_options {
+//     std::string greeting{config_default<std::string_view>(hello_keys, "hello.greeting")};
+//   };
+//   auto cfg = coronet::load_config(argc, argv, "hello", hello_keys);   // app/app.hpp
 //   auto who = cfg.get_string("hello.greeting");
-//
-// Every app shares [runtime] threads, blocking_threads; [log] level;
-// [server] listen, and the flags --config, --listen, --threads, --log-level.
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
 namespace coronet {
+
+// One configuration key, declared once. An integer key may carry bounds
+// (checked when the configuration loads); a duration's name ends in _ms, _us
+// or _s.
+struct config_key {
+  using default_value_type = std::variant<std::int64_t, double, bool, std::string_view>;
+  std::string_view name; // "section.key"
+  default_value_type default_value;
+  std::string_view help; // one line
+  std::int64_t min = std::numeric_limits<std::int64_t>::min();
+  std::int64_t max = std::numeric_limits<std::int64_t>::max();
+};
+
+// The default a key table declares for `name`, as T; a name that is not in
+// the table, or of another type, does not compile.
+template <class T, std::size_t N>
+consteval T config_default(const config_key (&keys)[N], std::string_view name)
+{
+  for (const auto& k : keys) {
+    if (k.name != name)
+      continue;
+    if constexpr (std::is_same_v<T, bool>)
+      return std::get<bool>(k.default_value);
+    else if constexpr (std::is_floating_point_v<T>)
+      return static_cast<T>(std::get<double>(k.default_value));
+    else if constexpr (std::is_integral_v<T>)
+      return static_cast<T>(std::get<std::int64_t>(k.default_value));
+    else
+      return T{std::get<std::string_view>(k.default_value)};
+  }
+  throw std::invalid_argument("no such key in the table");
+}
 
 class config_error final : public std::runtime_error {
 public:
@@ -43,7 +80,10 @@ public:
   };
 
   struct sources {
-    std::string app_defaults;              // TOML text merged over the common defaults
+    // The declared keys: the framework's and the app's; a key declared again
+    // later (an app's own default for server.listen) takes the later default.
+    std::vector<std::span<const config_key>> keys;
+    std::string app_defaults;              // more keys, as TOML text: name = default  # help
     std::optional<std::string> file;       // TOML file path
     std::vector<std::string> sets;         // "section.key=value", applied in order
     const char* const* environment = nullptr; // envp-style; nullptr: the process's
@@ -82,22 +122,20 @@ public:
 
   // The effective configuration as TOML, with origins as comments.
   std::string dump() const;
+  // Every key as declared: a Markdown table of key, default, bounds and help.
+  std::string describe() const;
 
 private:
+  friend struct config_loader;
   struct entry {
     value v;
     std::string origin;
+    const config_key* declared = nullptr; // its declaration, when it came from a key table
   };
   const entry& at(std::string_view key) const;
 
   std::string app_;
   std::map<std::string, entry, std::less<>> entries_;
 };
-
-// Parses the command line of an app (the contract every app shares), prints
-// a clear message and exits with status 2 on a bad flag or config, and prints
-// help and exits 0 for --help. Also applies log.level to the logger.
-config load_config(int argc, char** argv, std::string_view app, std::string_view app_defaults = {},
-  const std::vector<config::flag>& flags = {});
 
 } // namespace coronet

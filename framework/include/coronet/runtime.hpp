@@ -31,6 +31,7 @@
 // A task still parked at the end therefore never runs again: destructors in
 // its frames do, on the destroying thread. Let servers drain
 // (run_until_signal) rather than destroying a runtime under running work.
+#include <coronet/config.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
 
@@ -57,7 +58,12 @@
 
 namespace coronet {
 
-class config;
+// [runtime]: read by runtime(const config&).
+inline constexpr config_key runtime_keys[] = {
+  {"runtime.threads", 0, "worker threads; 0 = one per hardware thread", 0, 1024},
+  {"runtime.blocking_threads", 4, "threads for spawn_blocking", 1, 1024},
+  {"runtime.spin_us", 20, "an idle worker waits this long for work from others before sleeping", 0, 100000},
+};
 
 namespace detail {
 class worker;
@@ -81,8 +87,10 @@ public:
   // at most one worker spins on a CPU.
   // Like Go, it raises the soft open-file limit to the hard one, so a server
   // is not refused connections at the usual 1024.
-  explicit runtime(std::size_t threads = 0, std::size_t blocking_threads = 4,
-    std::chrono::microseconds spin = std::chrono::microseconds{20});
+  explicit runtime(std::size_t threads = config_default<std::size_t>(runtime_keys, "runtime.threads"),
+    std::size_t blocking_threads = config_default<std::size_t>(runtime_keys, "runtime.blocking_threads"),
+    std::chrono::microseconds spin = std::chrono::microseconds{
+      config_default<std::int64_t>(runtime_keys, "runtime.spin_us")});
   // Reads runtime.threads, runtime.blocking_threads and runtime.spin_us.
   explicit runtime(const config& cfg);
   ~runtime();

@@ -298,17 +298,12 @@ void weaken_etag(response& r)
 compress_options compress_options::from(const config& cfg)
 {
   compress_options o;
-  auto bounded = [&](const char* key, std::int64_t lo, std::int64_t hi) {
-    auto v = cfg.get_int(key);
-    if (v < lo || v > hi)
-      cfg.fail(key, fmt::format("must be between {} and {}", lo, hi));
-    return v;
-  };
-  o.min_bytes = static_cast<std::size_t>(bounded("compress.min_bytes", 0, 1LL << 40));
-  o.gzip_level = static_cast<int>(bounded("compress.gzip_level", 1, 9));
-  o.zstd_level = static_cast<int>(bounded("compress.zstd_level", 1, 19));
-  o.brotli_quality = static_cast<int>(bounded("compress.brotli_quality", 0, 11));
-  o.max_ratio = static_cast<std::size_t>(bounded("compress.max_ratio", 1, 100000));
+  // Bounds are compress_keys'.
+  o.min_bytes = static_cast<std::size_t>(cfg.get_int("compress.min_bytes"));
+  o.gzip_level = static_cast<int>(cfg.get_int("compress.gzip_level"));
+  o.zstd_level = static_cast<int>(cfg.get_int("compress.zstd_level"));
+  o.brotli_quality = static_cast<int>(cfg.get_int("compress.brotli_quality"));
+  o.max_ratio = static_cast<std::size_t>(cfg.get_int("compress.max_ratio"));
   o.max_body_bytes = static_cast<std::size_t>(cfg.get_positive("http.max_body_bytes"));
   o.gzip = o.zstd = o.brotli = false;
   for (auto& c : cfg.get_list("compress.codings")) {

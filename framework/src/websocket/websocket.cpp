@@ -23,6 +23,7 @@ using namespace std::string_view_literals;
 websocket_options websocket_options::from(const config& cfg)
 {
   websocket_options o;
+  // A config without the [ws] keys (an app that does not declare them) leaves the defaults.
   auto size = [&](const char* key, std::size_t fallback) {
     return cfg.contains(key) ? static_cast<std::size_t>(cfg.get_positive(key)) : fallback;
   };

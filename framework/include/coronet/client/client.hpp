@@ -43,6 +43,7 @@
 // A call with hedge_after that has no answer by then is also sent to a
 // second replica; the first answer wins and the other is cancelled.
 // Replica state and the budget are per worker, like the pools.
+#include <coronet/config.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/request.hpp>
 #include <coronet/net/tls.hpp>
@@ -63,11 +64,29 @@
 #include <unordered_map>
 #include <vector>
 
-namespace coronet {
-class config;
-}
-
 namespace coronet::http {
+
+// [client]; its TLS keys are net::tls_client_keys.
+inline constexpr config_key client_keys[] = {
+  {"client.max_connections_per_host", 256, "per worker; calls past it wait for a free one", 1},
+  {"client.max_idle_per_host", 256, "per worker; kept open for reuse", 1},
+  {"client.connect_timeout_ms", 1000, "TCP connect, and the TLS handshake after it", 1},
+  {"client.request_timeout_ms", 10000, "default budget of a call, connect to last byte", 1},
+  {"client.idle_timeout_ms", 30000, "a pooled connection unused this long is not reused", 1},
+  {"client.max_response_body_bytes", 16777216, "a bigger response is a response_too_large error", 1},
+  {"client.http2", "auto",
+    "\"auto\": h2 when an https:// server offers it by ALPN; \"prior_knowledge\": h2c to http:// too; \"off\""},
+  {"client.h2c_targets", "",
+    "origins called over h2c whatever `http2` says: \"http://10.0.0.5:8081, http://users:8081\""},
+  {"client.dns_refresh_ms", 5000, "a host name with several addresses (replicas) is resolved again this often", 1},
+  {"client.eject_after_failures", 5, "a replica failing this many calls in a row is left out; 0: never", 0, 1000000},
+  {"client.eject_ms", 10000, "for this long, doubling while it keeps failing; then one probe call", 1},
+  {"client.max_ejected_percent", 50, "of a target's replicas, at most", 0, 100},
+  {"client.retry_budget_percent", 20, "retries and hedges may add this share of calls...", 0, 1000},
+  {"client.retry_budget_min_per_second", 10, "...plus this many a second", 0, 1000000},
+  {"client.max_retries", 2, "per call, after the first attempt", 0, 10},
+  {"client.retry_backoff_ms", 10, "before the first retry; doubles, jittered", 0, 60000},
+};
 
 // Whether calls go over HTTP/2 (calls to one host then multiplex over one
 // connection per worker, a second once the first is at the server's
@@ -79,13 +98,17 @@ enum class http2_mode {
 };
 
 struct client_options {
-  std::size_t max_connections_per_host = 256; // per worker; callers past it wait for one
-  std::size_t max_idle_per_host = 256;        // per worker; more are closed when returned
-  std::chrono::milliseconds connect_timeout{1000};
-  std::chrono::milliseconds request_timeout{10000}; // a call's default whole-exchange budget
-  std::chrono::milliseconds idle_timeout{30000};    // a pooled connection unused this long is closed
+  // per worker; callers past it wait for one
+  std::size_t max_connections_per_host = config_default<std::size_t>(client_keys, "client.max_connections_per_host");
+  // per worker; more are closed when returned
+  std::size_t max_idle_per_host = config_default<std::size_t>(client_keys, "client.max_idle_per_host");
+  std::chrono::milliseconds connect_timeout{config_default<std::int64_t>(client_keys, "client.connect_timeout_ms")};
+  // a call's default whole-exchange budget
+  std::chrono::milliseconds request_timeout{config_default<std::int64_t>(client_keys, "client.request_timeout_ms")};
+  // a pooled connection unused this long is closed
+  std::chrono::milliseconds idle_timeout{config_default<std::int64_t>(client_keys, "client.idle_timeout_ms")};
   std::size_t max_response_header_bytes = 64 * 1024;
-  std::size_t max_response_body_bytes = 16 * 1024 * 1024;
+  std::size_t max_response_body_bytes = config_default<std::size_t>(client_keys, "client.max_response_body_bytes");
   net::tls_client_options tls; // for https://: CAs, client certificate, insecure_skip_verify
   std::shared_ptr<asio::ssl::context> tls_context; // made from `tls` when not given
   http2_mode http2 = http2_mode::automatic;
@@ -94,14 +117,15 @@ struct client_options {
   std::unordered_map<std::string, http2_mode> http2_targets;
 
   // Replicas and the policies over them (see the top of this file).
-  std::chrono::milliseconds dns_refresh{5000};    // a host name is resolved again this often
-  unsigned eject_after_failures = 5;              // in a row; 0: never eject
-  std::chrono::milliseconds eject_time{10000};    // the first ejection; doubles while it keeps failing
-  unsigned max_ejected_percent = 50;              // of a target's replicas, at most
-  unsigned retry_budget_percent = 20;             // retries and hedges, as a share of calls
-  unsigned retry_budget_min_per_second = 10;      // and this many a second whatever the calls
-  unsigned max_retries = 2;                       // per call, after the first attempt
-  std::chrono::milliseconds retry_backoff{10};    // before the first retry; doubles, jittered 0.5-1.5x
+  std::chrono::milliseconds dns_refresh{config_default<std::int64_t>(client_keys, "client.dns_refresh_ms")};
+  unsigned eject_after_failures = config_default<unsigned>(client_keys, "client.eject_after_failures");
+  std::chrono::milliseconds eject_time{config_default<std::int64_t>(client_keys, "client.eject_ms")};
+  unsigned max_ejected_percent = config_default<unsigned>(client_keys, "client.max_ejected_percent");
+  unsigned retry_budget_percent = config_default<unsigned>(client_keys, "client.retry_budget_percent");
+  unsigned retry_budget_min_per_second = config_default<unsigned>(client_keys, "client.retry_budget_min_per_second");
+  unsigned max_retries = config_default<unsigned>(client_keys, "client.max_retries");
+  // before the first retry; doubles, jittered 0.5-1.5x
+  std::chrono::milliseconds retry_backoff{config_default<std::int64_t>(client_keys, "client.retry_backoff_ms")};
   std::chrono::milliseconds max_retry_backoff{200};
 
   // Where a host name's addresses come from: empty, the system's resolver
@@ -116,15 +140,8 @@ struct client_options {
   std::function<clock::time_point()> now;
   std::function<double()> random;
 
-  // The [client] section: max_connections_per_host, max_idle_per_host,
-  // connect_timeout_ms, request_timeout_ms, idle_timeout_ms,
-  // max_response_body_bytes, ca_file, cert_file, key_file,
-  // insecure_skip_verify, http2 ("auto", "prior_knowledge", "off"),
-  // h2c_targets (origins called over h2c whatever http2 says),
-  // dns_refresh_ms, eject_after_failures, eject_ms, max_ejected_percent,
-  // retry_budget_percent, retry_budget_min_per_second, max_retries,
-  // retry_backoff_ms. A TLS file that cannot be used, or an unknown mode,
-  // is a config_error.
+  // The [client] section (client_keys and net::tls_client_keys). A TLS
+  // file that cannot be used, or an unknown mode, is a config_error.
   static client_options from(const config& cfg);
 };
 

@@ -15,29 +15,36 @@
 // another origin is served without them, so the browser withholds the
 // answer from the page. Responses say `Vary: Origin`, so caches keep them
 // apart.
+#include <coronet/config.hpp>
 #include <coronet/http/router.hpp>
+#include <coronet/text.hpp>
 
 #include <chrono>
 #include <string>
 #include <vector>
 
-namespace coronet {
-class config;
-}
-
 namespace coronet::http {
+
+inline constexpr config_key cors_keys[] = {
+  {"cors.allowed_origins", "", "http::cors_options::from: comma-separated origins (https://app.example.com) or \"*\""},
+  {"cors.allowed_methods", "GET, HEAD, POST, PUT, PATCH, DELETE", "methods a page may use"},
+  {"cors.allowed_headers", "Content-Type", "request headers a page may send beyond the safelisted ones; \"*\" for any"},
+  {"cors.exposed_headers", "", "response headers a page may read"},
+  {"cors.allow_credentials", false, "cookies and HTTP authentication (the origin is echoed, never *)"},
+  {"cors.max_age_s", 600, "how long a browser may cache a preflight", 0},
+};
 
 struct cors_options {
   // Exact origins ("https://app.example.com", scheme://host[:port]), or "*"
   // for any (not with allow_credentials: then the origin is echoed).
   std::vector<std::string> allowed_origins;
-  std::vector<std::string> allowed_methods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+  std::vector<std::string> allowed_methods = list_of(config_default<std::string_view>(cors_keys, "cors.allowed_methods"));
   // Request headers a page may send beyond the CORS-safelisted ones; "*"
   // for any.
-  std::vector<std::string> allowed_headers{"Content-Type"};
+  std::vector<std::string> allowed_headers = list_of(config_default<std::string_view>(cors_keys, "cors.allowed_headers"));
   std::vector<std::string> exposed_headers; // response headers a page may read
-  bool allow_credentials = false;           // cookies and HTTP authentication
-  std::chrono::seconds max_age{600};        // how long a browser may cache a preflight
+  bool allow_credentials = config_default<bool>(cors_keys, "cors.allow_credentials");
+  std::chrono::seconds max_age{config_default<std::int64_t>(cors_keys, "cors.max_age_s")};
 
   // The [cors] section: allowed_origins, allowed_methods, allowed_headers,
   // exposed_headers (comma-separated), allow_credentials, max_age_s. A bad

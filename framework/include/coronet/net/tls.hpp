@@ -12,6 +12,8 @@
 // required and verified when tls.client_ca_file is set (mTLS). Clients:
 // verification against the system CA store (or client.ca_file) by default;
 // the host name is checked in net::stream::handshake.
+#include <coronet/config.hpp>
+
 #include <asio/ssl/context.hpp>
 
 #include <chrono>
@@ -22,18 +24,31 @@
 #include <system_error>
 #include <vector>
 
-namespace coronet {
-class config;
-}
 
 namespace coronet::net {
+
+// [tls]: a server's certificate; the client's TLS keys are tls_client_keys.
+inline constexpr config_key tls_keys[] = {
+  {"tls.cert_file", "", "PEM certificate (chain); with key_file, the listener speaks TLS"},
+  {"tls.key_file", "", "PEM private key; SIGHUP reloads both for new connections"},
+  {"tls.client_ca_file", "", "when set, clients must present a certificate this CA signed (mTLS)"},
+  {"tls.min_version", "1.2", "\"1.2\" or \"1.3\""},
+  {"tls.handshake_timeout_ms", 10000, "a handshake not done in time closes the connection", 1},
+};
+
+inline constexpr config_key tls_client_keys[] = {
+  {"client.ca_file", "", "PEM CAs to trust for https://; empty: the system's store"},
+  {"client.cert_file", "", "a client certificate to present (mTLS), PEM"},
+  {"client.key_file", "", "its private key, PEM"},
+  {"client.insecure_skip_verify", false, "trust any server certificate (logged as a warning)"},
+};
 
 struct tls_server_options {
   std::string cert_file;      // PEM, the chain after the leaf
   std::string key_file;       // PEM
   std::string client_ca_file; // PEM; when set, clients must present a certificate it signed
-  std::string min_version = "1.2";
-  std::chrono::milliseconds handshake_timeout{10000};
+  std::string min_version{config_default<std::string_view>(tls_keys, "tls.min_version")};
+  std::chrono::milliseconds handshake_timeout{config_default<std::int64_t>(tls_keys, "tls.handshake_timeout_ms")};
   std::vector<std::string> alpn{"http/1.1"}; // in the server's order of preference
 
   bool enabled() const noexcept { return !cert_file.empty() || !key_file.empty(); }
@@ -67,7 +82,8 @@ struct tls_client_options {
   std::string ca_file;   // PEM; empty: the system's CA store
   std::string cert_file; // a client certificate to present (mTLS), PEM
   std::string key_file;
-  bool insecure_skip_verify = false; // trust any certificate and name (logged as a warning)
+  // trust any certificate and name (logged as a warning)
+  bool insecure_skip_verify = config_default<bool>(tls_client_keys, "client.insecure_skip_verify");
   std::vector<std::string> alpn{"http/1.1"};
 
   // The client.* TLS keys.

@@ -27,6 +27,7 @@
 // a peer that takes nothing for write_timeout is disconnected.
 //
 // When the runtime stops, the connection is closed with 1001.
+#include <coronet/config.hpp>
 #include <coronet/http/request.hpp>
 #include <coronet/http/response.hpp>
 #include <coronet/http/router.hpp>
@@ -42,20 +43,24 @@
 #include <string>
 #include <string_view>
 
-namespace coronet {
-class config;
-}
-
 namespace coronet::http {
 
 struct upgraded;
 
+inline constexpr config_key ws_keys[] = {
+  {"ws.max_message_bytes", 1048576, "a bigger WebSocket message -> close 1009", 1},
+  {"ws.send_queue_messages", 64, "messages waiting to go out; then send() waits", 1},
+  {"ws.write_timeout_ms", 10000, "a peer that reads nothing this long is dropped", 1},
+  {"ws.idle_timeout_ms", 60000, "a silent peer is pinged at half this, dropped at the full time", 1},
+  {"ws.close_timeout_ms", 5000, "how long to wait for the peer's close frame", 1},
+};
+
 struct websocket_options {
-  std::size_t max_message_bytes = 1024 * 1024;    // ws.max_message_bytes: a bigger one closes with 1009
-  std::size_t send_queue_messages = 64;           // ws.send_queue_messages: messages waiting to go out
-  std::chrono::milliseconds write_timeout{10000}; // ws.write_timeout_ms: a peer that reads nothing this long is dropped
-  std::chrono::milliseconds idle_timeout{60000};  // ws.idle_timeout_ms: silence is pinged at half, dropped at the full time
-  std::chrono::milliseconds close_timeout{5000};  // ws.close_timeout_ms: how long to wait for the peer's close frame
+  std::size_t max_message_bytes = config_default<std::size_t>(ws_keys, "ws.max_message_bytes");
+  std::size_t send_queue_messages = config_default<std::size_t>(ws_keys, "ws.send_queue_messages");
+  std::chrono::milliseconds write_timeout{config_default<std::int64_t>(ws_keys, "ws.write_timeout_ms")};
+  std::chrono::milliseconds idle_timeout{config_default<std::int64_t>(ws_keys, "ws.idle_timeout_ms")};
+  std::chrono::milliseconds close_timeout{config_default<std::int64_t>(ws_keys, "ws.close_timeout_ms")};
 
   // The [ws] keys; a bad value is a config_error naming where it was set.
   static websocket_options from(const config& cfg);
