@@ -72,3 +72,48 @@ TEST_CASE("with_timeout of a void operation")
   rt.block_on(coronet::with_timeout(coronet::sleep_for(1ms), 5s));
   CHECK_THROWS_AS(rt.block_on(coronet::with_timeout(coronet::sleep_for(10s), 5ms)), coronet::timeout_error);
 }
+
+namespace {
+
+task<void> wake_later(coronet::wakeup& w, std::chrono::milliseconds after)
+{
+  co_await coronet::sleep_for(after);
+  w.wake();
+}
+
+} // namespace
+
+TEST_CASE("wakeup: a wake ends the wait with true, long before the deadline")
+{
+  coronet::runtime rt{1};
+  auto woken = rt.block_on([]() -> task<bool> {
+    coronet::wakeup w{co_await asio::this_coro::executor};
+    coronet::spawn(wake_later(w, 1ms));
+    co_return co_await w.wait_until(coronet::clock::now() + 10s);
+  }());
+  CHECK(woken);
+}
+
+TEST_CASE("wakeup: the deadline ends the wait with false; a wake with nobody waiting is kept")
+{
+  coronet::runtime rt{1};
+  rt.block_on([]() -> task<void> {
+    coronet::wakeup w{co_await asio::this_coro::executor};
+    auto start = coronet::clock::now();
+    CHECK_FALSE(co_await w.wait_until(start + 20ms));
+    CHECK(coronet::clock::now() - start >= 20ms);
+    w.wake();
+    CHECK(co_await w.wait_until(coronet::clock::now() + 10s)); // at once: the wake was kept
+    CHECK_FALSE(co_await w.wait_until(coronet::clock::now() + 1ms)); // and used up
+  }());
+}
+
+TEST_CASE("wakeup: a waiter is cancelled like any wait (with_timeout ends it)")
+{
+  coronet::runtime rt{1};
+  rt.block_on([]() -> task<void> {
+    coronet::wakeup w{co_await asio::this_coro::executor};
+    CHECK_THROWS_AS(co_await coronet::with_timeout(w.wait_until(coronet::clock::time_point::max()), 5ms),
+      coronet::timeout_error);
+  }());
+}

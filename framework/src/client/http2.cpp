@@ -15,6 +15,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace coronet::http::detail {
@@ -47,7 +48,7 @@ struct h2_client_connection::pending_call {
   std::size_t header_bytes = 0;
   bool done = false;
   std::exception_ptr error;
-  asio::steady_timer* waiter = nullptr;
+  std::optional<wakeup> answered; // the caller's wait, woken by finish()
 };
 
 struct h2_client_connection::callbacks {
@@ -332,12 +333,14 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
   p->body = o.body;
   submit(method, target, o, p);
 
-  std::error_code ec;
+  bool cancelled = false;
   if (!p->done) {
-    asio::steady_timer timer{stream_.get_executor(), deadline};
-    p->waiter = &timer;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    p->waiter = nullptr;
+    p->answered.emplace(stream_.get_executor());
+    try {
+      co_await p->answered->wait_until(deadline);
+    } catch (const std::system_error&) {
+      cancelled = true; // the caller went away: its stream is reset below
+    }
   }
   if (p->done) {
     if (p->error)
@@ -351,7 +354,7 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, p->id, NGHTTP2_CANCEL);
     notify();
   }
-  if (!ec)
+  if (!cancelled)
     throw client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, target.key,
       target.path));
   throw std::system_error(asio::error::operation_aborted, "call cancelled");
@@ -360,8 +363,8 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
 void h2_client_connection::finish(pending_call& p)
 {
   p.done = true;
-  if (p.waiter)
-    p.waiter->cancel();
+  if (p.answered)
+    p.answered->wake();
 }
 
 // Writes what nghttp2 has to send whenever a call or the reader woke it,

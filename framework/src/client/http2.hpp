@@ -11,7 +11,6 @@
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
 
-#include <asio/steady_timer.hpp>
 
 #include <cstdint>
 #include <memory>

@@ -60,8 +60,7 @@ admission_ticket::~admission_ticket()
     return;
   // The place goes to the first request waiting, if any, else back.
   if (auto* next = admission_->waiting.pop_front()) {
-    next->granted = true;
-    next->timer->cancel();
+    next->granted.wake();
     return;
   }
   --admission_->running;
@@ -79,14 +78,17 @@ task<bool> admission_ticket::wait()
   if (admitted_)
     co_return true;
   if (queue_timeout_.count() > 0) {
-    asio::steady_timer timer{co_await asio::this_coro::executor, queue_timeout_};
-    admission_waiter me{&timer};
+    admission_waiter me{co_await asio::this_coro::executor};
     admission_->waiting.push_back(&me);
-    std::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    bool granted = false;
+    try {
+      granted = co_await me.granted.wait_until(clock::now() + queue_timeout_);
+    } catch (const std::system_error&) {
+      // Cancelled while queued: not admitted, as when the time runs out.
+    }
     if (me.linked_)
       admission_->waiting.remove(&me);
-    counted_ = admitted_ = me.granted;
+    counted_ = admitted_ = granted;
   }
   co_return admitted_;
 }

@@ -134,31 +134,6 @@ task<response> router::dispatch(request& req) const
   return (*m.target)(req);
 }
 
-response router::answer(std::exception_ptr e, const request& req)
-{
-  try {
-    std::rethrow_exception(e);
-  } catch (const error& err) {
-    return plain(err.status(), err.what());
-  } catch (const std::system_error& err) {
-    // Cancelled: the client went away or reset its stream, or the server
-    // is going away. Nobody reads the answer, and it is not the handler's
-    // failure.
-    if (err.code() == asio::error::operation_aborted) {
-      static auto& cancelled = metrics::registry::global().counters("coronet_http_requests_cancelled_total",
-        "Requests whose handler was cancelled: the client went away or reset the stream before the answer.");
-      cancelled.with({}).inc();
-      spdlog::debug("{} {}: cancelled", req.method, req.target);
-    } else
-      spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
-  } catch (const std::exception& err) {
-    spdlog::error("{} {}: handler failed: {}", req.method, req.target, err.what());
-  } catch (...) {
-    spdlog::error("{} {}: handler failed with a non-standard exception", req.method, req.target);
-  }
-  return plain(status::internal_server_error, "Internal Server Error");
-}
-
 task<response> next::operator()(request& req) const
 {
   return router_->run(req, index_, *match_);
@@ -166,26 +141,22 @@ task<response> next::operator()(request& req) const
 
 task<response> router::run(request& req, std::size_t index, const match& m) const
 {
+  std::exception_ptr failure;
   try {
     if (index < middleware_.size())
       co_return co_await middleware_[index](req, next{*this, index + 1, m});
     if (!m.target)
       co_return unmatched(m);
     co_return co_await (*m.target)(req);
-  } catch (const error& e) {
-    co_return plain(e.status(), e.what());
-  } catch (const std::system_error& e) {
-    // A cancelled request (its HTTP/2 stream reset) is no failure and has
-    // nobody to answer: it unwinds the whole chain, unlogged, uncounted.
-    if (e.code() == asio::error::operation_aborted)
-      throw;
-    spdlog::error("{} {}: {} failed: {}", req.method, req.target,
-      index < middleware_.size() ? "middleware" : "handler", e.what());
-  } catch (const std::exception& e) {
-    spdlog::error("{} {}: {} failed: {}", req.method, req.target,
-      index < middleware_.size() ? "middleware" : "handler", e.what());
+  } catch (...) {
+    failure = std::current_exception();
   }
-  co_return plain(status::internal_server_error, "Internal Server Error");
+  // A cancelled request (its HTTP/2 stream reset) is no failure and has
+  // nobody to answer: it unwinds the whole chain, and is counted once, where
+  // the protocol answers it.
+  if (is_cancellation(failure))
+    std::rethrow_exception(failure);
+  co_return answer_failure(failure, req, index < middleware_.size() ? "middleware" : "handler");
 }
 
 } // namespace coronet::http

@@ -1,5 +1,6 @@
 #include "http1/connection.hpp"
 
+#include <coronet/http/error.hpp>
 #include <coronet/detail/memory.hpp>
 
 #include <coronet/http/upgrade.hpp>
@@ -77,14 +78,6 @@ std::vector<std::unique_ptr<request_parser>>& spare_parsers()
   return spares;
 }
 constexpr std::size_t max_spare_parsers = 256;
-
-// A keep-alive connection idle when the server stops is closed after this
-// grace: a client that just got a response may already have sent its next
-// request, and closing under it would cut that request off. In the grace the
-// request is served (with Connection: close). 100 ms, not less: on a loaded
-// machine a client may take tens of milliseconds to send its next request
-// (20 ms cut off one of wrk's requests now and then in the SIGTERM test).
-constexpr auto idle_close_grace = 100ms;
 
 // Writes a streamed body to the stream, chunked unless the client is
 // HTTP/1.0; each write under the write timeout.
@@ -261,7 +254,7 @@ task<bool> http1_connection::answer_buffered()
       try {
         resp = co_await settings_.routes.dispatch(*req);
       } catch (...) {
-        resp = router::answer(std::current_exception(), *req);
+        resp = answer_failure(std::current_exception(), *req);
       }
       if (watch)
         stream_.unwatch_peer();
@@ -482,7 +475,7 @@ void http1_connection::enter(phase p) noexcept
   auto now = clock::now();
   switch (p) {
   case phase::idle:
-    stream_.set_read_deadline(now + (draining_ || settings_.rt.stop_requested() ? idle_close_grace : o.idle_timeout));
+    stream_.set_read_deadline(now + (draining_ || settings_.rt.stop_requested() ? drain_idle_grace : o.idle_timeout));
     break;
   case phase::headers: stream_.set_read_deadline(now + o.header_timeout); break;
   case phase::body: stream_.set_read_deadline(now + o.body_timeout); break;
@@ -494,7 +487,7 @@ void http1_connection::drain() noexcept
 {
   draining_ = true;
   if (phase_ == phase::idle)
-    stream_.set_read_deadline(clock::now() + idle_close_grace);
+    stream_.set_read_deadline(clock::now() + drain_idle_grace);
 }
 
 // The scratch buffer is shared by the worker's connections: keep the rest

@@ -16,7 +16,7 @@ constexpr std::size_t write_batch = 64 * 1024;
 
 } // namespace
 
-h2_writer::h2_writer(net::stream& s) : stream_(s), wake_(s.get_executor(), clock::time_point::max()) {}
+h2_writer::h2_writer(net::stream& s) : stream_(s), wake_(s.get_executor()) {}
 
 // GCC 12 misreads the coroutine frames' class-specific operator new/delete
 // pair (Asio's recycling allocator) in these functions as mismatched.
@@ -56,12 +56,11 @@ task<bool> h2_writer::flush(nghttp2_session* session)
 
 task<void> h2_writer::wait()
 {
-  if (!woken_) {
-    wake_.expires_at(clock::time_point::max());
-    std::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  try {
+    co_await wake_.wait_until(clock::time_point::max());
+  } catch (const std::system_error&) {
+    // Cancelled (the connection is ending): the caller's loop decides.
   }
-  woken_ = false;
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -70,8 +69,7 @@ task<void> h2_writer::wait()
 
 void h2_writer::notify() noexcept
 {
-  woken_ = true;
-  wake_.cancel();
+  wake_.wake();
 }
 
 std::string_view h2_error_name(std::uint32_t code) noexcept

@@ -4,7 +4,7 @@
 #include <coronet/net/stream.hpp>
 #include <coronet/task.hpp>
 
-#include <asio/steady_timer.hpp>
+#include <coronet/time.hpp>
 
 #include <cstdint>
 #include <string>
@@ -33,8 +33,7 @@ public:
 private:
   net::stream& stream_;
   std::string out_;
-  asio::steady_timer wake_;
-  bool woken_ = false;
+  wakeup wake_;
 };
 
 // "NO_ERROR", "PROTOCOL_ERROR", "ENHANCE_YOUR_CALM"... (RFC 9113 7).

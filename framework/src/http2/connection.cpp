@@ -3,6 +3,7 @@
 #include "http2/common.hpp"
 #include "http1/request_parser.hpp"
 
+#include <coronet/http/error.hpp>
 #include <coronet/net/tcp_server.hpp>
 
 #include <nghttp2/nghttp2.h>
@@ -30,9 +31,6 @@ constexpr std::size_t stream_high_water = 64 * 1024;
 // How long, and how much, a closing connection reads and drops.
 constexpr auto linger_time = 1s;
 constexpr std::size_t linger_bytes = 4 << 20;
-// A connection idle when the server stops gets its GOAWAY, then this long
-// to read it before the close.
-constexpr auto drain_grace = 20ms;
 
 std::span<char> read_scratch()
 {
@@ -87,7 +85,7 @@ struct http2_connection::h2_stream {
   std::size_t chunks_sent = 0;
   bool producer_done = false;
   bool deferred = false;          // nghttp2 waits for resume_data
-  asio::steady_timer* producer_wait = nullptr;
+  wakeup* producer_wait = nullptr; // a streamed body's writer, waiting for the peer's window
   asio::cancellation_signal cancel;
 
   h2_stream* prev_ = nullptr;
@@ -115,19 +113,16 @@ public:
     c.notify();
     if (s_.chunks.size() - s_.chunks_sent <= stream_high_water)
       co_return;
-    asio::steady_timer timer{co_await asio::this_coro::executor};
+    wakeup taken{co_await asio::this_coro::executor};
     // read_body wakes it once the peer has taken enough; however the wait
-    // ends (a throw on cancellation too), the stream forgets the timer.
+    // ends (a throw on cancellation too), the stream forgets it.
     struct waiting {
       http2_connection::h2_stream& s;
-      waiting(http2_connection::h2_stream& stream, asio::steady_timer& t) : s(stream) { s.producer_wait = &t; }
+      waiting(http2_connection::h2_stream& stream, wakeup& w) : s(stream) { s.producer_wait = &w; }
       ~waiting() { s.producer_wait = nullptr; }
-    } registered{s_, timer};
+    } registered{s_, taken};
     while (!s_.closed && s_.chunks.size() - s_.chunks_sent > stream_high_water) {
-      timer.expires_after(c.settings_.options.write_timeout);
-      std::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec)
+      if (!co_await taken.wait_until(clock::now() + c.settings_.options.write_timeout))
         throw std::system_error(net::timed_out, "the client took no body for http.write_timeout_ms");
     }
     if (s_.closed)
@@ -324,7 +319,7 @@ struct http2_connection::callbacks {
       s.chunks_sent = 0;
     }
     if (s.producer_wait && s.chunks.size() - s.chunks_sent <= stream_high_water)
-      s.producer_wait->cancel();
+      s.producer_wait->wake();
     if (s.producer_done && s.chunks.size() == s.chunks_sent)
       *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
@@ -561,7 +556,7 @@ task<void> http2_connection::handle(h2_stream& s)
       } catch (...) {
         if (s.closed)
           co_return; // reset by the client: nobody to answer
-        resp = router::answer(std::current_exception(), s.req);
+        resp = answer_failure(std::current_exception(), s.req);
       }
     }
   }
@@ -704,7 +699,7 @@ void http2_connection::arm_read_deadline()
   const auto& o = settings_.options;
   auto at = clock::time_point::max();
   if (open_ == 0 && handlers_ == 0)
-    at = idle_since_ + (draining_ ? std::chrono::duration_cast<clock::duration>(drain_grace) : o.idle_timeout);
+    at = idle_since_ + (draining_ ? std::chrono::duration_cast<clock::duration>(drain_idle_grace) : o.idle_timeout);
   if (header_block_)
     at = std::min(at, header_block_deadline_);
   for (auto* s = streams_.front(); s; s = s->next_) {
@@ -744,7 +739,7 @@ void http2_connection::on_timeouts()
     return;
   }
   if (open_ == 0 && handlers_ == 0 &&
-      now >= idle_since_ + (draining_ ? std::chrono::duration_cast<clock::duration>(drain_grace) : o.idle_timeout)) {
+      now >= idle_since_ + (draining_ ? std::chrono::duration_cast<clock::duration>(drain_idle_grace) : o.idle_timeout)) {
     nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
     return;
   }
@@ -830,7 +825,7 @@ void http2_connection::stream_closed(h2_stream& s, std::uint32_t)
     idle_since_ = clock::now();
   if (s.handler_running) {
     if (s.producer_wait)
-      s.producer_wait->cancel();
+      s.producer_wait->wake();
     s.cancel.emit(asio::cancellation_type::terminal); // and its client calls
   }
   release(&s);

@@ -18,7 +18,6 @@
 #include "http2/common.hpp"
 #include "http/connection.hpp"
 
-#include <asio/steady_timer.hpp>
 
 #include <cstdint>
 #include <string>

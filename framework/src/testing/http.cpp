@@ -1,3 +1,4 @@
+#include <coronet/http/error.hpp>
 #include <coronet/testing/http.hpp>
 
 #include <coronet/time.hpp>
@@ -107,7 +108,7 @@ task<result> client::call(std::string method, std::string target, std::string bo
     try {
       resp = co_await routes_.dispatch(req);
     } catch (...) {
-      resp = router::answer(std::current_exception(), req);
+      resp = answer_failure(std::current_exception(), req);
     }
   }
   result out{code(resp.status), std::move(resp.headers), std::move(resp.body)};

@@ -95,12 +95,9 @@ public:
 
   // What the server calls: like handle(), but when there is no middleware
   // the handler's own task is returned, and an exception from it reaches
-  // the awaiter, which turns it into a response with answer(). Two
-  // coroutine frames less per request.
+  // the awaiter, which turns it into a response with answer_failure()
+  // (http/error.hpp). Two coroutine frames less per request.
   task<response> dispatch(request& req) const;
-  // The response for an exception escaping a handler: http::error's status
-  // and message, else 500 (logged with the request).
-  static response answer(std::exception_ptr e, const request& req);
 
 private:
   friend class next;

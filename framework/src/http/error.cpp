@@ -1,0 +1,48 @@
+#include <coronet/http/error.hpp>
+
+#include <coronet/http/request.hpp>
+#include <coronet/http/response.hpp>
+#include <coronet/metrics.hpp>
+
+#include <asio/error.hpp>
+#include <spdlog/spdlog.h>
+
+#include <system_error>
+
+namespace coronet::http {
+
+bool is_cancellation(std::exception_ptr e) noexcept
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::system_error& err) {
+    return err.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+response answer_failure(std::exception_ptr e, const request& req, std::string_view stage)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const error& err) {
+    return response::text(err.status(), std::string(err.what()) + "\n");
+  } catch (const std::system_error& err) {
+    if (err.code() == asio::error::operation_aborted) {
+      static auto& cancelled = metrics::registry::global().counters("coronet_http_requests_cancelled_total",
+        "Requests whose handler was cancelled: the client went away or reset the stream before the answer.");
+      cancelled.with({}).inc();
+      spdlog::debug("{} {}: cancelled", req.method, req.target);
+    } else {
+      spdlog::error("{} {}: {} failed: {}", req.method, req.target, stage, err.what());
+    }
+  } catch (const std::exception& err) {
+    spdlog::error("{} {}: {} failed: {}", req.method, req.target, stage, err.what());
+  } catch (...) {
+    spdlog::error("{} {}: {} failed with a non-standard exception", req.method, req.target, stage);
+  }
+  return response::text(status::internal_server_error, "Internal Server Error\n");
+}
+
+} // namespace coronet::http
