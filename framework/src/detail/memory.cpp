@@ -1,6 +1,7 @@
 #include <coronet/detail/memory.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -9,84 +10,151 @@ namespace coronet::detail {
 
 namespace {
 
-// Blocks of 16-byte steps (malloc's own granularity: an operation pending on
-// an idle connection takes no more room than it did from malloc) up to
-// 1 KiB; at most 32 kept per step and thread.
+// Operation blocks: 16-byte steps (malloc's own granularity: an operation
+// pending on an idle connection takes no more room than it did from
+// malloc) up to 1 KiB; at most 32 kept per step.
 constexpr std::size_t step = 16;
 constexpr std::size_t classes = 64;
-constexpr std::size_t keep = 32;
+constexpr std::size_t keep_blocks = 32;
+
+// Strings: the two size classes.
+constexpr std::size_t small_bytes = 1024, small_kept = 256;
+constexpr std::size_t large_bytes = 16 * 1024, large_kept = 16;
+constexpr std::size_t pairs_kept = 64, pairs_fields = 64;
+
+// Spare objects: kinds registered once per type, for every thread.
+constexpr std::size_t max_kinds = 8;
+struct kind_info {
+  void (*destroy)(void*) = nullptr;
+  std::size_t max = 0;
+};
+std::array<kind_info, max_kinds> kinds;
+std::atomic<std::size_t> kind_count{0};
 
 struct free_block {
   free_block* next;
 };
 
-// Set once the thread's lists are destroyed (a trivial thread_local, still
-// readable then): what is freed later goes straight back to the heap.
+// Set once the thread's memory is destroyed (a trivial thread_local, still
+// readable then): what is given back later goes straight to the heap.
 thread_local bool gone = false;
 
-struct free_lists {
-  std::array<free_block*, classes> head{};
-  std::array<std::size_t, classes> count{};
-  ~free_lists()
+struct thread_memory {
+  std::array<free_block*, classes> block_head{};
+  std::array<std::size_t, classes> block_count{};
+  std::vector<std::string> small, large;
+  std::vector<string_pairs> pairs;
+  std::array<std::vector<void*>, max_kinds> spare;
+  std::array<char, 64 * 1024> scratch;
+
+  thread_memory()
+  {
+    small.reserve(small_kept); // the lists never grow past these: giving back never allocates
+    large.reserve(large_kept);
+    pairs.reserve(pairs_kept);
+  }
+  ~thread_memory()
   {
     gone = true;
-    for (auto* b : head)
+    for (auto* b : block_head)
       while (b) {
         auto* next = b->next;
         ::operator delete(b);
         b = next;
       }
+    for (std::size_t k = 0; k < max_kinds; ++k)
+      for (void* object : spare[k])
+        kinds[k].destroy(object);
   }
 };
 
-thread_local free_lists lists;
+thread_local thread_memory memory;
 
 std::size_t class_of(std::size_t size) noexcept
 {
   return (size + step - 1) / step - 1;
 }
 
-struct buffers {
-  std::array<std::string, 16> kept;
-  std::size_t count = 0;
-  ~buffers() { gone = true; }
-};
-
-thread_local buffers spare;
+// The last string of `from` with at least `at_least` bytes' room, if any.
+std::string take_from(std::vector<std::string>& from, std::size_t at_least) noexcept
+{
+  for (std::size_t i = from.size(); i-- > 0;)
+    if (from[i].capacity() >= at_least) {
+      std::swap(from[i], from.back());
+      std::string s = std::move(from.back());
+      from.pop_back();
+      return s;
+    }
+  return {};
+}
 
 } // namespace
 
-std::string take_buffer(std::size_t at_least) noexcept
+std::string take_string(std::size_t at_least) noexcept
 {
-  if (gone || spare.count == 0)
+  if (gone)
     return {};
-  // The most recently given back that is big enough, else the most recent.
-  for (std::size_t i = spare.count; i-- > 0;)
-    if (spare.kept[i].capacity() >= at_least) {
-      std::swap(spare.kept[i], spare.kept[spare.count - 1]);
-      break;
-    }
-  return std::move(spare.kept[--spare.count]);
+  if (at_least == 0) // a buffer: the one given back last
+    return memory.large.empty() ? std::string{} : take_from(memory.large, 0);
+  if (at_least <= small_bytes)
+    if (auto s = take_from(memory.small, at_least); holds_memory(s))
+      return s;
+  return take_from(memory.large, at_least);
 }
 
-void give_buffer(std::string&& b) noexcept
+void give_string(std::string&& s) noexcept
 {
-  if (gone || !holds_memory(b) || b.capacity() > 16 * 1024 || spare.count == spare.kept.size()) {
-    std::string{}.swap(b);
+  auto& m = memory;
+  std::vector<std::string>* to = nullptr;
+  if (!gone && holds_memory(s))
+    to = s.capacity() <= small_bytes ? &m.small : s.capacity() <= large_bytes ? &m.large : nullptr;
+  if (!to || to->size() == to->capacity()) {
+    std::string{}.swap(s);
     return;
   }
-  b.clear();
-  spare.kept[spare.count++] = std::move(b);
-  b = std::string{};
+  s.clear();
+  to->push_back(std::move(s)); // within the capacity reserved: no allocation
+  s = std::string{};
 }
 
-std::string recycled_string(std::string_view text)
+std::string pooled_string(std::string_view text)
 {
   std::string s;
   if (text.size() > s.capacity()) // else it fits inline
-    s = take_buffer(text.size());
+    s = take_string(text.size());
   s.assign(text);
   return s;
+}
+
+void give_strings(string_pairs& pairs) noexcept
+{
+  for (auto& [name, value] : pairs) {
+    give_string(std::move(name));
+    give_string(std::move(value));
+  }
+  pairs.clear();
+}
+
+string_pairs take_pairs() noexcept
+{
+  if (gone || memory.pairs.empty())
+    return {};
+  string_pairs v = std::move(memory.pairs.back());
+  memory.pairs.pop_back();
+  return v;
+}
+
+void give_pairs(string_pairs&& pairs) noexcept
+{
+  give_strings(pairs);
+  if (!gone && pairs.capacity() > 0 && pairs.capacity() <= pairs_fields && memory.pairs.size() < pairs_kept)
+    memory.pairs.push_back(std::move(pairs));
+  pairs = {};
+}
+
+std::span<char> read_scratch() noexcept
+{
+  return memory.scratch;
 }
 
 void* op_allocate(std::size_t size)
@@ -96,9 +164,10 @@ void* op_allocate(std::size_t size)
   auto c = class_of(size);
   if (gone)
     return ::operator new((c + 1) * step);
-  if (auto* b = lists.head[c]) {
-    lists.head[c] = b->next;
-    --lists.count[c];
+  auto& m = memory;
+  if (auto* b = m.block_head[c]) {
+    m.block_head[c] = b->next;
+    --m.block_count[c];
     return b;
   }
   return ::operator new((c + 1) * step);
@@ -111,14 +180,54 @@ void op_deallocate(void* p, std::size_t size) noexcept
     return;
   }
   auto c = class_of(size);
-  if (gone || lists.count[c] >= keep) {
+  if (gone || memory.block_count[c] >= keep_blocks) {
     ::operator delete(p);
     return;
   }
+  auto& m = memory;
   auto* b = static_cast<free_block*>(p);
-  b->next = lists.head[c];
-  lists.head[c] = b;
-  ++lists.count[c];
+  b->next = m.block_head[c];
+  m.block_head[c] = b;
+  ++m.block_count[c];
+}
+
+std::size_t spare_kind(void (*destroy)(void*), std::size_t max) noexcept
+{
+  auto k = kind_count.fetch_add(1);
+  if (k >= max_kinds)
+    std::abort(); // a programming error: raise max_kinds
+  kinds[k] = kind_info{destroy, max};
+  return k;
+}
+
+void* take_spare(std::size_t kind) noexcept
+{
+  if (gone)
+    return nullptr;
+  auto& list = memory.spare[kind];
+  if (list.empty())
+    return nullptr;
+  void* object = list.back();
+  list.pop_back();
+  return object;
+}
+
+bool give_spare(std::size_t kind, void* object) noexcept
+{
+  if (gone)
+    return false;
+  auto& list = memory.spare[kind];
+  if (list.capacity() == 0) {
+    try {
+      list.reserve(kinds[kind].max); // once per thread and kind: giving back never allocates after
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+  }
+  if (list.size() >= kinds[kind].max)
+    return false;
+  list.push_back(object);
+  return true;
 }
 
 } // namespace coronet::detail

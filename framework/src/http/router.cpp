@@ -83,14 +83,14 @@ router::match router::find(request& req) const
       m.status = status::method_not_allowed;
       continue;
     }
-    detail::give_strings(req.params);
+    coronet::detail::give_strings(req.params);
     if (params > 0) {
       at = 0;
       for (auto& seg : r.segments) {
         auto part = next_segment(path, at);
         if (is_param(seg))
-          req.params.emplace_back(detail::pooled_string(std::string_view(seg).substr(1, seg.size() - 2)),
-            detail::pooled_string(part));
+          req.params.emplace_back(coronet::detail::pooled_string(std::string_view(seg).substr(1, seg.size() - 2)),
+            coronet::detail::pooled_string(part));
       }
     }
     req.route = r.pattern;

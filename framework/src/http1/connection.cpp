@@ -58,26 +58,16 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
   serialize(response::text(s, std::string(reason(s)) + "\n"), false, true, true, out);
 }
 
-// Where a worker's connections read what does not fit their small buffer
-// (pipelined batches, big requests), parsed at once. The parser copies what
-// it keeps, so only the bytes after a complete request are saved, and only
-// before the handler might suspend.
-std::span<char> read_scratch()
-{
-  thread_local std::array<char, 64 * 1024> scratch;
-  return scratch;
-}
+// Bytes are read into the worker's scratch (coronet/detail/memory.hpp) and
+// parsed at once. The parser copies what it keeps, so only the bytes after a
+// complete request are saved, and only before the handler might suspend.
+using coronet::detail::read_scratch;
 
 // The request parsers (with the request each fills, about 700 bytes) of
 // the worker's connections that wait for their next request: an idle
 // connection holds none. A few hundred are kept, enough for the requests a
 // worker has in flight at once; past that, a parser is freed.
-std::vector<std::unique_ptr<request_parser>>& spare_parsers()
-{
-  thread_local std::vector<std::unique_ptr<request_parser>> spares;
-  return spares;
-}
-constexpr std::size_t max_spare_parsers = 256;
+using spare_parsers = coronet::detail::spares<request_parser, 256>;
 
 // Writes a streamed body to the stream, chunked unless the client is
 // HTTP/1.0; each write under the write timeout.
@@ -263,7 +253,7 @@ task<bool> http1_connection::answer_buffered()
     }
     auto next = respond(*req, resp);
     if (next == after::nothing)
-      coronet::detail::give_buffer(std::move(resp.body)); // serialized: the next body may use it
+      coronet::detail::give_string(std::move(resp.body)); // serialized: the next body may use it
     else if (!co_await send_rest(resp, next))
       co_return false;
     if (close_)
@@ -302,7 +292,7 @@ http1_connection::after http1_connection::respond(const request& req, const resp
     return chunked ? after::stream_chunked : after::stream_to_close;
   }
   if (out_.empty() && !coronet::detail::holds_memory(out_)) // take the worker's spare
-    out_ = coronet::detail::take_buffer(resp.body.size() + 256);
+    out_ = coronet::detail::take_string(resp.body.size() + 256);
   if (out_.capacity() < 4096)
     out_.reserve(!data_.empty() ? 4096 : resp.body.size() + 256); // grow once, not by doubling
   serialize(resp, is_head, !keep, true, out_);
@@ -398,14 +388,14 @@ bool http1_connection::flush_now()
   }
   // Going to wait for the next request: an idle connection keeps no output
   // buffer; the worker keeps it for the next connection that writes.
-  coronet::detail::give_buffer(std::move(out_));
+  coronet::detail::give_string(std::move(out_));
   return true;
 }
 
 task<bool> http1_connection::flush()
 {
   auto ec = co_await stream_.write(asio::buffer(out_));
-  coronet::detail::give_buffer(std::move(out_));
+  coronet::detail::give_string(std::move(out_));
   co_return !ec;
 }
 
@@ -506,14 +496,11 @@ request_parser& http1_connection::parser()
   if (!parser_) {
     const auto& o = settings_.options;
     parse_limits limits{o.max_request_line_bytes, o.max_header_bytes, o.max_headers, o.max_body_bytes};
-    auto& spares = spare_parsers();
-    if (spares.empty()) {
-      parser_ = std::make_unique<request_parser>(limits);
-    } else {
-      parser_ = std::move(spares.back());
-      spares.pop_back();
+    parser_ = spare_parsers::take();
+    if (parser_)
       parser_->reset(limits);
-    }
+    else
+      parser_ = std::make_unique<request_parser>(limits);
   }
   return *parser_;
 }
@@ -524,13 +511,7 @@ void http1_connection::release_parser()
 {
   if (!parser_)
     return;
-  auto& spares = spare_parsers();
-  if (spares.size() < max_spare_parsers) {
-    if (spares.capacity() == 0)
-      spares.reserve(max_spare_parsers); // once per worker: no allocation per request
-    spares.push_back(std::move(parser_));
-  }
-  parser_.reset();
+  spare_parsers::give(std::move(parser_));
 }
 
 void http1_connection::release_kept()

@@ -241,7 +241,7 @@ int request_parser::on_body(llhttp_t* p, const char* at, std::size_t n)
     return s.fail(status::payload_too_large,
       "body larger than " + std::to_string(s.limits_.max_body_bytes) + " bytes");
   if (s.current_.body.empty() && !coronet::detail::holds_memory(s.current_.body)) // moved out by the last handler
-    s.current_.body = coronet::detail::take_buffer();
+    s.current_.body = coronet::detail::take_string();
   s.current_.body.append(at, n);
   return HPE_OK;
 }

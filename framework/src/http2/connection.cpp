@@ -3,6 +3,7 @@
 #include "http2/common.hpp"
 #include "http1/request_parser.hpp"
 
+#include <coronet/detail/memory.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/net/tcp_server.hpp>
 
@@ -32,11 +33,7 @@ constexpr std::size_t stream_high_water = 64 * 1024;
 constexpr auto linger_time = 1s;
 constexpr std::size_t linger_bytes = 4 << 20;
 
-std::span<char> read_scratch()
-{
-  thread_local std::array<char, 64 * 1024> scratch;
-  return scratch;
-}
+using coronet::detail::read_scratch; // the worker's, shared with HTTP/1
 
 nghttp2_nv field(std::string_view name, std::string_view value)
 {

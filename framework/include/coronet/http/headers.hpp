@@ -1,5 +1,6 @@
 #pragma once
 // Header fields in arrival order, looked up case-insensitively.
+#include <coronet/detail/memory.hpp>
 #include <coronet/text.hpp>
 
 #include <initializer_list>
@@ -16,18 +17,11 @@ using coronet::iequals;    // header names and tokens
 using coronet::list_items; // a comma-separated field value
 using coronet::trim_blanks;
 
-namespace detail {
-// The per-thread pool behind headers (below), for a request's other
-// short-lived strings: `value` in a string that may come from the pool, and
-// pairs of them (fields, route parameters) given back, leaving `pairs` empty.
-std::string pooled_string(std::string_view value);
-void give_strings(std::vector<std::pair<std::string, std::string>>& pairs) noexcept;
-} // namespace detail
-
-// Field storage is recycled per thread: the vector and the values longer
-// than a short string's inline room go back to a small pool when a headers
-// object is cleared or destroyed, and the next one built on that thread
-// takes them, so a keep-alive request's headers cost no allocation.
+// Field storage is recycled per thread (coronet/detail/memory.hpp): the
+// vector and the values longer than a short string's inline room go back
+// to the worker's memory when a headers object is cleared or destroyed, and
+// the next one built on that thread takes them, so a keep-alive request's
+// headers cost no allocation.
 class headers final {
 public:
   using field = std::pair<std::string, std::string>;

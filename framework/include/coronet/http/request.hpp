@@ -103,7 +103,7 @@ struct request {
       std::string{}.swap(body);
     body.clear();
     keep_alive = true;
-    detail::give_strings(params);
+    coronet::detail::give_strings(params);
     route.clear();
     id.clear();
     traceparent.clear();

@@ -73,12 +73,12 @@ struct response {
   template <body_view Body>
   static response text(http::status s, const Body& body)
   {
-    return text(s, coronet::detail::recycled_string(body));
+    return text(s, coronet::detail::pooled_string(body));
   }
   template <body_view Body>
   static response json(http::status s, const Body& body)
   {
-    return json(s, coronet::detail::recycled_string(body));
+    return json(s, coronet::detail::pooled_string(body));
   }
   // The producer lives until the body ends; it may hold what it streams.
   static response streamed(http::status s, std::string content_type, body_producer producer)
