@@ -39,13 +39,18 @@ struct free_block {
 // readable then): what is given back later goes straight to the heap.
 thread_local bool gone = false;
 
+struct thread_memory;
+// The thread's memory once made. A trivial thread_local, so that the hot
+// path reads it without the initialisation check a thread_local object with
+// a constructor costs on every access (measured: 360 instructions a request).
+thread_local thread_memory* current = nullptr;
+
 struct thread_memory {
   std::array<free_block*, classes> block_head{};
   std::array<std::size_t, classes> block_count{};
   std::vector<std::string> small, large;
   std::vector<string_pairs> pairs;
   std::array<std::vector<void*>, max_kinds> spare;
-  std::array<char, 64 * 1024> scratch;
 
   thread_memory()
   {
@@ -56,6 +61,7 @@ struct thread_memory {
   ~thread_memory()
   {
     gone = true;
+    current = nullptr;
     for (auto* b : block_head)
       while (b) {
         auto* next = b->next;
@@ -68,46 +74,47 @@ struct thread_memory {
   }
 };
 
-thread_local thread_memory memory;
+// This thread's memory, made on first use; nullptr once the thread is ending.
+thread_memory* memory() noexcept
+{
+  if (current) [[likely]]
+    return current;
+  if (gone)
+    return nullptr;
+  thread_local thread_memory m;
+  current = &m;
+  return current;
+}
 
 std::size_t class_of(std::size_t size) noexcept
 {
   return (size + step - 1) / step - 1;
 }
 
-// The last string of `from` with at least `at_least` bytes' room, if any.
-std::string take_from(std::vector<std::string>& from, std::size_t at_least) noexcept
+// The last string of `from` with at least `at_least` bytes' room, if any
+// (the one given back last nearly always is: the fast path).
+inline std::string take_from(std::vector<std::string>& from, std::size_t at_least) noexcept
 {
-  for (std::size_t i = from.size(); i-- > 0;)
-    if (from[i].capacity() >= at_least) {
-      std::swap(from[i], from.back());
-      std::string s = std::move(from.back());
-      from.pop_back();
-      return s;
-    }
-  return {};
-}
-
-} // namespace
-
-std::string take_string(std::size_t at_least) noexcept
-{
-  if (gone)
+  std::size_t i = from.size();
+  while (i > 0 && from[i - 1].capacity() < at_least)
+    --i;
+  if (i == 0)
     return {};
-  if (at_least == 0) // a buffer: the one given back last
-    return memory.large.empty() ? std::string{} : take_from(memory.large, 0);
-  if (at_least <= small_bytes)
-    if (auto s = take_from(memory.small, at_least); holds_memory(s))
-      return s;
-  return take_from(memory.large, at_least);
+  if (i != from.size())
+    std::swap(from[i - 1], from.back());
+  std::string s = std::move(from.back());
+  from.pop_back();
+  return s;
 }
 
-void give_string(std::string&& s) noexcept
+// `s` back to its size class in `m`, or freed when there is none (or no room).
+inline void put(thread_memory* m, std::string& s) noexcept
 {
-  auto& m = memory;
+  if (!holds_memory(s))
+    return; // nothing on the heap: nothing to keep
   std::vector<std::string>* to = nullptr;
-  if (!gone && holds_memory(s))
-    to = s.capacity() <= small_bytes ? &m.small : s.capacity() <= large_bytes ? &m.large : nullptr;
+  if (m)
+    to = s.capacity() <= small_bytes ? &m->small : s.capacity() <= large_bytes ? &m->large : nullptr;
   if (!to || to->size() == to->capacity()) {
     std::string{}.swap(s);
     return;
@@ -115,6 +122,26 @@ void give_string(std::string&& s) noexcept
   s.clear();
   to->push_back(std::move(s)); // within the capacity reserved: no allocation
   s = std::string{};
+}
+
+} // namespace
+
+std::string take_string(std::size_t at_least) noexcept
+{
+  auto* m = memory();
+  if (!m)
+    return {};
+  if (at_least == 0) // a buffer: the one given back last
+    return take_from(m->large, 0);
+  if (at_least <= small_bytes)
+    if (auto s = take_from(m->small, at_least); holds_memory(s))
+      return s;
+  return take_from(m->large, at_least);
+}
+
+void give_string(std::string&& s) noexcept
+{
+  put(memory(), s);
 }
 
 std::string pooled_string(std::string_view text)
@@ -128,33 +155,38 @@ std::string pooled_string(std::string_view text)
 
 void give_strings(string_pairs& pairs) noexcept
 {
+  auto* m = memory();
   for (auto& [name, value] : pairs) {
-    give_string(std::move(name));
-    give_string(std::move(value));
+    put(m, name);
+    put(m, value);
   }
   pairs.clear();
 }
 
 string_pairs take_pairs() noexcept
 {
-  if (gone || memory.pairs.empty())
+  auto* m = memory();
+  if (!m || m->pairs.empty())
     return {};
-  string_pairs v = std::move(memory.pairs.back());
-  memory.pairs.pop_back();
+  string_pairs v = std::move(m->pairs.back());
+  m->pairs.pop_back();
   return v;
 }
 
 void give_pairs(string_pairs&& pairs) noexcept
 {
   give_strings(pairs);
-  if (!gone && pairs.capacity() > 0 && pairs.capacity() <= pairs_fields && memory.pairs.size() < pairs_kept)
-    memory.pairs.push_back(std::move(pairs));
+  auto* m = memory();
+  if (m && pairs.capacity() > 0 && pairs.capacity() <= pairs_fields && m->pairs.size() < pairs_kept)
+    m->pairs.push_back(std::move(pairs));
   pairs = {};
 }
 
 std::span<char> read_scratch() noexcept
 {
-  return memory.scratch;
+  // Trivial, so it needs no teardown: usable until the thread's very end.
+  thread_local std::array<char, 64 * 1024> scratch;
+  return scratch;
 }
 
 void* op_allocate(std::size_t size)
@@ -162,12 +194,11 @@ void* op_allocate(std::size_t size)
   if (size == 0 || size > step * classes)
     return ::operator new(size);
   auto c = class_of(size);
-  if (gone)
-    return ::operator new((c + 1) * step);
-  auto& m = memory;
-  if (auto* b = m.block_head[c]) {
-    m.block_head[c] = b->next;
-    --m.block_count[c];
+  auto* m = memory();
+  if (m && m->block_head[c]) {
+    auto* b = m->block_head[c];
+    m->block_head[c] = b->next;
+    --m->block_count[c];
     return b;
   }
   return ::operator new((c + 1) * step);
@@ -180,15 +211,15 @@ void op_deallocate(void* p, std::size_t size) noexcept
     return;
   }
   auto c = class_of(size);
-  if (gone || memory.block_count[c] >= keep_blocks) {
+  auto* m = memory();
+  if (!m || m->block_count[c] >= keep_blocks) {
     ::operator delete(p);
     return;
   }
-  auto& m = memory;
   auto* b = static_cast<free_block*>(p);
-  b->next = m.block_head[c];
-  m.block_head[c] = b;
-  ++m.block_count[c];
+  b->next = m->block_head[c];
+  m->block_head[c] = b;
+  ++m->block_count[c];
 }
 
 std::size_t spare_kind(void (*destroy)(void*), std::size_t max) noexcept
@@ -202,9 +233,10 @@ std::size_t spare_kind(void (*destroy)(void*), std::size_t max) noexcept
 
 void* take_spare(std::size_t kind) noexcept
 {
-  if (gone)
+  auto* m = memory();
+  if (!m)
     return nullptr;
-  auto& list = memory.spare[kind];
+  auto& list = m->spare[kind];
   if (list.empty())
     return nullptr;
   void* object = list.back();
@@ -214,9 +246,10 @@ void* take_spare(std::size_t kind) noexcept
 
 bool give_spare(std::size_t kind, void* object) noexcept
 {
-  if (gone)
+  auto* m = memory();
+  if (!m)
     return false;
-  auto& list = memory.spare[kind];
+  auto& list = m->spare[kind];
   if (list.capacity() == 0) {
     try {
       list.reserve(kinds[kind].max); // once per thread and kind: giving back never allocates after

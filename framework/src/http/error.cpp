@@ -11,6 +11,11 @@
 
 namespace coronet::http {
 
+response status_response(http::status s)
+{
+  return response::text(s, std::string(reason(s)) + "\n");
+}
+
 bool is_cancellation(std::exception_ptr e) noexcept
 {
   try {
@@ -42,7 +47,7 @@ response answer_failure(std::exception_ptr e, const request& req, std::string_vi
   } catch (...) {
     spdlog::error("{} {}: {} failed with a non-standard exception", req.method, req.target, stage);
   }
-  return response::text(status::internal_server_error, "Internal Server Error\n");
+  return status_response(status::internal_server_error);
 }
 
 } // namespace coronet::http

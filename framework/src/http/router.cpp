@@ -33,11 +33,6 @@ bool is_param(std::string_view seg)
   return seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
 }
 
-response plain(status s, std::string_view message)
-{
-  return response::text(s, std::string(message) + "\n");
-}
-
 } // namespace
 
 void router::add(std::string method, std::string_view pattern, handler h)
@@ -116,7 +111,7 @@ task<response> ready(response r)
 
 response unmatched(const router::match& m)
 {
-  auto r = plain(m.status, reason(m.status));
+  auto r = status_response(m.status);
   if (m.status == status::method_not_allowed)
     r.headers.add("Allow", m.allow);
   return r;

@@ -55,7 +55,7 @@ void serialize(const response& r, bool head, bool close, bool chunked, std::stri
 // temporaries take no room in the frame.
 [[gnu::noinline]] void serialize_error(status s, std::string& out)
 {
-  serialize(response::text(s, std::string(reason(s)) + "\n"), false, true, true, out);
+  serialize(status_response(s), false, true, true, out);
 }
 
 // Bytes are read into the worker's scratch (coronet/detail/memory.hpp) and

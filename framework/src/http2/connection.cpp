@@ -645,7 +645,7 @@ void http2_connection::answer(h2_stream& s, status code)
 {
   s.refusal = code;
   s.deadline = clock::time_point::max();
-  s.resp = response::text(code, std::string(reason(code)) + "\n");
+  s.resp = status_response(code);
   s.body = s.resp.body;
   submit(s, true);
   notify();

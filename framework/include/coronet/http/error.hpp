@@ -24,6 +24,11 @@ private:
   http::status status_;
 };
 
+// The answer the server gives for its own refusals on either protocol (a
+// malformed request, a limit, a timeout, no such route): the status, with
+// its reason phrase as the body.
+response status_response(http::status s);
+
 // Whether `e` is a cancellation (operation_aborted): the client went away,
 // its HTTP/2 stream was reset, or the server is stopping.
 bool is_cancellation(std::exception_ptr e) noexcept;
