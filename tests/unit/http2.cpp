@@ -496,22 +496,27 @@ TEST_CASE("server: beyond http.max_concurrent_requests, 503 with Retry-After at 
   }
 }
 
-TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits for a place")
+TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits for a place, on either protocol")
 {
   http::server_options o;
   o.max_concurrent_requests = 2;
   o.queue_timeout = 2000ms;
   server s{o};
-  coronet::runtime rt{1};
-  http::client client{rt, h2c()};
-  std::vector<std::string> bodies(6);
-  rt.block_on([&]() -> task<void> {
-    coronet::wait_group wg;
-    spawn_gets(client, s.url("/sleep/100"), bodies, wg);
-    co_await wg.wait();
-  }());
-  for (auto& b : bodies)
-    CHECK(b == "200 slept 100"); // three rounds of two, none past the queue timeout
+  for (auto mode : {http::http2_mode::off, http::http2_mode::prior_knowledge}) {
+    CAPTURE(static_cast<int>(mode));
+    coronet::runtime rt{1};
+    http::client_options c;
+    c.http2 = mode;
+    http::client client{rt, c};
+    std::vector<std::string> bodies(6);
+    rt.block_on([&]() -> task<void> {
+      coronet::wait_group wg;
+      spawn_gets(client, s.url("/sleep/100"), bodies, wg);
+      co_await wg.wait();
+    }());
+    for (auto& b : bodies)
+      CHECK(b == "200 slept 100"); // three rounds of two, none past the queue timeout
+  }
 }
 
 namespace {
