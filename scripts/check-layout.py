@@ -84,13 +84,13 @@ def check_layers():
                     if not m:
                         continue
                     target = m.group(1)
+                    if "../" in target:
+                        found.append(f"{label}/{rel}:{number}: '{target}' climbs folders; name it from src/ or coronet/")
+                        continue
                     if target.startswith("coronet/"):
                         target = target[len("coronet/"):]
-                    elif '"' not in line or target.startswith("../"):
+                    elif '"' not in line:
                         continue  # a system or third-party header
-                    if "../" in m.group(1):
-                        found.append(f"{label}/{rel}:{number}: '{m.group(1)}' climbs folders; name it from src/ or coronet/")
-                        continue
                     theirs = folder_of(target)
                     if theirs != mine and theirs not in allowed:
                         found.append(f"{label}/{rel}:{number}: {mine}/ includes {m.group(1)} ({theirs}/), "

@@ -352,6 +352,11 @@ std::string text_of(const config::value& v)
 
 } // namespace
 
+std::string config_key::default_text() const
+{
+  return text_of(value_of(default_value));
+}
+
 // config::load in steps, each layer over the last.
 struct config_loader {
   config& cfg;
@@ -553,9 +558,7 @@ std::string config::get_string(std::string_view key) const
 
 std::vector<std::string> config::get_list(std::string_view key) const
 {
-  auto text = get_string(key);
-  auto items = list_items(text);
-  return {items.begin(), items.end()};
+  return list_of(get_string(key));
 }
 
 std::int64_t config::get_int(std::string_view key) const
@@ -620,7 +623,7 @@ std::string config::describe() const
     for (auto& c : help)
       c = c == '|' ? '/' : c;
     out += fmt::format("| `{}` | `{}` | {} | {} |\n", key,
-      e.declared ? text_of(value_of(e.declared->default_value)) : text_of(e.v), bounds, help);
+      e.declared ? e.declared->default_text() : text_of(e.v), bounds, help);
   }
   return out;
 }

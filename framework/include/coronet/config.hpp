@@ -40,6 +40,9 @@ struct config_key {
   std::string_view help; // one line
   std::int64_t min = std::numeric_limits<std::int64_t>::min();
   std::int64_t max = std::numeric_limits<std::int64_t>::max();
+
+  // The default as TOML writes it: 8080, true, "127.0.0.1:8080".
+  std::string default_text() const;
 };
 
 // The default a key table declares for `name`, as T; a name that is not in

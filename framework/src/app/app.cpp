@@ -35,15 +35,8 @@ std::string key_list(const std::vector<std::span<const config_key>>& tables)
     for (auto& k : table)
       keys[k.name] = &k;
   std::string out = "\nKeys (a TOML file's [section] key, CORONET_SECTION_KEY, or --set section.key=value):\n";
-  for (auto& [name, k] : keys) {
-    auto value = std::visit([](auto v) {
-      if constexpr (std::is_same_v<decltype(v), std::string_view>)
-        return fmt::format("\"{}\"", v);
-      else
-        return fmt::format("{}", v);
-    }, k->default_value);
-    out += fmt::format("  {} = {}\n      {}\n", name, value, k->help);
-  }
+  for (auto& [name, k] : keys)
+    out += fmt::format("  {} = {}\n      {}\n", name, k->default_text(), k->help);
   return out;
 }
 

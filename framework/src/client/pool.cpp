@@ -370,7 +370,8 @@ task<client_response> exchange(client::state& st, std::size_t worker, host_pool&
     opening = false;
   }
   response_parser parser{st.options.max_response_header_bytes, st.options.max_response_body_bytes, method == "HEAD"};
-  co_await round_trip(*c, parser, request_bytes(method, u, o), reused, deadline, say);
+  const std::string wire = request_bytes(method, u, o); // named: it must outlive the co_await
+  co_await round_trip(*c, parser, wire, reused, deadline, say);
   auto& got = parser.response();
   give_back(st, worker, pool, std::move(c), reused, got.keep_alive);
   co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
