@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Checks that the tree still draws the architecture (ARCHITECTURE.md).
 
-  scripts/check-layout.py [--max-lines N] [--only headers|layers|lengths]
+  scripts/check-layout.py [--max-lines N] [--only headers|layers|timers|lengths]
 
 - every framework/src/<path>.cpp has the header of its name: the public
   framework/include/coronet/<path>.hpp or a private framework/src/<path>.hpp;
 - no #include runs from a folder to one its layer may not use (LAYERS below);
+- no code in framework/ or apps/ holds an Asio timer but time.hpp and
+  time.cpp, the one deadline mechanism (alarm, wakeup, with_deadline);
 - no function in framework/ or apps/ is longer than --max-lines (60), as
   universal-ctags measures it (first to last line, lambdas counted in the
   function that holds them and on their own).
@@ -98,6 +100,25 @@ def check_layers():
     return found
 
 
+TIMER_RE = re.compile(r"\b(steady_timer|system_timer|high_resolution_timer|deadline_timer|basic_waitable_timer)\b")
+TIME_FILES = {os.path.join(INCLUDE, "time.hpp"), os.path.join(SRC, "time.cpp")}
+
+
+def check_timers():
+    found = []
+    for top in (FRAMEWORK, os.path.join(ROOT, "apps")):
+        for path, _ in sources(top, (".cpp", ".hpp")):
+            if path in TIME_FILES:
+                continue
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    code = line.split("//", 1)[0]
+                    if TIMER_RE.search(code):
+                        found.append(f"{os.path.relpath(path, ROOT)}:{number}: an Asio timer outside time.hpp; "
+                                     "use coronet::alarm, wakeup or with_deadline")
+    return found
+
+
 def check_lengths(limit):
     ctags = shutil.which("ctags")
     if not ctags:
@@ -123,9 +144,9 @@ def check_lengths(limit):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-lines", type=int, default=60)
-    parser.add_argument("--only", choices=("headers", "layers", "lengths"))
+    parser.add_argument("--only", choices=("headers", "layers", "timers", "lengths"))
     args = parser.parse_args()
-    checks = {"headers": check_mirror, "layers": check_layers, "lengths": lambda: check_lengths(args.max_lines)}
+    checks = {"headers": check_mirror, "layers": check_layers, "timers": check_timers, "lengths": lambda: check_lengths(args.max_lines)}
     findings = [f for name, check in checks.items() if args.only in (None, name) for f in check()]
     for f in findings:
         print(f)
@@ -133,6 +154,7 @@ def main():
         print(f"check-layout: {len(findings)} finding(s)", file=sys.stderr)
         return 1
     said = {"headers": "every source has its header", "layers": "every include respects the layers",
+            "timers": "every timer is time.hpp's",
             "lengths": f"no function over {args.max_lines} lines"}
     print("check-layout: " + ", ".join(text for name, text in said.items() if args.only in (None, name)))
     return 0

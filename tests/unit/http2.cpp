@@ -570,6 +570,40 @@ TEST_CASE("server: X-Request-Timeout-Ms and grpc-timeout set the request's deadl
   }
 }
 
+TEST_CASE("server: a handler still running at its request's deadline is cancelled and answered 504, on either protocol")
+{
+  http::server_options o;
+  o.request_timeout = std::chrono::milliseconds{300}; // every request's deadline, when the caller sends none
+  server s{o};
+  coronet::runtime rt{1};
+  for (auto mode : {http::http2_mode::off, http::http2_mode::prior_knowledge}) {
+    CAPTURE(static_cast<int>(mode));
+    http::client_options c;
+    c.http2 = mode;
+    c.max_retries = 0; // a 504 is retried otherwise: one handler run a request here
+    http::client client{rt, c};
+    auto get = [&](std::string path, std::vector<std::pair<std::string, std::string>> headers) {
+      return rt.block_on([&]() -> task<std::pair<int, std::string>> {
+        http::request_options o;
+        for (auto& [k, v] : headers)
+          o.headers.add(k, v);
+        auto r = co_await client.get(s.url(path), std::move(o));
+        co_return std::pair{r.status, r.body};
+      }());
+    };
+    auto before = s.state->cancelled.load();
+    auto finished = s.state->finished.load();
+    auto asked = get("/sleep/10000", {{"X-Request-Timeout-Ms", "50"}}); // the caller's deadline
+    CHECK(asked.first == 504);
+    CHECK(asked.second == "Gateway Timeout: the request's deadline passed before its answer\n");
+    auto capped = get("/sleep/10000", {}); // the server's own
+    CHECK(capped.first == 504);
+    CHECK(s.state->cancelled == before + 2); // the handlers' sleeps were cancelled, not left running
+    CHECK(s.state->finished == finished);
+    CHECK(get("/sleep/1", {}).first == 200); // in time: answered as usual
+  }
+}
+
 TEST_CASE("client: a call sends the budget it has left as X-Request-Timeout-Ms")
 {
   server s; // no cap: the request's deadline is what the header says

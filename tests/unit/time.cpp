@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <stdexcept>
+#include <vector>
 
 using namespace std::chrono_literals;
 using coronet::task;
@@ -132,4 +133,56 @@ TEST_CASE("wakeup: a cancelled waiter gets operation_aborted")
     CHECK_THROWS_AS(co_await coronet::with_timeout(wait_forever(w, thrown), 5ms), coronet::timeout_error);
   }(thrown));
   CHECK(thrown == asio::error::operation_aborted);
+}
+
+TEST_CASE("alarm: rings once at its time; moved later, it rings then and not before")
+{
+  coronet::runtime rt{1};
+  rt.block_on([]() -> task<void> {
+    auto executor = co_await asio::this_coro::executor;
+    coronet::wakeup rung{executor};
+    std::vector<coronet::clock::time_point> rang;
+    coronet::alarm a{executor, [&] {
+      rang.push_back(coronet::clock::now());
+      rung.wake();
+    }};
+    auto start = coronet::clock::now();
+    a.ring_at(start + 10ms);
+    a.ring_at(start + 40ms); // later: the 10 ms wake finds it moved
+    CHECK(a.at() == start + 40ms);
+    CHECK(co_await rung.wait_until(start + 10s));
+    REQUIRE(rang.size() == 1);
+    CHECK(rang[0] - start >= 40ms);
+    CHECK(a.at() == coronet::clock::time_point::max()); // rung: not set any more
+    auto again = coronet::clock::now();
+    a.ring_at(again + 10s);
+    a.ring_at(again + 1ms); // earlier: rings at the earlier time
+    CHECK(co_await rung.wait_until(again + 5s));
+    CHECK(rang.size() == 2);
+  }());
+}
+
+TEST_CASE("alarm: stopped or gone, it never rings; stopped, it can be set again")
+{
+  coronet::runtime rt{1};
+  rt.block_on([]() -> task<void> {
+    auto executor = co_await asio::this_coro::executor;
+    int rang = 0;
+    coronet::wakeup rung{executor};
+    coronet::alarm stopped{executor, [&] {
+      ++rang;
+      rung.wake();
+    }};
+    stopped.ring_at(coronet::clock::now() + 5ms);
+    stopped.stop();
+    {
+      coronet::alarm gone{executor, [&] { ++rang; }};
+      gone.ring_at(coronet::clock::now() + 5ms);
+    }
+    co_await coronet::sleep_for(50ms); // past both times
+    CHECK(rang == 0);
+    stopped.ring_at(coronet::clock::now() + 1ms);
+    CHECK(co_await rung.wait_until(coronet::clock::now() + 5s));
+    CHECK(rang == 1);
+  }());
 }

@@ -1,7 +1,11 @@
 #pragma once
 // Sleeping, timeouts and deadlines (Go's time.Sleep and context.WithTimeout),
-// and the one wait the framework's own code makes for an event with a time
-// limit (wakeup, below).
+// and the framework's one timer: every wait with a time limit ends here.
+// Socket deadlines and select's after() are alarms (Go's time.AfterFunc),
+// the framework's waits for an event are wakeups, and a handler runs under
+// its request's deadline (http.request_timeout_ms, X-Request-Timeout-Ms)
+// through with_deadline. No other code holds an Asio timer (a layout test
+// checks).
 //
 //   co_await coronet::sleep_for(50ms);
 //   auto user = co_await coronet::with_timeout(fetch_user(id), 200ms);
@@ -25,6 +29,8 @@
 
 #include <chrono>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -79,6 +85,34 @@ task<T> with_timeout(task<T> op, clock::duration timeout)
 {
   return with_deadline(std::move(op), clock::now() + timeout);
 }
+
+// Runs a function when a time comes, on the executor it was made with (Go's
+// time.AfterFunc). Moving the time later costs nothing until the earlier
+// time comes and finds it later: a keep-alive connection moves its read
+// deadline on every request, and re-arming a timer each time would cost a
+// timer queue update each. The function is not called after stop(), nor
+// once the alarm is gone.
+//
+//   alarm a{executor, [&] { expire(); }};
+//   a.ring_at(clock::now() + 5s);   // earlier than set: the timer is re-armed
+//   a.ring_at(clock::now() + 9s);   // later: noted; the timer is moved when it fires
+//   a.stop();                       // no ring (lazily: the timer fires and finds nothing)
+class alarm final {
+public:
+  alarm(const asio::any_io_executor& executor, std::function<void()> ring);
+  ~alarm();
+  alarm(alarm&&) noexcept = default; // a moved-from alarm may only be destroyed or assigned
+  alarm& operator=(alarm&&) noexcept = default;
+
+  void ring_at(clock::time_point at);
+  void stop() noexcept;
+  // When it will ring; time_point::max() when it will not.
+  clock::time_point at() const noexcept;
+
+private:
+  struct state;
+  std::shared_ptr<state> state_; // shared with the timer's handler, which may outlive the alarm
+};
 
 // A task parked until another task of its worker wakes it, or a deadline
 // passes: Go's `select { case <-ready: case <-time.After(d): }` without a

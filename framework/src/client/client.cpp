@@ -262,8 +262,9 @@ task<client_response> send_call(std::shared_ptr<client::state> st, std::string_v
   if (options.deadline && *options.deadline < deadline)
     deadline = *options.deadline;
   // The budget left travels on, so the next service stops when this call
-  // would give up anyway (and answers 504 at once when it is spent).
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+  // would give up anyway (and answers 504 at once when it is spent). Rounded
+  // up, so the next service's deadline is never before this call's.
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - start);
   if (!options.headers.contains("X-Request-Timeout-Ms"))
     options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
   const std::string label(!options.name.empty() ? std::string_view(options.name) : !name.empty() ? name : u.key);
@@ -286,6 +287,10 @@ task<client_response> send_call(std::shared_ptr<client::state> st, std::string_v
       set = st->add_set(*worker, std::string(key), origins(of, u), label);
     auto op = detail::call_replicas(st, *worker, std::move(set), method, u, options, deadline, label);
     auto r = co_await std::move(op);
+    // A 504 once the deadline has passed is the server's end of the deadline
+    // this call carried: the same timeout as this side's, whichever fired first.
+    if (r.status == 504 && clock::now() >= deadline)
+      throw client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
     record(outcome_of(r.status));
     co_return r;
   } catch (const client_error& e) {

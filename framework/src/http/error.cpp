@@ -2,6 +2,7 @@
 
 #include <coronet/http/request.hpp>
 #include <coronet/http/response.hpp>
+#include <coronet/error.hpp>
 #include <coronet/metrics.hpp>
 
 #include <asio/error.hpp>
@@ -33,6 +34,13 @@ response answer_failure(std::exception_ptr e, const request& req, std::string_vi
     std::rethrow_exception(e);
   } catch (const error& err) {
     return response::text(err.status(), std::string(err.what()) + "\n");
+  } catch (const timeout_error&) {
+    static auto& late = metrics::registry::global().counters("coronet_http_requests_timed_out_total",
+      "Requests answered 504: their handler was still running at the request's deadline "
+      "(http.request_timeout_ms, X-Request-Timeout-Ms, grpc-timeout), or let a timeout_error through.");
+    late.with({}).inc();
+    spdlog::debug("{} {}: {} timed out", req.method, req.target, stage);
+    return response::text(status::gateway_timeout, "Gateway Timeout: the request's deadline passed before its answer\n");
   } catch (const std::system_error& err) {
     if (err.code() == asio::error::operation_aborted) {
       static auto& cancelled = metrics::registry::global().counters("coronet_http_requests_cancelled_total",

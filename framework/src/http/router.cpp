@@ -2,6 +2,7 @@
 
 #include <coronet/http/error.hpp>
 #include <coronet/metrics.hpp>
+#include <coronet/time.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -109,6 +110,16 @@ task<response> ready(response r)
   co_return r;
 }
 
+// The handler, under its request's deadline when the request has one
+// (http.request_timeout_ms, X-Request-Timeout-Ms, grpc-timeout): past it,
+// whatever the handler awaits is cancelled, and answer_failure answers 504.
+task<response> on_time(const handler& h, request& req)
+{
+  if (req.deadline == clock::time_point::max())
+    return h(req);
+  return with_deadline(h(req), req.deadline);
+}
+
 response unmatched(const router::match& m)
 {
   auto r = status_response(m.status);
@@ -126,7 +137,7 @@ task<response> router::dispatch(request& req) const
   auto m = find(req);
   if (!m.target)
     return ready(unmatched(m));
-  return (*m.target)(req);
+  return on_time(*m.target, req);
 }
 
 task<response> next::operator()(request& req) const
@@ -142,7 +153,7 @@ task<response> router::run(request& req, std::size_t index, const match& m) cons
       co_return co_await middleware_[index](req, next{*this, index + 1, m});
     if (!m.target)
       co_return unmatched(m);
-    co_return co_await (*m.target)(req);
+    co_return co_await on_time(*m.target, req);
   } catch (...) {
     failure = std::current_exception();
   }

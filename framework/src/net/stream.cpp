@@ -12,7 +12,6 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/error.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/write.hpp>
 
@@ -46,14 +45,11 @@ auto recycled(Handler&& h)
 }
 } // namespace
 
-// The read and write deadlines of one stream and the one timer behind both.
-// The timer is armed for the earliest deadline that a wait may outlive; a
-// deadline that moves later costs nothing until the timer fires and finds it
-// later (it then re-arms), which is what a keep-alive connection does on
-// every request. Shared with the timer's handler, which may run after the
-// stream is gone.
+// The read and write deadlines of one stream and the one alarm behind both,
+// set for the earliest deadline a wait may outlive (an alarm moved later
+// costs nothing: a keep-alive connection does it on every request).
 struct stream::deadlines {
-  explicit deadlines(const asio::any_io_executor& ex) : timer(ex) {}
+  explicit deadlines(const asio::any_io_executor& ex) : alarm(ex, [this] { fire(); }) {}
 
   struct side {
     clock::time_point at = no_deadline;
@@ -70,43 +66,29 @@ struct stream::deadlines {
     }
   };
 
-  asio::steady_timer timer;
-  clock::time_point armed = no_deadline;
+  coronet::alarm alarm;
   side read, write;
 
-  static void set(const std::shared_ptr<deadlines>& d, side& s, clock::time_point at)
+  void set(side& s, clock::time_point at)
   {
     s.at = at;
     s.expired = false;
-    if (at < d->armed)
-      arm(d, at);
+    if (at < alarm.at())
+      alarm.ring_at(at);
   }
 
-  static void arm(const std::shared_ptr<deadlines>& d, clock::time_point at)
-  {
-    d->armed = at;
-    d->timer.expires_at(at);
-    d->timer.async_wait([weak = std::weak_ptr<deadlines>(d)](std::error_code ec) {
-      auto d = weak.lock();
-      if (ec || !d)
-        return; // re-armed, or the stream is gone
-      d->armed = no_deadline;
-      fire(d);
-    });
-  }
-
-  static void fire(const std::shared_ptr<deadlines>& d)
+  void fire()
   {
     auto now = clock::now();
     auto next = no_deadline;
-    for (side* s : {&d->read, &d->write}) {
+    for (side* s : {&read, &write}) {
       if (s->at <= now && !s->expired)
         s->expire();
       else if (s->at > now)
         next = std::min(next, s->at);
     }
     if (next != no_deadline)
-      arm(d, next);
+      alarm.ring_at(next);
   }
 };
 
@@ -246,10 +228,10 @@ stream::tls_step stream::tls_result(int r)
 
 // Starts a wait on a side: a per-wait timeout (writes) counts from here.
 // False when the side's deadline has already passed.
-static bool begin_wait(const std::shared_ptr<stream::deadlines>& d, side& s)
+static bool begin_wait(stream::deadlines& d, side& s)
 {
   if (s.timeout.count() > 0)
-    stream::deadlines::set(d, s, clock::now() + s.timeout);
+    d.set(s, clock::now() + s.timeout);
   return !s.expired;
 }
 
@@ -258,7 +240,7 @@ static bool begin_wait(const std::shared_ptr<stream::deadlines>& d, side& s)
 // idle connection holds no record buffers (asio::ssl::stream keeps two
 // 17 KiB buffers per connection for its whole life).
 stream::stream(asio::ip::tcp::socket socket)
-  : socket_(std::move(socket)), deadlines_(std::make_shared<deadlines>(socket_.get_executor()))
+  : socket_(std::move(socket)), deadlines_(std::make_unique<deadlines>(socket_.get_executor()))
 {
   std::error_code ignored;
   socket_.non_blocking(true, ignored);
@@ -267,7 +249,7 @@ stream::stream(asio::ip::tcp::socket socket)
 stream::stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, tls_role role)
   : socket_(std::move(socket)),
     tls_context_(std::move(tls)),
-    deadlines_(std::make_shared<deadlines>(socket_.get_executor()))
+    deadlines_(std::make_unique<deadlines>(socket_.get_executor()))
 {
   std::error_code ignored;
   socket_.non_blocking(true, ignored);
@@ -284,7 +266,7 @@ stream::stream(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context>
 }
 
 stream::stream(const asio::any_io_executor& ex, std::shared_ptr<asio::ssl::context> tls)
-  : socket_(ex), tls_context_(std::move(tls)), deadlines_(std::make_shared<deadlines>(ex))
+  : socket_(ex), tls_context_(std::move(tls)), deadlines_(std::make_unique<deadlines>(ex))
 {
   if (tls_context_) {
     ignore_sigpipe();
@@ -394,32 +376,31 @@ stream::~stream()
 {
   if (peer_watch_)
     peer_watch_->cancel = nullptr;
-  deadlines_->timer.cancel();
   if (ssl_)
     SSL_free(ssl_);
 }
 
 void stream::set_read_deadline(clock::time_point at) noexcept
 {
-  deadlines::set(deadlines_, deadlines_->read, at);
+  deadlines_->set(deadlines_->read, at);
 }
 
 void stream::set_write_deadline(clock::time_point at) noexcept
 {
   deadlines_->write.timeout = clock::duration{0};
-  deadlines::set(deadlines_, deadlines_->write, at);
+  deadlines_->set(deadlines_->write, at);
 }
 
 void stream::set_write_timeout(clock::duration d) noexcept
 {
   deadlines_->write.timeout = d;
-  deadlines::set(deadlines_, deadlines_->write, no_deadline);
+  deadlines_->set(deadlines_->write, no_deadline);
 }
 
 task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> endpoints)
 {
   auto& side = deadlines_->write;
-  if (!begin_wait(deadlines_, side))
+  if (!begin_wait(*deadlines_, side))
     co_return timed_out;
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};
   auto [ec, at] = co_await asio::async_connect(socket_, endpoints, scope.token());
@@ -437,7 +418,7 @@ task<std::error_code> stream::connect(std::span<const asio::ip::tcp::endpoint> e
 task<std::error_code> stream::wait_ready(bool for_read, want what)
 {
   auto& side = for_read ? deadlines_->read : deadlines_->write;
-  if (!begin_wait(deadlines_, side))
+  if (!begin_wait(*deadlines_, side))
     co_return timed_out;
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};
   auto direction = what == want::write ? asio::ip::tcp::socket::wait_write : asio::ip::tcp::socket::wait_read;
@@ -470,7 +451,7 @@ task<io_result> stream::wait_read(asio::mutable_buffer buffer)
 {
   if (!ssl_) {
     auto& side = deadlines_->read;
-    if (!begin_wait(deadlines_, side))
+    if (!begin_wait(*deadlines_, side))
       co_return io_result{timed_out, 0};
     wait_scope scope{co_await asio::this_coro::cancellation_state, side};
     auto [ec, n] = co_await socket_.async_read_some(buffer, scope.token());
@@ -552,7 +533,7 @@ task<io_result> stream::wait_readable_then_read(asio::mutable_buffer buffer)
 {
   auto& side = deadlines_->read;
   for (;;) {
-    if (!begin_wait(deadlines_, side))
+    if (!begin_wait(*deadlines_, side))
       co_return io_result{timed_out, 0};
     std::error_code ec;
     {
@@ -624,7 +605,7 @@ task<std::error_code> stream::write(std::span<const asio::const_buffer> data)
 task<std::error_code> stream::wait_write(std::span<const asio::const_buffer> data, std::size_t skip)
 {
   auto& side = deadlines_->write;
-  if (!begin_wait(deadlines_, side))
+  if (!begin_wait(*deadlines_, side))
     co_return timed_out;
   buffers_after rest{data, skip};
   wait_scope scope{co_await asio::this_coro::cancellation_state, side};

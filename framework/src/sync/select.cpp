@@ -6,24 +6,16 @@ namespace coronet {
 
 void after_case::arm(detail::parked_op* op, int index)
 {
-  link_ = std::make_shared<link>(link{op});
-  timer_.emplace(executor_, delay_);
-  timer_->async_wait([l = link_, index](std::error_code ec) {
-    if (ec || !l->op)
-      return;
-    if (l->op->try_claim(index))
-      l->op->wake();
+  alarm_.emplace(executor_, [op, index] {
+    if (op->try_claim(index))
+      op->wake();
   });
+  alarm_->ring_at(clock::now() + delay_);
 }
 
 void after_case::disarm() noexcept
 {
-  if (link_) {
-    link_->op = nullptr;
-    link_.reset();
-  }
-  if (timer_)
-    timer_->cancel();
+  alarm_.reset();
 }
 
 namespace detail {

@@ -187,7 +187,8 @@ enum class client_errc {
   connect_failed,     // unreachable, or another connect error
   reset,              // the connection broke while sending or receiving
   closed,             // the server closed the connection before the response ended
-  timeout,            // the connect timeout, the call's timeout or its deadline passed
+  timeout,            // the connect timeout, the call's timeout or its deadline passed (here, or a
+                      // 504 from the server the deadline was carried to, once it has passed)
   malformed_response, // not HTTP/1.x as the parser accepts it
   response_too_large, // headers or body over the client's limits
   tls,                // the TLS handshake failed: a certificate that does not verify, a wrong host name...

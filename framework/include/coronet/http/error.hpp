@@ -2,7 +2,7 @@
 // Thrown by a handler to answer with a status: the server turns
 // `throw http::error{http::status::not_found, "no such user"}` into a 404
 // whose body is the message. Any other exception becomes a 500 and one log
-// line: answer_failure() below, the one place that decides it.
+// line (a timeout, 504): answer_failure() below, the one place that decides it.
 #include <coronet/http/status.hpp>
 
 #include <exception>
@@ -36,6 +36,9 @@ bool is_cancellation(std::exception_ptr e) noexcept;
 // What the client is told when handling `req` threw `e`, and what is logged;
 // the router, both protocols and the test kit all answer through it:
 // - http::error: its status, its message as the body;
+// - coronet::timeout_error (the request's deadline passed while its handler
+//   ran, or the handler let a with_timeout's through): 504, counted in
+//   coronet_http_requests_timed_out_total, logged at debug;
 // - a cancellation: counted in coronet_http_requests_cancelled_total and
 //   logged at debug (the 500 it gets has nobody to read it);
 // - anything else: 500 and one error line naming the request and `stage`

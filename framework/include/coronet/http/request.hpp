@@ -78,7 +78,10 @@ struct request {
   std::string traceparent; // W3C trace context, taken or made by request_ids() ("00-<trace>-<span>-01")
   // By when the caller wants an answer: from X-Request-Timeout-Ms (or
   // grpc-timeout), capped by http.request_timeout_ms; max() when neither
-  // says. Pass it on: request_options::deadline = req.deadline.
+  // says. The handler runs under it: past it, whatever the handler awaits
+  // is cancelled and the answer is 504 (middleware around the handler is
+  // not timed: it sees the 504). Pass it on to the services it calls:
+  // request_options::deadline = req.deadline (http::call_options does).
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(); // coronet::clock
   // Who sent it: the connection's peer ("10.0.0.5:51234", "[::1]:51234"),
   // and the client's address, which is the peer's unless the peer is in

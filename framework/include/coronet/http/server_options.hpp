@@ -35,7 +35,8 @@ inline constexpr config_key server_keys[] = {
     "handlers running at once per worker; beyond: 503 + Retry-After (0: no limit)", 0},
   {"http.queue_timeout_ms", 0, "how long a request beyond the limit may wait for a handler to finish", 0},
   {"http.request_timeout_ms", 0,
-    "caps the deadline a caller sends (X-Request-Timeout-Ms, grpc-timeout); 0: none", 0},
+    "each request's deadline at most this, also when the caller sends none (X-Request-Timeout-Ms, "
+    "grpc-timeout): past it the handler is cancelled, 504; 0: none", 0},
   {"http.trusted_proxies", "",
     "CIDRs (\"10.0.0.0/8, ::1\") whose X-Forwarded-For / Forwarded set the client's address"},
   {"http2.enabled", true, "h2 by ALPN on a TLS listener, h2c (prior knowledge) on a plain one"},

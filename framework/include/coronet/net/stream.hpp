@@ -158,7 +158,7 @@ private:
   std::shared_ptr<asio::ssl::context> tls_context_; // TLS: kept for the life of ssl_
   ssl_st* ssl_ = nullptr;
   bool tls_ended_ = false; // TLS: an error or the peer's end was seen; no close_notify
-  std::shared_ptr<deadlines> deadlines_;
+  std::unique_ptr<deadlines> deadlines_;
   asio::cancellation_signal* task_cancel_ = nullptr;
   std::shared_ptr<peer_watch> peer_watch_; // made the first time watch_peer() is
 };

@@ -17,8 +17,8 @@
 // `default`): std::nullopt when no case is ready.
 #include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
+#include <coronet/time.hpp>
 
-#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
 #include <algorithm>
@@ -51,15 +51,9 @@ public:
   void bind(asio::any_io_executor ex) { executor_ = std::move(ex); }
 
 private:
-  // The timer's handler may run after the select has finished and its frame
-  // is gone, so it reaches the op only through this shared, owner-thread flag.
-  struct link {
-    detail::parked_op* op;
-  };
   std::chrono::steady_clock::duration delay_;
   asio::any_io_executor executor_;
-  std::optional<asio::steady_timer> timer_;
-  std::shared_ptr<link> link_;
+  std::optional<alarm> alarm_; // never rings once the select has finished: disarm() stops it
 };
 
 inline after_case after(std::chrono::steady_clock::duration d)
