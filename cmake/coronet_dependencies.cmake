@@ -69,3 +69,12 @@ foreach(_lib ZLIB:zlib1g-dev ZSTD:libzstd-dev BROTLI:libbrotli-dev)
     message(FATAL_ERROR "coronet needs ${_name} for http::compress: install the Debian package '${_package}' (scripts/setup.sh installs everything).")
   endif()
 endforeach()
+
+# PostgreSQL (coronet::pg): libpq 14 or newer for pipeline mode (Debian's
+# libpq-dev). Optional: without it coronet::pg and its tests are left out.
+if(PkgConfig_FOUND)
+  pkg_check_modules(CORONET_LIBPQ QUIET IMPORTED_TARGET libpq>=14)
+endif()
+if(NOT CORONET_LIBPQ_FOUND)
+  message(STATUS "coronet::pg is not built: it needs libpq 14 or newer, the Debian package 'libpq-dev' (scripts/setup.sh installs it).")
+endif()

@@ -42,6 +42,7 @@ LAYERS = {
     "middleware": {"core", "net", "http"},
     "testing": {"core", "net", "http", "http1", "server"},
     "app": {"core", "net", "http", "http1", "http2", "websocket", "server", "client", "middleware"},
+    "pg": {"core", "net"},
 }
 
 

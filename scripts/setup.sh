@@ -2,7 +2,8 @@
 # Installs the Debian packages coronet needs, and nothing when they are all
 # present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check] [--container-check]
 #   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
-#                  the foreign clients and servers the tests use) + micro-benchmarks
+#                  the foreign clients and servers the tests use; libpq-dev and postgresql for
+#                  coronet::pg, whose tests start servers of their own) + micro-benchmarks
 #   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
@@ -15,7 +16,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
   libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
-  universal-ctags
+  universal-ctags libpq-dev postgresql
 )
 for arg in "$@"; do
   case "$arg" in

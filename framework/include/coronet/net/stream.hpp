@@ -95,6 +95,12 @@ public:
   void set_write_timeout(clock::duration d) noexcept;
   static constexpr clock::time_point no_deadline = clock::time_point::max();
 
+  // For a library that reads and writes the socket itself (libpq): waits
+  // until it can be read, under the read deadline, or written, under the
+  // write deadline. Plain streams only.
+  task<std::error_code> wait_readable() { return wait_ready(true, want::read); }
+  task<std::error_code> wait_writable() { return wait_ready(false, want::write); }
+
   // Connects to the first of `endpoints` that accepts, under the write
   // deadline (TCP_NODELAY set).
   task<std::error_code> connect(std::span<const asio::ip::tcp::endpoint> endpoints);

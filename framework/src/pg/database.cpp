@@ -1,0 +1,312 @@
+#include <coronet/pg/database.hpp>
+
+#include <coronet/metrics.hpp>
+#include <coronet/runtime.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <exception>
+
+namespace coronet::pg {
+
+options options::from(const config& cfg)
+{
+  options o;
+  o.session.url = cfg.get_string("pg.url");
+  if (o.session.url.empty())
+    throw config_error("pg.url: empty; name the database, e.g. postgres://user@localhost:5432/app");
+  o.pool_size = static_cast<std::size_t>(cfg.get_int("pg.pool_size"));
+  o.session.connect_timeout = cfg.get_ms("pg.connect_timeout_ms");
+  o.session.statement_timeout = cfg.get_ms("pg.statement_timeout_ms");
+  o.session.max_prepared = static_cast<std::size_t>(cfg.get_int("pg.max_prepared"));
+  o.session.tls_mode = cfg.get_string("pg.tls_mode");
+  o.session.tls_ca = cfg.get_string("pg.tls_ca");
+  o.session.tls_cert = cfg.get_string("pg.tls_cert");
+  o.session.tls_key = cfg.get_string("pg.tls_key");
+  static constexpr std::string_view modes[] = {"", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+  if (std::find(std::begin(modes), std::end(modes), o.session.tls_mode) == std::end(modes))
+    throw config_error(fmt::format("pg.tls_mode: '{}' is not one of disable, allow, prefer, require, verify-ca, "
+      "verify-full", o.session.tls_mode));
+  return o;
+}
+
+namespace {
+
+struct pg_metrics {
+  metrics::family<metrics::gauge>& sessions;
+  metrics::family<metrics::gauge>& waiting;
+  metrics::family<metrics::histogram>& duration;
+  metrics::family<metrics::counter>& errors;
+};
+
+pg_metrics& families()
+{
+  auto& r = metrics::registry::global();
+  static pg_metrics m{
+    r.gauges("coronet_pg_sessions", "PostgreSQL sessions of every worker's pool, in use or idle.", {"state"}),
+    r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session."),
+    r.histograms("coronet_pg_query_duration_seconds", "PostgreSQL calls by statement (its first 60 characters), "
+      "from taking a session to the last result.", {"statement"}),
+    r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"})};
+  return m;
+}
+
+// A statement's text as a metric label: whitespace folded, 60 characters.
+std::string label_of(std::string_view sql)
+{
+  std::string out;
+  for (char c : sql) {
+    if (out.size() >= 60)
+      break;
+    bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (space && (out.empty() || out.back() == ' '))
+      continue;
+    out += space ? ' ' : c;
+  }
+  return out;
+}
+
+} // namespace
+
+// One worker's sessions.
+struct worker_pool {
+  std::vector<std::unique_ptr<connection>> idle;
+  std::size_t open = 0; // idle, in use and being opened
+  std::deque<wakeup*> waiters;
+
+  void wake_one()
+  {
+    if (!waiters.empty()) {
+      waiters.front()->wake();
+      waiters.pop_front();
+    }
+  }
+};
+
+struct database::state {
+  state(runtime& r, options o) : rt(r), opts(std::move(o)), pools(r.size()) {}
+  ~state()
+  {
+    std::size_t n = 0;
+    for (auto& p : pools)
+      n += p.idle.size();
+    families().sessions.with({"idle"}).add(-static_cast<std::int64_t>(n));
+  }
+
+  runtime& rt;
+  options opts;
+  std::vector<worker_pool> pools;
+
+  clock::time_point call_deadline() const
+  {
+    auto t = opts.session.statement_timeout;
+    return t.count() > 0 ? clock::now() + t + std::chrono::seconds(1) : clock::time_point::max();
+  }
+};
+
+namespace {
+
+std::size_t this_worker(const runtime& rt)
+{
+  auto w = runtime::current_worker();
+  if (!w || runtime::current() != &rt)
+    throw std::logic_error("pg::database called from outside its runtime's workers");
+  return *w;
+}
+
+// Leaves the wait queue however the wait ends (woken, timed out, cancelled).
+struct queued {
+  worker_pool& pool;
+  wakeup& w;
+  int unwinding = std::uncaught_exceptions();
+  queued(worker_pool& p, wakeup& wk) : pool(p), w(wk)
+  {
+    pool.waiters.push_back(&w);
+    families().waiting.with({}).add(1);
+  }
+  ~queued()
+  {
+    bool woken = std::erase(pool.waiters, &w) == 0;
+    families().waiting.with({}).add(-1);
+    if (woken && std::uncaught_exceptions() > unwinding)
+      pool.wake_one(); // cancelled as it was woken: the session it was woken for goes to the next
+  }
+};
+
+} // namespace
+
+database::lease::~lease()
+{
+  if (!st)
+    return;
+  auto& pool = st->pools[worker];
+  auto& m = families();
+  if (conn && conn->reusable()) {
+    pool.idle.push_back(std::move(conn));
+    m.sessions.with({"idle"}).add(1);
+  } else {
+    --pool.open;
+    conn.reset();
+  }
+  m.sessions.with({"in_use"}).add(-1);
+  pool.wake_one();
+}
+
+namespace {
+
+// A session of this worker's pool: an idle one still open, a new one while
+// the pool has room, or the first one given back before the deadline.
+task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, clock::time_point deadline)
+{
+  auto& m = families();
+  for (;;) {
+    while (!pool.idle.empty()) {
+      auto c = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      m.sessions.with({"idle"}).add(-1);
+      if (c->still_open())
+        co_return c;
+      --pool.open; // closed by the server while idle: replaced below
+    }
+    if (pool.open < st.opts.pool_size) {
+      ++pool.open;
+      try {
+        co_return co_await connection::open(co_await asio::this_coro::executor, st.opts.session, deadline);
+      } catch (...) {
+        --pool.open;
+        pool.wake_one();
+        throw;
+      }
+    }
+    wakeup w{co_await asio::this_coro::executor};
+    queued in_line{pool, w};
+    if (!co_await w.wait_until(deadline))
+      throw error(errc::timeout, fmt::format("no PostgreSQL session free before the deadline (all {} of this "
+        "worker's are busy: pg.pool_size)", st.opts.pool_size));
+  }
+}
+
+void count_error(const std::exception_ptr& e)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const error& err) {
+    families().errors.with({to_string(err.kind())}).inc();
+  } catch (...) {
+  }
+}
+
+// A refusal that means the session was closed under the statement before
+// it could take effect (the server shutting down, pg_terminate_backend).
+bool session_was_ended(const error& e)
+{
+  return e.sqlstate() == "57P01" || e.sqlstate() == "57P02" || e.sqlstate() == "57P03";
+}
+
+} // namespace
+
+task<database::lease> database::acquire()
+{
+  lease l;
+  l.worker = this_worker(state_->rt);
+  auto deadline = state_->call_deadline();
+  l.conn = co_await take(*state_, state_->pools[l.worker], deadline);
+  l.st = state_;
+  families().sessions.with({"in_use"}).add(1);
+  co_return l;
+}
+
+task<result> database::run(statement s)
+{
+  std::vector<statement> one; // (not a braced list inside co_await: GCC 12 rejects it)
+  one.push_back(std::move(s));
+  auto batch = co_await pipeline(std::move(one));
+  co_return std::move(batch.front());
+}
+
+task<std::vector<result>> database::pipeline(std::vector<statement> batch)
+{
+  const auto start = clock::now();
+  auto& m = families();
+  auto label = batch.empty() ? std::string() : label_of(batch.front().sql);
+  std::exception_ptr failure;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      auto l = co_await acquire();
+      auto out = co_await l.conn->run(batch, state_->call_deadline());
+      m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
+      co_return out;
+    } catch (const error& e) {
+      failure = std::current_exception();
+      if (attempt == 0 && session_was_ended(e)) {
+        spdlog::debug("PostgreSQL session ended under a statement ({}); running it once more", e.what());
+        continue;
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    break;
+  }
+  count_error(failure);
+  std::rethrow_exception(failure);
+}
+
+task<database::lease> database::begin()
+{
+  auto l = co_await acquire();
+  co_await l.conn->run(pg::sql("BEGIN"), state_->call_deadline());
+  co_return l;
+}
+
+bool database::keep_for_rollback(lease& l, const std::exception_ptr& failure)
+{
+  count_error(failure);
+  bool cancelled = false;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::system_error& e) {
+    cancelled = e.code() == asio::error::operation_aborted;
+  } catch (...) {
+  }
+  if (cancelled || l.conn->broken()) {
+    l.conn.reset();
+    return false;
+  }
+  return true;
+}
+
+task<void> database::roll_back(lease& l)
+{
+  try {
+    co_await l.conn->run(pg::sql("ROLLBACK"), state_->call_deadline());
+  } catch (...) {
+    l.conn.reset(); // closing the session rolls back
+  }
+}
+
+task<void> database::commit(lease& l)
+{
+  co_await l.conn->run(pg::sql("COMMIT"), state_->call_deadline());
+}
+
+database::database(runtime& rt, options o) : state_(std::make_shared<state>(rt, std::move(o)))
+{
+  families();
+}
+
+database::~database() = default;
+
+task<result> transaction::run(statement s)
+{
+  co_return co_await conn_.run(s, state_.call_deadline());
+}
+
+task<std::vector<result>> transaction::pipeline(std::vector<statement> batch)
+{
+  co_return co_await conn_.run(batch, state_.call_deadline());
+}
+
+} // namespace coronet::pg

@@ -1,0 +1,47 @@
+#include <coronet/pg/error.hpp>
+
+namespace coronet::pg {
+
+std::string_view to_string(errc kind) noexcept
+{
+  switch (kind) {
+  case errc::unavailable: return "unavailable";
+  case errc::timeout: return "timeout";
+  case errc::constraint: return "constraint";
+  case errc::serialization: return "serialization";
+  case errc::bad_query: return "bad_query";
+  case errc::connection: return "connection";
+  }
+  return "unknown";
+}
+
+int http_status(errc kind) noexcept
+{
+  switch (kind) {
+  case errc::unavailable:
+  case errc::connection: return 503;
+  case errc::timeout: return 504;
+  case errc::constraint:
+  case errc::serialization: return 409;
+  case errc::bad_query: return 500;
+  }
+  return 500;
+}
+
+errc kind_of(std::string_view sqlstate) noexcept
+{
+  auto cls = sqlstate.substr(0, 2);
+  if (cls == "23")
+    return errc::constraint;
+  if (sqlstate == "40001" || sqlstate == "40P01")
+    return errc::serialization;
+  if (sqlstate == "57014")
+    return errc::timeout;
+  // Connection exceptions, insufficient resources (too many connections),
+  // operator intervention (shutdown, crash, cannot connect now).
+  if (cls == "08" || cls == "53" || sqlstate.starts_with("57P"))
+    return errc::unavailable;
+  return errc::bad_query;
+}
+
+} // namespace coronet::pg
