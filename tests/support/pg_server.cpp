@@ -79,6 +79,13 @@ std::string pg_server::psql(const std::string& sql) const
   return out;
 }
 
+void pg_server::load(const std::string& file) const
+{
+  auto [out, ok] = shell("psql -X -q -v ON_ERROR_STOP=1 " + quoted(url_) + " -f " + quoted(file) + " 2>&1");
+  if (!ok)
+    throw std::runtime_error("psql -f " + file + " failed: " + out);
+}
+
 void pg_server::restart()
 {
   auto [out, ok] = shell(script() + " restart " + dir_ + " 2>&1");

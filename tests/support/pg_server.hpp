@@ -21,6 +21,8 @@ public:
 
   // psql -Atc: the output, trimmed; throws when psql fails.
   std::string psql(const std::string& sql) const;
+  // psql -f: a file of SQL (the benchmark's tables, say).
+  void load(const std::string& file) const;
   void restart();
   void stop();
   void start_again(); // after stop(), on the same port and data

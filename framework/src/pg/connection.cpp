@@ -79,6 +79,19 @@ connection::connection(pg_conn* conn, std::unique_ptr<net::stream> stream)
 {
   where_ = fmt::format("{}:{}/{}", PQhost(conn_) ? PQhost(conn_) : "", PQport(conn_) ? PQport(conn_) : "",
     PQdb(conn_) ? PQdb(conn_) : "");
+  PQsetNoticeReceiver(conn_, &connection::notice, this);
+}
+
+// The server's notices and warnings go to the log, not to stderr.
+void connection::notice(void* self, const pg_result* r)
+{
+  auto* c = static_cast<connection*>(self);
+  auto severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  auto text = field(r, PG_DIAG_MESSAGE_PRIMARY);
+  if (severity == "WARNING")
+    spdlog::warn("PostgreSQL at {}: {}", c->where_, text);
+  else
+    spdlog::debug("PostgreSQL at {}: {}: {}", c->where_, severity, text);
 }
 
 connection::~connection()
@@ -205,8 +218,11 @@ bool connection::still_open() noexcept
     broken_ = true;
     return false;
   }
-  // A notice, a parameter's new value (or TLS records): libpq takes them.
-  if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK)
+  // A notice, a parameter's new value (or TLS records): libpq takes them,
+  // and the end of the connection may have come right behind them (an
+  // immediate shutdown warns, then closes).
+  if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK ||
+      ::recv(PQsocket(conn_), &first, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
     broken_ = true;
   return !broken_;
 }

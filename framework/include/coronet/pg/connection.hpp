@@ -88,6 +88,7 @@ public:
 
 private:
   connection(pg_conn* conn, std::unique_ptr<net::stream> stream);
+  static void notice(void* self, const pg_result* r);
 
   task<void> set_up(const std::string& sql, clock::time_point deadline);
   task<void> send(std::span<const statement> batch);

@@ -1,0 +1,255 @@
+// coronet-techempower: TechEmpower's database tests on coronet::pg, to the
+// benchmark's published requirements (the World and Fortune tables of
+// create.sql, beside this file).
+//
+//   GET /db                     one random World row: {"id":3217,"randomNumber":2149}
+//   GET /queries?queries=N      N random rows (N clamped to 1..500; not a number: 1), one round trip
+//   GET /fortunes               every Fortune, one more added, sorted by message, as escaped HTML
+//   GET /updates?queries=N      N random rows, each given a new randomNumber and written back
+//   GET /cached-queries?count=N N random rows from a copy of World read at start
+//   GET /json, /plaintext       the two tests without a database
+//
+// Needs pg.url (for instance postgres://benchmarkdbuser:benchmarkdbpass@tfb-database/hello_world).
+#include <coronet/app/app.hpp>
+#include <coronet/http/error.hpp>
+#include <coronet/pg/database.hpp>
+#include <coronet/runtime.hpp>
+#include <coronet/server/server.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace http = coronet::http;
+namespace pg = coronet::pg;
+using coronet::task;
+
+namespace {
+
+constexpr coronet::config_key app_keys[] = {
+  {"server.listen", "127.0.0.1:8080", "HOST:PORT to listen on (port 0: any free port)"},
+  {"pg.pool_size", 16, "sessions per worker", 1, 10000},
+};
+
+constexpr int worlds = 10000;
+
+struct world {
+  std::int32_t id;
+  std::int32_t randomNumber;
+};
+
+// 1..10000, from a per-thread xorshift (the benchmark asks for no more).
+int random_id()
+{
+  thread_local std::uint64_t x = 0x9E3779B97F4A7C15ULL ^ reinterpret_cast<std::uintptr_t>(&x);
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return static_cast<int>(x % worlds) + 1;
+}
+
+// queries=N as the benchmark wants it: 1..500, and 1 when it is no number.
+int count_of(const http::request& req, std::string_view name)
+{
+  auto v = req.query(std::string(name));
+  int n = 1;
+  if (!v || std::from_chars(v->data(), v->data() + v->size(), n).ec != std::errc{})
+    return 1;
+  return std::clamp(n, 1, 500);
+}
+
+http::response json_of(std::string body)
+{
+  return http::response::json(http::status::ok, std::move(body));
+}
+
+void append(std::string& out, const world& w)
+{
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"randomNumber":{}}})", w.id, w.randomNumber);
+}
+
+std::string array_of(const std::vector<world>& rows)
+{
+  std::string out = "[";
+  for (auto& w : rows) {
+    if (out.size() > 1)
+      out += ',';
+    append(out, w);
+  }
+  out += ']';
+  return out;
+}
+
+constexpr const char* select_world = "SELECT id, randomNumber FROM World WHERE id = $1";
+
+task<std::vector<world>> random_worlds(pg::database& db, int n)
+{
+  std::vector<pg::statement> batch;
+  batch.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    batch.push_back(pg::sql(select_world, random_id()));
+  auto results = co_await db.pipeline(std::move(batch));
+  std::vector<world> rows;
+  rows.reserve(results.size());
+  for (auto& r : results)
+    rows.push_back(r[0].as<world>());
+  co_return rows;
+}
+
+task<http::response> single(pg::database& db)
+{
+  auto w = co_await db.query_one<world>(select_world, random_id());
+  if (!w)
+    throw http::error(http::status::internal_server_error, "World is missing a row: load create.sql");
+  std::string out;
+  append(out, *w);
+  co_return json_of(std::move(out));
+}
+
+task<http::response> queries(pg::database& db, const http::request& req)
+{
+  co_return json_of(array_of(co_await random_worlds(db, count_of(req, "queries"))));
+}
+
+// Every row gets a new number; a row drawn twice keeps the one it got first,
+// so the answer is what the table holds. One statement writes them all.
+task<http::response> updates(pg::database& db, const http::request& req)
+{
+  auto rows = co_await random_worlds(db, count_of(req, "queries"));
+  std::vector<std::int32_t> ids, numbers;
+  for (auto& w : rows) {
+    auto seen = std::find(ids.begin(), ids.end(), w.id);
+    if (seen != ids.end()) {
+      w.randomNumber = numbers[static_cast<std::size_t>(seen - ids.begin())];
+      continue;
+    }
+    w.randomNumber = random_id();
+    ids.push_back(w.id);
+    numbers.push_back(w.randomNumber);
+  }
+  co_await db.execute("UPDATE World SET randomNumber = u.n FROM unnest($1::int[], $2::int[]) AS u(id, n) "
+                      "WHERE World.id = u.id", ids, numbers);
+  co_return json_of(array_of(rows));
+}
+
+void escape_into(std::string& out, std::string_view text)
+{
+  for (char c : text) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&#39;"; break;
+    default: out += c;
+    }
+  }
+}
+
+struct fortune {
+  std::int32_t id;
+  std::string message;
+};
+
+task<http::response> fortunes(pg::database& db)
+{
+  auto rows = co_await db.query<fortune>("SELECT id, message FROM Fortune");
+  rows.push_back({0, "Additional fortune added at request time."});
+  std::sort(rows.begin(), rows.end(), [](const fortune& a, const fortune& b) { return a.message < b.message; });
+  std::string html = "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+                     "<tr><th>id</th><th>message</th></tr>";
+  for (auto& f : rows) {
+    fmt::format_to(std::back_inserter(html), "<tr><td>{}</td><td>", f.id);
+    escape_into(html, f.message);
+    html += "</td></tr>";
+  }
+  html += "</table></body></html>";
+  http::response r;
+  r.headers.add("Content-Type", "text/html; charset=utf-8");
+  r.body = std::move(html);
+  co_return r;
+}
+
+// The copy of World that /cached-queries reads, made once before serving.
+struct world_cache {
+  std::vector<world> rows = std::vector<world>(worlds + 1);
+};
+
+task<http::response> cached(const world_cache& cache, const http::request& req)
+{
+  int n = count_of(req, "count");
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) {
+    if (i)
+      out += ',';
+    append(out, cache.rows[static_cast<std::size_t>(random_id())]);
+  }
+  out += ']';
+  co_return json_of(std::move(out));
+}
+
+// A handler whose failed query answers as its kind says (503 when
+// PostgreSQL is out of reach, 504 past a deadline, 500 for a query it
+// refused), with a log line.
+template <class Handler>
+auto on_database(Handler h)
+{
+  return [h](const http::request& req) -> task<http::response> {
+    try {
+      co_return co_await h(req);
+    } catch (const pg::error& e) {
+      spdlog::warn("{} {}: {}", req.method, req.target, e.what());
+      auto status = static_cast<http::status>(pg::http_status(e.kind()));
+      co_return http::response::text(status, fmt::format("{}: the database {}\n", http::reason(status),
+        e.kind() == pg::errc::unavailable ? "is out of reach"
+          : e.kind() == pg::errc::timeout ? "did not answer in time"
+                                          : "refused the query"));
+    }
+  };
+}
+
+task<void> serve(coronet::runtime& rt, const coronet::config& cfg, pg::database& db, world_cache& cache)
+{
+  for (auto& w : co_await db.query<world>("SELECT id, randomNumber FROM World"))
+    if (w.id >= 1 && w.id <= worlds)
+      cache.rows[static_cast<std::size_t>(w.id)] = w;
+  http::router router;
+  auto* d = &db;
+  router.get("/db", on_database([d](const http::request&) { return single(*d); }));
+  router.get("/queries", on_database([d](const http::request& req) { return queries(*d, req); }));
+  router.get("/updates", on_database([d](const http::request& req) { return updates(*d, req); }));
+  router.get("/fortunes", on_database([d](const http::request&) { return fortunes(*d); }));
+  router.get("/cached-queries", [&cache](const http::request& req) { return cached(cache, req); });
+  router.get("/json", [](const http::request&) -> task<http::response> {
+    co_return http::response::json(http::status::ok, R"({"message":"Hello, World!"})");
+  });
+  router.get("/plaintext", [](const http::request&) -> task<http::response> {
+    co_return http::response::text(http::status::ok, "Hello, World!");
+  });
+  co_await http::serve(rt, cfg, std::move(router));
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  std::vector<coronet::config_key> keys(std::begin(pg::pg_keys), std::end(pg::pg_keys));
+  keys.insert(keys.end(), std::begin(app_keys), std::end(app_keys));
+  auto cfg = coronet::load_config(argc, argv, "techempower", keys);
+  pg::options options;
+  try {
+    options = pg::options::from(cfg);
+  } catch (const coronet::config_error& e) {
+    spdlog::critical("config error: {}", e.what());
+    return 2;
+  }
+  coronet::runtime rt{cfg};
+  pg::database db{rt, options};
+  world_cache cache;
+  return rt.run_until_signal(serve(rt, cfg, db, cache));
+}
