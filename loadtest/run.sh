@@ -101,6 +101,15 @@ if ((!quick)); then
     echo "run.sh: skipping the Go HTTP/2 peer: $reason" >&2
     peers+=(--skipped-peer "go-h2-hello=$reason")
   fi
+  # The database peer needs pgx: Debian's copy, in GOPATH mode.
+  if GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o "$peer_dir/go-techempower" \
+      ./loadtest/peers/go-pg/techempower 2>"$peer_dir/go-techempower.log"; then
+    peers+=(--peer "go-techempower=$peer_dir/go-techempower")
+  else
+    reason="go build failed (scripts/setup.sh --loadtest installs golang-github-jackc-pgx-v4-dev): $(tr '\n' ' ' <"$peer_dir/go-techempower.log" | head -c 300)"
+    echo "run.sh: skipping the Go database peer: $reason" >&2
+    peers+=(--skipped-peer "go-techempower=$reason")
+  fi
   for peer in hello gateway echo chat; do
     if (cd loadtest/peers/go && go build -o "$peer_dir/go-$peer" "./$peer") 2>"$peer_dir/go-$peer.log"; then
       peers+=(--peer "go-$peer=$peer_dir/go-$peer")

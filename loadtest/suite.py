@@ -56,6 +56,9 @@ SCENARIOS = {
     "chaos": "the gateway with two replicas per backend under injected faults (a replica killed, slow, shedding, "
              "black-holed; a whole service down), 16 connections, beside the Go gateway (plain net/http calls, "
              "the same 200 ms per call, no retries, hedges or ejection)",
+    "db": "TechEmpower's database tests (/db, /queries?queries=20, /fortunes, /updates?queries=20) on one "
+          "PostgreSQL pinned with the load generator: coronet pipelined and one query at a time, beside Go's "
+          "database/sql with pgx, 16 sessions each",
 }
 
 
@@ -415,6 +418,58 @@ def scenario_two_workers(ctx):
             raise Failure(f"{s.name}: /plaintext answered {status} {body[:80]!r}")
     return run_cases(ctx, [("2 workers, plaintext", s, lambda secs, s=s: wrk(
         f"http://127.0.0.1:{s.port}/plaintext", secs, 64, threads=2, core=None)) for s in servers])
+
+
+class PostgresServer:
+    """A PostgreSQL of the scenario's own (scripts/pg-server.sh), pinned to `core`, with
+    TechEmpower's tables; Processes.stop_all stops it."""
+
+    def __init__(self, procs, logdir, core):
+        self.name, self.dir = "postgresql", os.path.join(logdir, "pg")
+        script = os.path.join(ROOT, "scripts/pg-server.sh")
+        out = subprocess.run(pinned(core, [script, "start", self.dir]), capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Failure(f"PostgreSQL did not start (scripts/setup.sh installs it): {out.stderr.strip()[-500:]}")
+        self.url = out.stdout.strip()
+        procs.started.append(self)
+        load = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.url, "-f",
+                               os.path.join(ROOT, "apps/techempower/create.sql")], capture_output=True, text=True)
+        if load.returncode != 0:
+            raise Failure(f"loading apps/techempower/create.sql failed: {load.stderr.strip()[-500:]}")
+
+    def stop(self):
+        subprocess.run([os.path.join(ROOT, "scripts/pg-server.sh"), "stop", self.dir], capture_output=True)
+
+
+DB_ROUTES = ["/db", "/queries?queries=20", "/fortunes", "/updates?queries=20"]
+
+
+def scenario_db(ctx):
+    if not os.path.exists(os.path.join(ctx.bins, "coronet-techempower")):
+        raise Failure("coronet-techempower was not built: coronet::pg needs libpq-dev (scripts/setup.sh)")
+    db = PostgresServer(ctx.procs, ctx.logdir, LOAD_CORE)
+    servers = [ctx.coronet("techempower", ctx.port(0), "--set", f"pg.url={db.url}", "--set", "pg.pool_size=16")]
+    if not ctx.quick:
+        serial = ctx.server("coronet-1by1", [os.path.join(ctx.bins, "coronet-techempower"), "--threads", "1",
+                                             "--log-level", "warn", "--listen", f"127.0.0.1:{ctx.port(2)}",
+                                             "--set", f"pg.url={db.url}", "--set", "pg.pool_size=16",
+                                             "--set", "techempower.pipeline=false"], ctx.port(2))
+        servers.append(serial)
+        s = ctx.peer("go", "go-techempower", ["-listen", f"127.0.0.1:{ctx.port(1)}", "-url", db.url, "-pool", "16"],
+                     ctx.port(1), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+    checks = []
+    for s in servers:
+        for route in DB_ROUTES:
+            status, body = fetch(f"http://127.0.0.1:{s.port}{route}")
+            ok = status == 200 and (body.startswith(b"<!DOCTYPE html>") if route == "/fortunes"
+                                    else len(json.loads(body)) == (20 if "queries=20" in route else 2))
+            checks.append({"check": f"{s.name} answers {route}", "ok": ok, "detail": f"{status} {body[:60]!r}"})
+            if not ok:
+                raise Failure(f"{s.name}: {route} answered {status} {body[:80]!r}")
+    cases = [(route, s, lambda secs, s=s, route=route: wrk(f"http://127.0.0.1:{s.port}{route}", secs, 64))
+             for route in DB_ROUTES for s in servers if not (s.name == "coronet-1by1" and route in ("/db", "/fortunes"))]
+    return run_cases(ctx, cases, checks)
 
 
 def connection_count(ctx, full, quick, what="connections"):

@@ -19,6 +19,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = ["hello", "echo", "backend", "gateway", "chat"]
+OPTIONAL_APPS = ["techempower"]  # built when coronet::pg is (libpq-dev)
 
 HEADER = """# Configuration keys
 
@@ -45,12 +46,17 @@ def rows(bin_dir, app):
     return table
 
 
+def present_apps(bin_dir):
+    return APPS + [a for a in OPTIONAL_APPS if os.path.exists(os.path.join(bin_dir, f"coronet-{a}"))]
+
+
 def document(bin_dir):
-    tables = {app: rows(bin_dir, app) for app in APPS}
+    apps = present_apps(bin_dir)
+    tables = {app: rows(bin_dir, app) for app in apps}
     common = tables["hello"]  # the framework's keys, as an app that adds none sees them
     head = "| key | default | bounds | what it does |\n| --- | --- | --- | --- |\n"
     text = HEADER + "\n## Every app\n\n" + head + "".join(line + "\n" for line, _ in common.values())
-    for app in APPS[1:]:
+    for app in apps[1:]:
         own = [line for key, (line, _) in tables[app].items() if common.get(key, (None,))[0] != line]
         text += f"\n## coronet-{app}\n\n" + head + "".join(line + "\n" for line in own)
     return text, tables
@@ -95,7 +101,7 @@ def main():
     problems = []
     if not os.path.exists(target) or open(target).read() != text:
         problems.append("CONFIG.md is not what the apps declare: run scripts/config-docs.py build/bin")
-    for app in APPS:
+    for app in tables:
         problems += repeated_defaults(bin_dir, app, tables[app])
         shown = subprocess.run([os.path.join(bin_dir, f"coronet-{app}"), "--help"], capture_output=True,
                                text=True).stdout

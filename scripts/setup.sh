@@ -4,7 +4,7 @@
 #   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
 #                  the foreign clients and servers the tests use; libpq-dev and postgresql for
 #                  coronet::pg, whose tests start servers of their own) + micro-benchmarks
-#   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer) and perf
+#   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 #   --container-check  also podman and debootstrap (for scripts/container-check.sh)
@@ -20,7 +20,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --loadtest) packages+=(golang-go golang-golang-x-net-dev util-linux linux-perf) ;;
+    --loadtest) packages+=(golang-go golang-golang-x-net-dev golang-github-jackc-pgx-v4-dev util-linux linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     --container-check) packages+=(podman debootstrap) ;;

@@ -34,7 +34,10 @@ namespace {
 constexpr coronet::config_key app_keys[] = {
   {"server.listen", "127.0.0.1:8080", "HOST:PORT to listen on (port 0: any free port)"},
   {"pg.pool_size", 16, "sessions per worker", 1, 10000},
+  {"techempower.pipeline", true, "/queries and /updates send their selects in one round trip; false: one at a time"},
 };
+
+bool pipelined = true; // techempower.pipeline, set before serving
 
 constexpr int worlds = 10000;
 
@@ -89,6 +92,12 @@ constexpr const char* select_world = "SELECT id, randomNumber FROM World WHERE i
 
 task<std::vector<world>> random_worlds(pg::database& db, int n)
 {
+  if (!pipelined) {
+    std::vector<world> rows;
+    for (int i = 0; i < n; ++i)
+      rows.push_back((co_await db.query<world>(select_world, random_id())).at(0));
+    co_return rows;
+  }
   std::vector<pg::statement> batch;
   batch.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i)
@@ -248,6 +257,7 @@ int main(int argc, char** argv)
     spdlog::critical("config error: {}", e.what());
     return 2;
   }
+  pipelined = cfg.get_bool("techempower.pipeline");
   coronet::runtime rt{cfg};
   pg::database db{rt, options};
   world_cache cache;
