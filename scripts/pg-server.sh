@@ -46,9 +46,10 @@ start() {
   local dir=$1 port=${2:-0}
   [[ "$port" == 0 ]] && port=$(free_port)
   mkdir -p "$dir"
-  if [[ ${#as_owner[@]} -gt 0 ]] && ! runuser -u postgres -- test -x "$dir/.."; then
-    chmod a+x "$(dirname "$dir")" # the server's user must reach DIR (a private temporary directory, say)
-    runuser -u postgres -- test -x "$dir/.." || die "the 'postgres' user cannot reach $dir: choose a directory it can"
+  local parent; parent=$(dirname "$(realpath "$dir")")
+  if [[ ${#as_owner[@]} -gt 0 ]] && ! runuser -u postgres -- test -x "$parent"; then
+    chmod a+x "$parent" # the server's user must reach DIR (in a private temporary directory, say)
+    runuser -u postgres -- test -x "$parent" || die "the 'postgres' user cannot reach $dir: choose a directory it can"
   fi
   local t; t=$(template)
   cp -a "$t/data" "$dir/data"

@@ -403,6 +403,33 @@ task<std::vector<result>> connection::run(std::span<const statement> batch, cloc
   co_return out;
 }
 
+task<void> connection::listen(std::string_view channel, clock::time_point deadline)
+{
+  char* quoted = PQescapeIdentifier(conn_, channel.data(), channel.size());
+  if (!quoted)
+    throw error(errc::bad_query, fmt::format("cannot LISTEN on '{}': {}", channel, message_of(conn_)));
+  std::string sql = std::string("LISTEN ") + quoted;
+  PQfreemem(quoted);
+  statement s{std::move(sql), {}}; // a local: GCC 12 destroys a temporary in a co_await twice
+  co_await run(s, deadline);
+}
+
+task<void> connection::wait_notifications(std::vector<notification>& out)
+{
+  stream_->set_read_deadline(net::stream::no_deadline);
+  for (;;) {
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.push_back(notification{n->relname, n->extra ? n->extra : "", n->be_pid});
+      PQfreemem(n);
+    }
+    if (!out.empty())
+      co_return;
+    co_await wait(true);
+    if (!PQconsumeInput(conn_))
+      fail(errc::connection, "receive");
+  }
+}
+
 task<result> connection::run(const statement& s, clock::time_point deadline)
 {
   auto out = co_await run(std::span<const statement>(&s, 1), deadline);

@@ -257,7 +257,8 @@ task<std::vector<result>> database::pipeline(std::vector<statement> batch)
 task<database::lease> database::begin()
 {
   auto l = co_await acquire();
-  co_await l.conn->run(pg::sql("BEGIN"), state_->call_deadline());
+  auto s = pg::sql("BEGIN"); // a local: GCC 12 destroys a temporary in a co_await twice
+  co_await l.conn->run(s, state_->call_deadline());
   co_return l;
 }
 
@@ -281,7 +282,8 @@ bool database::keep_for_rollback(lease& l, const std::exception_ptr& failure)
 task<void> database::roll_back(lease& l)
 {
   try {
-    co_await l.conn->run(pg::sql("ROLLBACK"), state_->call_deadline());
+    auto s = pg::sql("ROLLBACK"); // a local: GCC 12 destroys a temporary in a co_await twice
+    co_await l.conn->run(s, state_->call_deadline());
   } catch (...) {
     l.conn.reset(); // closing the session rolls back
   }
@@ -289,7 +291,94 @@ task<void> database::roll_back(lease& l)
 
 task<void> database::commit(lease& l)
 {
-  co_await l.conn->run(pg::sql("COMMIT"), state_->call_deadline());
+  auto s = pg::sql("COMMIT"); // a local: GCC 12 destroys a temporary in a co_await twice
+  co_await l.conn->run(s, state_->call_deadline());
+}
+
+struct subscription::state {
+  state(std::string name, std::size_t buffer) : channel_name(std::move(name)), out(buffer) {}
+  std::string channel_name;
+  channel<notification> out;
+  asio::cancellation_signal stop;
+};
+
+namespace {
+
+// Reads the subscription's session until it is cancelled; opens another
+// when it breaks, waiting longer each time (up to 5 s).
+task<void> listen_loop(std::shared_ptr<subscription::state> st, std::unique_ptr<connection> conn,
+  std::shared_ptr<database::state> db)
+{
+  auto backoff = std::chrono::milliseconds(100);
+  std::vector<notification> got;
+  try {
+    for (;;) {
+      bool failed = false;
+      try {
+        if (!conn) {
+          conn = co_await connection::open(co_await asio::this_coro::executor, db->opts.session, db->call_deadline());
+          co_await conn->listen(st->channel_name, db->call_deadline());
+          spdlog::info("PostgreSQL: listening on '{}' again", st->channel_name);
+          backoff = std::chrono::milliseconds(100);
+        }
+        co_await conn->wait_notifications(got);
+        for (auto& n : got)
+          co_await st->out.send(std::move(n));
+        got.clear();
+      } catch (const error& e) {
+        spdlog::warn("PostgreSQL: listening on '{}': {}; again in {} ms", st->channel_name, e.what(), backoff.count());
+        conn.reset();
+        failed = true;
+      }
+      if (failed) {
+        co_await sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+    }
+  } catch (const std::system_error&) {
+    // cancelled: the subscription is gone, or the channel closed
+  }
+  st->out.close();
+}
+
+} // namespace
+
+task<subscription> database::listen(std::string channel, std::size_t buffer)
+{
+  this_worker(state_->rt);
+  auto executor = co_await asio::this_coro::executor;
+  auto conn = co_await connection::open(executor, state_->opts.session, state_->call_deadline());
+  co_await conn->listen(channel, state_->call_deadline());
+  auto st = std::make_shared<subscription::state>(std::move(channel), buffer);
+  coronet::spawn(listen_loop(st, std::move(conn), state_), st->stop.slot());
+  co_return subscription{st};
+}
+
+void subscription::stop() noexcept
+{
+  if (state_) {
+    state_->out.close();
+    state_->stop.emit(asio::cancellation_type::terminal);
+  }
+}
+
+subscription& subscription::operator=(subscription&& other) noexcept
+{
+  if (this != &other) {
+    stop();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+subscription::~subscription()
+{
+  stop();
+}
+
+const channel<notification>& subscription::notifications() const noexcept
+{
+  return state_->out;
 }
 
 database::database(runtime& rt, options o) : state_(std::make_shared<state>(rt, std::move(o)))

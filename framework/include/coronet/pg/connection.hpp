@@ -46,6 +46,13 @@ statement sql(std::string text, const P&... params)
   return statement{std::move(text), {to_param(params)...}};
 }
 
+// A NOTIFY a LISTENing session received.
+struct notification {
+  std::string channel;
+  std::string payload;
+  int sender = 0; // the notifying session's backend pid
+};
+
 // How sessions are opened (pg::options fills it from the [pg] keys).
 struct session_settings {
   std::string url; // a postgres:// URI or a key=value string, as libpq reads them
@@ -75,6 +82,11 @@ public:
   // statement's position when the batch has more than one.
   task<std::vector<result>> run(std::span<const statement> batch, clock::time_point deadline);
   task<result> run(const statement& s, clock::time_point deadline);
+
+  // LISTEN on a channel name (quoted here: any text will do).
+  task<void> listen(std::string_view channel, clock::time_point deadline);
+  // Waits, with no deadline, until NOTIFYs have come; appends them to `out`.
+  task<void> wait_notifications(std::vector<notification>& out);
 
   // Healthy, and outside any transaction: fit for the next user.
   bool reusable() const noexcept;

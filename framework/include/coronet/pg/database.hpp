@@ -10,7 +10,8 @@
 //     co_await tx.execute("insert into orders (user_id, item) values ($1, $2)", id, item);
 //     co_return co_await tx.query_one<std::int64_t>("select count(*) from orders where user_id = $1", id).value();
 //   });
-//   auto rs = co_await db.pipeline({pg::sql("select 1"), pg::sql("select $1::int", 2)});  // one round trip
+//   std::vector<pg::statement> batch{pg::sql("select 1"), pg::sql("select $1::int", 2)};
+//   auto rs = co_await db.pipeline(std::move(batch));   // one round trip
 //
 // Parameters and rows: value.hpp and result.hpp. Each call takes a session
 // of its worker's pool (pg.pool_size; when all are busy it waits, until its
@@ -29,6 +30,7 @@
 #include <coronet/pg/connection.hpp>
 #include <coronet/pg/error.hpp>
 #include <coronet/pg/result.hpp>
+#include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
 
@@ -70,6 +72,32 @@ struct options {
 
 class transaction;
 
+// NOTIFYs on one channel name, as they come (db.listen). A session of its
+// own LISTENs; when it breaks, another is opened and LISTENs again (what
+// was notified meanwhile is lost, as PostgreSQL keeps nothing for a
+// listener that is gone). Destroying it stops listening and closes the
+// channel. Use it on the worker that made it.
+//
+//   auto orders = co_await db.listen("orders");
+//   while (auto n = co_await orders.notifications().receive())
+//     spdlog::info("order {}", n->payload);
+class subscription final {
+public:
+  struct state;
+  explicit subscription(std::shared_ptr<state> s) : state_(std::move(s)) {}
+  subscription(subscription&&) noexcept = default;
+  subscription& operator=(subscription&&) noexcept;
+  ~subscription();
+
+  // Closed once the subscription ends. When nobody takes them, the
+  // notifications wait in it (up to its buffer), then at the server.
+  const channel<notification>& notifications() const noexcept;
+
+private:
+  void stop() noexcept;
+  std::shared_ptr<state> state_;
+};
+
 class database final {
 public:
   database(runtime& rt, options o);
@@ -81,14 +109,16 @@ public:
   template <class T, class... P>
   task<std::vector<T>> query(std::string sql, const P&... params)
   {
-    auto r = co_await run(pg::sql(std::move(sql), params...));
+    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
+    auto r = co_await run(std::move(s));
     co_return r.template as<T>();
   }
   // The first row as T, or nullopt when there is none.
   template <class T, class... P>
   task<std::optional<T>> query_one(std::string sql, const P&... params)
   {
-    auto r = co_await run(pg::sql(std::move(sql), params...));
+    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
+    auto r = co_await run(std::move(s));
     if (r.empty())
       co_return std::nullopt;
     co_return r[0].template as<T>();
@@ -101,6 +131,9 @@ public:
   task<result> run(statement s);
   // The statements in one round trip, each its own implicit transaction.
   task<std::vector<result>> pipeline(std::vector<statement> batch);
+
+  // LISTENs on `channel` (any text: it is quoted) before returning.
+  task<subscription> listen(std::string channel, std::size_t buffer = 1024);
 
   // Runs f(tx) -> task<R> in a transaction: COMMIT when it returns, ROLLBACK
   // when it throws (the exception goes on).
@@ -126,13 +159,15 @@ public:
   template <class T, class... P>
   task<std::vector<T>> query(std::string sql, const P&... params)
   {
-    auto r = co_await run(pg::sql(std::move(sql), params...));
+    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
+    auto r = co_await run(std::move(s));
     co_return r.template as<T>();
   }
   template <class T, class... P>
   task<std::optional<T>> query_one(std::string sql, const P&... params)
   {
-    auto r = co_await run(pg::sql(std::move(sql), params...));
+    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
+    auto r = co_await run(std::move(s));
     if (r.empty())
       co_return std::nullopt;
     co_return r[0].template as<T>();
