@@ -5,6 +5,8 @@
 #   scripts/pg-server.sh stop DIR
 #   scripts/pg-server.sh restart DIR        fast restart, same port
 #   scripts/pg-server.sh kill DIR           SIGKILL the postmaster (a crash)
+# With CORONET_PG_TLS_CERT and CORONET_PG_TLS_KEY set, start serves TLS too
+# with that certificate (scripts/make-certs.sh makes one).
 # Run as root, the server runs as the 'postgres' user (PostgreSQL refuses
 # root). A template cluster is made once (initdb) and copied for each start.
 set -euo pipefail
@@ -55,8 +57,15 @@ start() {
   cp -a "$t/data" "$dir/data"
   [[ ${#as_owner[@]} -gt 0 ]] && chown -R postgres "$dir"
   echo "$port" >"$dir/port"
+  local tls=""
+  if [[ -n "${CORONET_PG_TLS_CERT:-}" ]]; then
+    install -m 0644 "$CORONET_PG_TLS_CERT" "$dir/server.pem"
+    install -m 0600 "$CORONET_PG_TLS_KEY" "$dir/server.key"
+    [[ ${#as_owner[@]} -gt 0 ]] && chown postgres "$dir/server.pem" "$dir/server.key"
+    tls="-c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key"
+  fi
   "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o \
-    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 $tls" \
     start >/dev/null || { cat "$dir/server.log" >&2; die "the server did not start"; }
   echo "postgres://coronet@127.0.0.1:$port/postgres"
 }

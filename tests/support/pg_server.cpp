@@ -46,7 +46,9 @@ std::string quoted(const std::string& s)
 
 } // namespace
 
-pg_server::pg_server()
+pg_server::pg_server() : pg_server(std::string(), std::string()) {}
+
+pg_server::pg_server(const std::string& tls_cert, const std::string& tls_key)
 {
   if (shell("command -v pg_config >/dev/null && command -v psql >/dev/null").second == false) {
     why_ = "skipped: no PostgreSQL here (the Debian packages 'postgresql' and 'libpq-dev'; scripts/setup.sh installs them)";
@@ -56,9 +58,12 @@ pg_server::pg_server()
   if (!mkdtemp(dir))
     throw std::runtime_error("mkdtemp failed");
   dir_ = dir;
-  auto [url, ok] = shell(script() + " start " + dir_ + " 2>&1");
+  std::string env = tls_cert.empty() ? ""
+    : "CORONET_PG_TLS_CERT=" + quoted(tls_cert) + " CORONET_PG_TLS_KEY=" + quoted(tls_key) + " ";
+  auto [url, ok] = shell(env + script() + " start " + dir_ + " 2>" + dir_ + ".err");
   if (!ok)
-    throw std::runtime_error("PostgreSQL did not start: " + url);
+    throw std::runtime_error("PostgreSQL did not start: " + shell("cat " + dir_ + ".err").first);
+  std::filesystem::remove(dir_ + ".err");
   url_ = url;
 }
 

@@ -9,6 +9,8 @@ namespace coronet::test {
 class pg_server final {
 public:
   pg_server();
+  // Serving TLS too, with this certificate and key (scripts/make-certs.sh).
+  pg_server(const std::string& tls_cert, const std::string& tls_key);
   ~pg_server();
   pg_server(const pg_server&) = delete;
   pg_server& operator=(const pg_server&) = delete;

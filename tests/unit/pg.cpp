@@ -12,8 +12,12 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete" // GCC 12 misreads Asio's frame allocator
 
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -470,4 +474,29 @@ TEST_CASE("pg: LISTEN/NOTIFY arrive on a channel, in order, under load, and agai
     REQUIRE(again);
     CHECK(again->payload == "after");
   });
+}
+
+TEST_CASE("pg: TLS from the [pg] keys: verify-full against the CA, and a wrong CA refused")
+{
+  std::string pki = "/tmp/coronet-pg-pki-" + std::to_string(::getpid());
+  REQUIRE(std::system((std::string(CORONET_SOURCE_DIR) + "/scripts/make-certs.sh " + pki + " >/dev/null").c_str()) == 0);
+  pg_server server{pki + "/server.pem", pki + "/server.key"};
+  REQUIRE_POSTGRES(server);
+  auto o = options_for(server);
+  o.session.tls_mode = "verify-full";
+  o.session.tls_ca = pki + "/ca.pem";
+  with_db(o, [&](pg::database& db) -> task<void> {
+    CHECK(co_await db.query_one<bool>("select ssl from pg_stat_ssl where pid = pg_backend_pid()") == true);
+  });
+  o.session.tls_ca = pki + "/other-ca.pem";
+  with_db(o, [&](pg::database& db) -> task<void> {
+    try {
+      co_await db.execute("select 1");
+      FAIL("a server the CA did not sign was trusted");
+    } catch (const pg::error& e) {
+      CHECK(e.kind() == pg::errc::unavailable);
+      CHECK(std::string(e.what()).find("certificate") != std::string::npos);
+    }
+  });
+  std::filesystem::remove_all(pki);
 }
