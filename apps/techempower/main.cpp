@@ -141,8 +141,19 @@ task<http::response> updates(pg::database& db, const http::request& req)
     ids.push_back(w.id);
     numbers.push_back(w.randomNumber);
   }
+  // Rows locked in id order: two requests never lock the same rows in
+  // opposite orders (a deadlock the server breaks only after a second).
+  std::vector<std::size_t> order(ids.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+  std::vector<std::int32_t> sorted_ids, sorted_numbers;
+  for (auto i : order) {
+    sorted_ids.push_back(ids[i]);
+    sorted_numbers.push_back(numbers[i]);
+  }
   co_await db.execute("UPDATE World SET randomNumber = u.n FROM unnest($1::int[], $2::int[]) AS u(id, n) "
-                      "WHERE World.id = u.id", ids, numbers);
+                      "WHERE World.id = u.id", sorted_ids, sorted_numbers);
   co_return json_of(array_of(rows));
 }
 

@@ -78,7 +78,7 @@ template <class T>
 param to_param(const std::vector<T>& v)
 {
   param p;
-  p.value = "{";
+  p.value += '{'; // (not = "{": GCC 12 warns of an overlap that is not there, -Wrestrict)
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (i)
       p.value += ',';

@@ -48,6 +48,15 @@ func count(r *http.Request, name string) int {
 	return n
 }
 
+type byID struct{ ids, numbers []int32 }
+
+func (b byID) Len() int           { return len(b.ids) }
+func (b byID) Less(i, j int) bool { return b.ids[i] < b.ids[j] }
+func (b byID) Swap(i, j int) {
+	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
+	b.numbers[i], b.numbers[j] = b.numbers[j], b.numbers[i]
+}
+
 func randomID() int32 { return int32(rand.Intn(10000) + 1) }
 
 func writeJSON(w http.ResponseWriter, v interface{}) {
@@ -122,6 +131,8 @@ func main() {
 			ids = append(ids, rows[i].ID)
 			numbers = append(numbers, rows[i].RandomNumber)
 		}
+		// Rows locked in id order, as coronet does (no deadlocks between requests).
+		sort.Sort(byID{ids, numbers})
 		if _, err := db.Exec("UPDATE World SET randomNumber = u.n FROM unnest($1::int[], $2::int[]) AS u(id, n) "+
 			"WHERE World.id = u.id", ids, numbers); err != nil {
 			fail(w, err)
