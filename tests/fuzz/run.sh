@@ -76,6 +76,7 @@ build chat_protocol -I"$root/apps" "$root/tests/fuzz/chat_protocol.cpp" "$root/a
 # represent a difference across sections"), so this one has ASan only.
 flags=(-g0 -O1 -fsanitize=fuzzer,address)
 build router "$root/tests/fuzz/router.cpp" "$root/framework/src/http/router.cpp" "$root/framework/src/http/error.cpp" \
+  "$root/framework/src/error.cpp" \
   "$root/framework/src/metrics.cpp" -lspdlog
 
 # New inputs go to build-fuzz/corpus*; the seeds in the tree stay as they are.
