@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -126,34 +127,22 @@ task<http::response> queries(pg::database& db, const http::request& req)
 }
 
 // Every row gets a new number; a row drawn twice keeps the one it got first,
-// so the answer is what the table holds. One statement writes them all.
+// so the answer is what the table holds. One statement writes them all, in
+// id order: two requests never lock the same rows in opposite orders (a
+// deadlock the server breaks only after a second).
 task<http::response> updates(pg::database& db, const http::request& req)
 {
   auto rows = co_await random_worlds(db, count_of(req, "queries"));
+  std::map<std::int32_t, std::int32_t> written; // id -> its new number, in id order
+  for (auto& w : rows)
+    w.randomNumber = written.try_emplace(w.id, random_id()).first->second;
   std::vector<std::int32_t> ids, numbers;
-  for (auto& w : rows) {
-    auto seen = std::find(ids.begin(), ids.end(), w.id);
-    if (seen != ids.end()) {
-      w.randomNumber = numbers[static_cast<std::size_t>(seen - ids.begin())];
-      continue;
-    }
-    w.randomNumber = random_id();
-    ids.push_back(w.id);
-    numbers.push_back(w.randomNumber);
-  }
-  // Rows locked in id order: two requests never lock the same rows in
-  // opposite orders (a deadlock the server breaks only after a second).
-  std::vector<std::size_t> order(ids.size());
-  for (std::size_t i = 0; i < order.size(); ++i)
-    order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
-  std::vector<std::int32_t> sorted_ids, sorted_numbers;
-  for (auto i : order) {
-    sorted_ids.push_back(ids[i]);
-    sorted_numbers.push_back(numbers[i]);
+  for (auto [id, n] : written) {
+    ids.push_back(id);
+    numbers.push_back(n);
   }
   co_await db.execute("UPDATE World SET randomNumber = u.n FROM unnest($1::int[], $2::int[]) AS u(id, n) "
-                      "WHERE World.id = u.id", sorted_ids, sorted_numbers);
+                      "WHERE World.id = u.id", ids, numbers);
   co_return json_of(array_of(rows));
 }
 

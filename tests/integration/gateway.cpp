@@ -1,6 +1,7 @@
 // The microservice showcase end to end: three coronet-backend processes and
 // coronet-gateway over loopback, talked to with raw HTTP.
 #include <support/process.hpp>
+#include <support/raw_http.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -20,40 +21,10 @@
 using asio::ip::tcp;
 using json = nlohmann::json;
 using coronet::test::app;
+using coronet::test::get;
+using coronet::test::parse_reply;
 
 namespace {
-
-struct reply {
-  int status = 0;
-  std::string head;
-  std::string body;
-  json doc() const { return json::parse(body); }
-};
-
-reply parse_reply(const std::string& got)
-{
-  reply r;
-  auto end = got.find("\r\n\r\n");
-  if (got.size() < 12 || end == std::string::npos)
-    return r;
-  r.status = std::stoi(got.substr(9, 3));
-  r.head = got.substr(0, end + 2);
-  r.body = got.substr(end + 4);
-  return r;
-}
-
-reply get(unsigned short port, const std::string& path, const std::string& headers = "")
-{
-  asio::io_context io;
-  tcp::socket s{io};
-  s.connect({asio::ip::address_v4::loopback(), port});
-  std::string wire = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + headers + "\r\n";
-  asio::write(s, asio::buffer(wire));
-  std::string got;
-  std::error_code ec;
-  asio::read(s, asio::dynamic_buffer(got), ec);
-  return parse_reply(got);
-}
 
 std::string base(const app& a)
 {

@@ -2,51 +2,22 @@
 // TechEmpower's requirements for its database tests.
 #include <support/pg_server.hpp>
 #include <support/process.hpp>
-
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/read.hpp>
-#include <asio/write.hpp>
+#include <support/raw_http.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+#include <optional>
 #include <string>
+#include <vector>
 
-using asio::ip::tcp;
 using json = nlohmann::json;
 using coronet::test::app;
+using coronet::test::get;
 using coronet::test::pg_server;
 
 namespace {
-
-struct reply {
-  int status = 0;
-  std::string head;
-  std::string body;
-  json doc() const { return json::parse(body); }
-  bool has(const std::string& header_line) const { return head.find(header_line) != std::string::npos; }
-};
-
-reply get(unsigned short port, const std::string& path)
-{
-  asio::io_context io;
-  tcp::socket s{io};
-  s.connect({asio::ip::address_v4::loopback(), port});
-  std::string wire = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-  asio::write(s, asio::buffer(wire));
-  std::string got;
-  std::error_code ec;
-  asio::read(s, asio::dynamic_buffer(got), ec);
-  reply r;
-  auto end = got.find("\r\n\r\n");
-  if (got.size() < 12 || end == std::string::npos)
-    return r;
-  r.status = std::stoi(got.substr(9, 3));
-  r.head = got.substr(0, end + 2);
-  r.body = got.substr(end + 4);
-  return r;
-}
 
 // The benchmark's database, loaded, and the app on it.
 struct bench {
@@ -176,7 +147,7 @@ TEST_CASE("techempower: with the database stopped, queries answer 503 at once an
   CHECK(r.status == 503);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
   CHECK(get(b.server->port, "/cached-queries?count=2").status == 200);
-  b.db.start_again();
+  b.db.restart(); // starts it again
   int status = 0;
   for (int i = 0; i < 50 && status != 200; ++i)
     status = get(b.server->port, "/db").status; // a few may meet the restart

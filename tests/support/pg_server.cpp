@@ -103,11 +103,4 @@ void pg_server::stop()
   shell(script() + " stop " + dir_);
 }
 
-void pg_server::start_again()
-{
-  auto [out, ok] = shell(script() + " restart " + dir_ + " 2>&1");
-  if (!ok)
-    throw std::runtime_error("PostgreSQL did not start again: " + out);
-}
-
 } // namespace coronet::test

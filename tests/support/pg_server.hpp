@@ -25,9 +25,9 @@ public:
   std::string psql(const std::string& sql) const;
   // psql -f: a file of SQL (the benchmark's tables, say).
   void load(const std::string& file) const;
+  // A fast restart on the same port and data; after stop(), a start.
   void restart();
   void stop();
-  void start_again(); // after stop(), on the same port and data
 
 private:
   std::string dir_;

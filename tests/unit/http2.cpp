@@ -521,18 +521,26 @@ TEST_CASE("server: with http.queue_timeout_ms a request beyond the limit waits f
 
 namespace {
 
-// "<ms left> <X-Request-Timeout-Ms as received>" from /budget, and the status.
-std::pair<int, std::string> budget_of(coronet::runtime& rt, http::client& c, const server& s,
-  std::vector<std::pair<std::string, std::string>> headers, std::chrono::milliseconds timeout = {})
+// GET `path` with `headers`: the status and the body.
+std::pair<int, std::string> status_and_body(coronet::runtime& rt, http::client& c, const server& s,
+  const std::string& path, std::vector<std::pair<std::string, std::string>> headers,
+  std::chrono::milliseconds timeout = {})
 {
   return rt.block_on([&]() -> task<std::pair<int, std::string>> {
     http::request_options o;
     for (auto& [k, v] : headers)
       o.headers.add(k, v);
     o.timeout = timeout;
-    auto r = co_await c.get(s.url("/budget"), std::move(o));
+    auto r = co_await c.get(s.url(path), std::move(o));
     co_return std::pair{r.status, r.body};
   }());
+}
+
+// "<ms left> <X-Request-Timeout-Ms as received>" from /budget, and the status.
+std::pair<int, std::string> budget_of(coronet::runtime& rt, http::client& c, const server& s,
+  std::vector<std::pair<std::string, std::string>> headers, std::chrono::milliseconds timeout = {})
+{
+  return status_and_body(rt, c, s, "/budget", std::move(headers), timeout);
 }
 
 int left_ms(const std::string& body)
@@ -582,14 +590,8 @@ TEST_CASE("server: a handler still running at its request's deadline is cancelle
     c.http2 = mode;
     c.max_retries = 0; // a 504 is retried otherwise: one handler run a request here
     http::client client{rt, c};
-    auto get = [&](std::string path, std::vector<std::pair<std::string, std::string>> headers) {
-      return rt.block_on([&]() -> task<std::pair<int, std::string>> {
-        http::request_options o;
-        for (auto& [k, v] : headers)
-          o.headers.add(k, v);
-        auto r = co_await client.get(s.url(path), std::move(o));
-        co_return std::pair{r.status, r.body};
-      }());
+    auto get = [&](const std::string& path, std::vector<std::pair<std::string, std::string>> headers) {
+      return status_and_body(rt, client, s, path, std::move(headers));
     };
     auto before = s.state->cancelled.load();
     auto finished = s.state->finished.load();

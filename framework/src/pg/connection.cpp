@@ -306,9 +306,10 @@ task<pg_result*> connection::next_result()
   co_return PQgetResult(conn_);
 }
 
-task<void> connection::send(std::span<const statement> batch)
+// Sends the batch; which of its statements were prepared on the way.
+task<std::vector<bool>> connection::send(std::span<const statement> batch)
 {
-  preparing_.assign(batch.size(), false);
+  std::vector<bool> preparing(batch.size(), false);
   std::vector<const char*> values;
   std::vector<int> lengths, formats;
   for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -328,7 +329,7 @@ task<void> connection::send(std::span<const statement> batch)
     } else if (prepared_.size() < max_prepared_) {
       auto [at, added] = prepared_.emplace(s.sql, fmt::format("coronet_{}", next_name_++));
       name = &at->second;
-      preparing_[i] = true;
+      preparing[i] = true;
       if (!PQsendPrepare(conn_, name->c_str(), s.sql.c_str(), n, nullptr))
         fail(errc::connection, "send");
     }
@@ -338,6 +339,7 @@ task<void> connection::send(std::span<const statement> batch)
       fail(errc::connection, "send");
   }
   co_await flush();
+  co_return preparing;
 }
 
 // One statement's results up to its sync: the last rows or command status
@@ -386,14 +388,23 @@ task<std::vector<result>> connection::run(std::span<const statement> batch, cloc
     throw error(errc::connection, fmt::format("PostgreSQL at {}: the connection is broken", where_));
   stream_->set_read_deadline(deadline);
   stream_->set_write_deadline(deadline);
-  co_await send(batch);
+  auto preparing = co_await send(batch);
   std::vector<result> out;
   out.reserve(batch.size());
   std::exception_ptr failure;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     bool failed = false;
-    out.push_back(co_await read_statement(i, batch.size(), failure, failed));
-    if (failed && preparing_[i])
+    bool lost = false;
+    try {
+      out.push_back(co_await read_statement(i, batch.size(), failure, failed));
+    } catch (const error& e) {
+      if (e.kind() != errc::connection || !failure)
+        throw;
+      lost = true; // the server said why before it closed (57P01: terminated): that is the error to give
+    }
+    if (lost)
+      break;
+    if (failed && preparing[i])
       prepared_.erase(batch[i].sql); // its prepare may have failed: prepare it again next time
     if (broken_)
       break;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <unordered_map>
 
 namespace coronet::pg {
 
@@ -35,22 +36,29 @@ options options::from(const config& cfg)
 
 namespace {
 
+// The series a call touches are found once (a family's with() locks and
+// builds a key); only the duration's, one per statement, is looked up, and
+// that through each worker's cache (statement_duration).
 struct pg_metrics {
-  metrics::family<metrics::gauge>& sessions;
-  metrics::family<metrics::gauge>& waiting;
+  metrics::gauge& in_use;
+  metrics::gauge& idle;
+  metrics::gauge& waiting;
   metrics::family<metrics::histogram>& duration;
   metrics::family<metrics::counter>& errors;
 };
 
 pg_metrics& families()
 {
-  auto& r = metrics::registry::global();
-  static pg_metrics m{
-    r.gauges("coronet_pg_sessions", "PostgreSQL sessions of every worker's pool, in use or idle.", {"state"}),
-    r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session."),
-    r.histograms("coronet_pg_query_duration_seconds", "PostgreSQL calls by statement (its first 60 characters), "
-      "from taking a session to the last result.", {"statement"}),
-    r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"})};
+  static pg_metrics m = [] {
+    auto& r = metrics::registry::global();
+    auto& sessions = r.gauges("coronet_pg_sessions", "PostgreSQL sessions of every worker's pool, in use or idle.",
+      {"state"});
+    return pg_metrics{sessions.with({"in_use"}), sessions.with({"idle"}),
+      r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session.").with({}),
+      r.histograms("coronet_pg_query_duration_seconds", "PostgreSQL calls by statement (its first 60 characters), "
+        "from taking a session to the last result.", {"statement"}),
+      r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"})};
+  }();
   return m;
 }
 
@@ -76,6 +84,8 @@ struct worker_pool {
   std::vector<std::unique_ptr<connection>> idle;
   std::size_t open = 0; // idle, in use and being opened
   std::deque<wakeup*> waiters;
+  // Each statement's duration series, by its text (at most 1024 kept).
+  std::unordered_map<std::string, metrics::histogram*> durations;
 
   void wake_one()
   {
@@ -86,6 +96,20 @@ struct worker_pool {
   }
 };
 
+namespace {
+
+metrics::histogram& statement_duration(worker_pool& pool, const std::string& sql)
+{
+  if (auto it = pool.durations.find(sql); it != pool.durations.end())
+    return *it->second;
+  auto& h = families().duration.with({label_of(sql)});
+  if (pool.durations.size() < 1024)
+    pool.durations.emplace(sql, &h);
+  return h;
+}
+
+} // namespace
+
 struct database::state {
   state(runtime& r, options o) : rt(r), opts(std::move(o)), pools(r.size()) {}
   ~state()
@@ -93,7 +117,7 @@ struct database::state {
     std::size_t n = 0;
     for (auto& p : pools)
       n += p.idle.size();
-    families().sessions.with({"idle"}).add(-static_cast<std::int64_t>(n));
+    families().idle.add(-static_cast<std::int64_t>(n));
   }
 
   runtime& rt;
@@ -125,12 +149,12 @@ struct queued {
   queued(worker_pool& p, wakeup& wk) : pool(p), w(wk)
   {
     pool.waiters.push_back(&w);
-    families().waiting.with({}).add(1);
+    families().waiting.add(1);
   }
   ~queued()
   {
     bool woken = std::erase(pool.waiters, &w) == 0;
-    families().waiting.with({}).add(-1);
+    families().waiting.add(-1);
     if (woken && std::uncaught_exceptions() > unwinding)
       pool.wake_one(); // cancelled as it was woken: the session it was woken for goes to the next
   }
@@ -146,12 +170,12 @@ database::lease::~lease()
   auto& m = families();
   if (conn && conn->reusable()) {
     pool.idle.push_back(std::move(conn));
-    m.sessions.with({"idle"}).add(1);
+    m.idle.add(1);
   } else {
     --pool.open;
     conn.reset();
   }
-  m.sessions.with({"in_use"}).add(-1);
+  m.in_use.add(-1);
   pool.wake_one();
 }
 
@@ -166,7 +190,7 @@ task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, c
     while (!pool.idle.empty()) {
       auto c = std::move(pool.idle.back());
       pool.idle.pop_back();
-      m.sessions.with({"idle"}).add(-1);
+      m.idle.add(-1);
       if (c->still_open())
         co_return c;
       --pool.open; // closed by the server while idle: replaced below
@@ -215,7 +239,7 @@ task<database::lease> database::acquire()
   auto deadline = state_->call_deadline();
   l.conn = co_await take(*state_, state_->pools[l.worker], deadline);
   l.st = state_;
-  families().sessions.with({"in_use"}).add(1);
+  families().in_use.add(1);
   co_return l;
 }
 
@@ -230,14 +254,15 @@ task<result> database::run(statement s)
 task<std::vector<result>> database::pipeline(std::vector<statement> batch)
 {
   const auto start = clock::now();
-  auto& m = families();
-  auto label = batch.empty() ? std::string() : label_of(batch.front().sql);
+  static const std::string nothing;
+  auto& pool = state_->pools[this_worker(state_->rt)];
+  auto& duration = statement_duration(pool, batch.empty() ? nothing : batch.front().sql);
   std::exception_ptr failure;
   for (int attempt = 0; attempt < 2; ++attempt) {
     try {
       auto l = co_await acquire();
       auto out = co_await l.conn->run(batch, state_->call_deadline());
-      m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
+      duration.observe(std::chrono::duration<double>(clock::now() - start).count());
       co_return out;
     } catch (const error& e) {
       failure = std::current_exception();

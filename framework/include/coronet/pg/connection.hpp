@@ -103,7 +103,7 @@ private:
   static void notice(void* self, const pg_result* r);
 
   task<void> set_up(const std::string& sql, clock::time_point deadline);
-  task<void> send(std::span<const statement> batch);
+  task<std::vector<bool>> send(std::span<const statement> batch);
   task<void> flush();
   task<pg_result*> next_result();
   task<result> read_statement(std::size_t index, std::size_t count, std::exception_ptr& failure, bool& failed);
@@ -117,7 +117,6 @@ private:
   std::unordered_map<std::string, std::string> prepared_; // text → statement name
   std::size_t max_prepared_ = 256;
   std::size_t next_name_ = 0;
-  std::vector<bool> preparing_;                          // per statement of the batch being run
   std::string where_;
   bool broken_ = false;
   bool cancel_sent_ = false;

@@ -72,6 +72,38 @@ struct options {
 
 class transaction;
 
+// The calls a database and a transaction both offer, on their run(statement).
+template <class Session>
+class calls {
+public:
+  // Every row as T (result.hpp says what T may be).
+  template <class T, class... P>
+  task<std::vector<T>> query(std::string sql, const P&... params)
+  {
+    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
+    auto r = co_await self().run(std::move(s));
+    co_return r.template as<T>();
+  }
+  // The first row as T, or nullopt when there is none.
+  template <class T, class... P>
+  task<std::optional<T>> query_one(std::string sql, const P&... params)
+  {
+    auto s = pg::sql(std::move(sql), params...);
+    auto r = co_await self().run(std::move(s));
+    if (r.empty())
+      co_return std::nullopt;
+    co_return r[0].template as<T>();
+  }
+  template <class... P>
+  task<result> execute(std::string sql, const P&... params)
+  {
+    return self().run(pg::sql(std::move(sql), params...));
+  }
+
+private:
+  Session& self() { return static_cast<Session&>(*this); }
+};
+
 // NOTIFYs on one channel name, as they come (db.listen). A session of its
 // own LISTENs; when it breaks, another is opened and LISTENs again (what
 // was notified meanwhile is lost, as PostgreSQL keeps nothing for a
@@ -98,36 +130,13 @@ private:
   std::shared_ptr<state> state_;
 };
 
-class database final {
+class database final : public calls<database> {
 public:
   database(runtime& rt, options o);
   ~database();
   database(const database&) = delete;
   database& operator=(const database&) = delete;
 
-  // Every row as T (result.hpp says what T may be).
-  template <class T, class... P>
-  task<std::vector<T>> query(std::string sql, const P&... params)
-  {
-    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
-    auto r = co_await run(std::move(s));
-    co_return r.template as<T>();
-  }
-  // The first row as T, or nullopt when there is none.
-  template <class T, class... P>
-  task<std::optional<T>> query_one(std::string sql, const P&... params)
-  {
-    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
-    auto r = co_await run(std::move(s));
-    if (r.empty())
-      co_return std::nullopt;
-    co_return r[0].template as<T>();
-  }
-  template <class... P>
-  task<result> execute(std::string sql, const P&... params)
-  {
-    return run(pg::sql(std::move(sql), params...));
-  }
   task<result> run(statement s);
   // The statements in one round trip, each its own implicit transaction.
   task<std::vector<result>> pipeline(std::vector<statement> batch);
@@ -154,29 +163,8 @@ private:
 };
 
 // The session a transaction holds, with the calls of a database.
-class transaction final {
+class transaction final : public calls<transaction> {
 public:
-  template <class T, class... P>
-  task<std::vector<T>> query(std::string sql, const P&... params)
-  {
-    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
-    auto r = co_await run(std::move(s));
-    co_return r.template as<T>();
-  }
-  template <class T, class... P>
-  task<std::optional<T>> query_one(std::string sql, const P&... params)
-  {
-    auto s = pg::sql(std::move(sql), params...); // a local: GCC 12 destroys a temporary in a co_await twice
-    auto r = co_await run(std::move(s));
-    if (r.empty())
-      co_return std::nullopt;
-    co_return r[0].template as<T>();
-  }
-  template <class... P>
-  task<result> execute(std::string sql, const P&... params)
-  {
-    return run(pg::sql(std::move(sql), params...));
-  }
   task<result> run(statement s);
   task<std::vector<result>> pipeline(std::vector<statement> batch);
 
