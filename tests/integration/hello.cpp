@@ -163,6 +163,33 @@ TEST_CASE("hello: SIGTERM with an idle keep-alive client exits 0 at once")
   CHECK(ec == asio::error::eof); // closed by the drain, not left hanging
 }
 
+TEST_CASE("hello: SIGTERM just after a response still serves the client's next request, late by 300 ms")
+{
+  // A client under load may stall between getting an answer and sending
+  // its next request; the stop must not cut that request off.
+  coronet::test::app hello{"coronet-hello"};
+  REQUIRE(hello.port != 0);
+  asio::io_context io;
+  tcp::socket c{io};
+  c.connect({asio::ip::address_v4::loopback(), hello.port});
+  asio::write(c, asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")));
+  char buf[256];
+  c.read_some(asio::buffer(buf));
+  hello.proc.signal(SIGTERM);
+  REQUIRE(hello.proc.wait_for_line("stopping", std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the client's stall
+  asio::write(c, asio::buffer(std::string("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")));
+  std::string got;
+  std::error_code ec;
+  while (!ec) {
+    auto n = c.read_some(asio::buffer(buf), ec);
+    got.append(buf, n);
+  }
+  CHECK(got.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(got.find("Connection: close\r\n") != std::string::npos);
+  CHECK(hello.proc.wait(std::chrono::seconds(5)) == 0);
+}
+
 namespace {
 
 // Reads from `c` until `needle` has arrived (or the connection ends).

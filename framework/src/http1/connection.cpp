@@ -465,6 +465,7 @@ void http1_connection::enter(phase p) noexcept
   auto now = clock::now();
   switch (p) {
   case phase::idle:
+    idle_since_ = now;
     stream_.set_read_deadline(now + (draining_ || settings_.rt.stop_requested() ? drain_idle_grace : o.idle_timeout));
     break;
   case phase::headers: stream_.set_read_deadline(now + o.header_timeout); break;
@@ -476,8 +477,10 @@ void http1_connection::enter(phase p) noexcept
 void http1_connection::drain() noexcept
 {
   draining_ = true;
-  if (phase_ == phase::idle)
-    stream_.set_read_deadline(clock::now() + drain_idle_grace);
+  if (phase_ == phase::idle) {
+    auto now = clock::now();
+    stream_.set_read_deadline(std::max(idle_since_ + drain_idle_grace, now + drain_idle_floor));
+  }
 }
 
 // The scratch buffer is shared by the worker's connections: keep the rest

@@ -84,6 +84,7 @@ private:
   bool first_ = true; // nothing answered yet: the bytes may be HTTP/2's preface
   bool h2_ = false;
   phase phase_ = phase::between;
+  clock::time_point idle_since_; // when phase::idle began
 };
 
 } // namespace coronet::http::detail
