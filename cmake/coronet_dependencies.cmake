@@ -78,3 +78,13 @@ endif()
 if(NOT CORONET_LIBPQ_FOUND)
   message(STATUS "coronet::pg is not built: it needs libpq 14 or newer, the Debian package 'libpq-dev' (scripts/setup.sh installs it).")
 endif()
+
+# Redis (coronet::redis): hiredis for its reply reader (Debian's
+# libhiredis-dev). Optional: without it coronet::redis and its tests are
+# left out.
+if(PkgConfig_FOUND)
+  pkg_check_modules(CORONET_HIREDIS QUIET IMPORTED_TARGET hiredis)
+endif()
+if(NOT CORONET_HIREDIS_FOUND)
+  message(STATUS "coronet::redis is not built: it needs hiredis, the Debian package 'libhiredis-dev' (scripts/setup.sh installs it).")
+endif()

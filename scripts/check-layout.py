@@ -43,6 +43,7 @@ LAYERS = {
     "testing": {"core", "net", "http", "http1", "server"},
     "app": {"core", "net", "http", "http1", "http2", "websocket", "server", "client", "middleware"},
     "pg": {"core", "net"},
+    "redis": {"core", "net"},
 }
 
 

@@ -3,7 +3,8 @@
 # present. Usage: scripts/setup.sh [--loadtest] [--fuzz] [--fresh-check] [--container-check]
 #   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
 #                  the foreign clients and servers the tests use; libpq-dev and postgresql for
-#                  coronet::pg, whose tests start servers of their own) + micro-benchmarks
+#                  coronet::pg, libhiredis-dev and redis-server for coronet::redis, whose tests
+#                  start servers of their own) + micro-benchmarks
 #   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
@@ -16,7 +17,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
   libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
-  universal-ctags libpq-dev postgresql
+  universal-ctags libpq-dev postgresql libhiredis-dev redis-server
 )
 for arg in "$@"; do
   case "$arg" in
@@ -24,7 +25,7 @@ for arg in "$@"; do
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     --container-check) packages+=(podman debootstrap) ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
