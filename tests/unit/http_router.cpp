@@ -1,4 +1,5 @@
 // Routing and the middleware chain, driven directly (no sockets).
+#include <coronet/error.hpp>
 #include <coronet/client/client.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/middleware.hpp>
@@ -126,6 +127,20 @@ task<http::response> throws_http_error(http::request&)
   co_return http::response{};
 }
 
+// Like pg::error: an error from below HTTP that knows its status, and says
+// less to the client than to the log.
+class store_down final : public coronet::status_error {
+public:
+  store_down() : status_error(503, "connect to 10.0.0.7:5432 refused") {}
+  std::string client_message() const override { return "the store is out of reach"; }
+};
+
+task<http::response> throws_status_error(http::request&)
+{
+  throw store_down{};
+  co_return http::response{};
+}
+
 task<http::response> throws_other(http::request&)
 {
   throw std::runtime_error("boom");
@@ -178,6 +193,7 @@ TEST_CASE("middleware: a handler's exception is a response the outer middleware 
   r.use(tracing(trace, "log"));
   r.get("/conflict", throws_http_error);
   r.get("/boom", throws_other);
+  r.get("/down", throws_status_error);
 
   auto conflict = run(r, make("GET", "/conflict"));
   CHECK(conflict.status == http::status::conflict);
@@ -186,6 +202,9 @@ TEST_CASE("middleware: a handler's exception is a response the outer middleware 
   auto boom = run(r, make("GET", "/boom"));
   CHECK(boom.status == http::status::internal_server_error);
   CHECK(boom.headers.get("X-Seen-By") == "log");
+  auto down = run(r, make("GET", "/down"));
+  CHECK(down.status == http::status::service_unavailable);
+  CHECK(down.body == "Service Unavailable: the store is out of reach\n"); // not the address
 }
 
 TEST_CASE("request_ids: keeps a sane incoming id, replaces a hostile one, echoes it")

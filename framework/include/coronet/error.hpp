@@ -3,6 +3,7 @@
 // their own category, so `catch (const std::system_error& e)` and
 // `e.code() == coronet::errc::timed_out` both work.
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace coronet {
@@ -31,6 +32,23 @@ public:
 class startup_error final : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
+};
+
+// An error from a layer below HTTP that knows the status a server answers
+// it with: pg::error is 503 when the database is out of reach, 504 past a
+// deadline, 409 for a constraint. A handler lets it through and the HTTP
+// server answers "<reason>: <client_message()>" with that status, and logs
+// what() for a 5xx (what() may name more than a client should see: SQL,
+// addresses).
+class status_error : public std::runtime_error {
+public:
+  status_error(int status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  int http_status() const noexcept { return status_; }
+  // What the client is told; what() by default.
+  virtual std::string client_message() const { return what(); }
+
+private:
+  int status_;
 };
 
 } // namespace coronet

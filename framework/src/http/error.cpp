@@ -6,6 +6,7 @@
 #include <coronet/metrics.hpp>
 
 #include <asio/error.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <system_error>
@@ -34,6 +35,11 @@ response answer_failure(std::exception_ptr e, const request& req, std::string_vi
     std::rethrow_exception(e);
   } catch (const error& err) {
     return response::text(err.status(), std::string(err.what()) + "\n");
+  } catch (const status_error& err) {
+    auto s = static_cast<status>(err.http_status());
+    if (err.http_status() >= 500)
+      spdlog::warn("{} {}: {} failed: {}", req.method, req.target, stage, err.what());
+    return response::text(s, fmt::format("{}: {}\n", reason(s), err.client_message()));
   } catch (const timeout_error&) {
     static auto& late = metrics::registry::global().counters("coronet_http_requests_timed_out_total",
       "Requests answered 504: their handler was still running at the request's deadline "

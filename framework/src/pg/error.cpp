@@ -28,6 +28,20 @@ int http_status(errc kind) noexcept
   return 500;
 }
 
+std::string error::client_message() const
+{
+  switch (kind_) {
+  case errc::unavailable:
+  case errc::connection: return "the database is out of reach";
+  case errc::timeout: return "the database did not answer in time";
+  case errc::constraint:
+    return constraint_.empty() ? "a constraint refused it" : "a constraint refused it (" + constraint_ + ")";
+  case errc::serialization: return "it conflicted with another transaction; try again";
+  case errc::bad_query: break;
+  }
+  return "the database refused the query";
+}
+
 errc kind_of(std::string_view sqlstate) noexcept
 {
   auto cls = sqlstate.substr(0, 2);

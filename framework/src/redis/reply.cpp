@@ -73,4 +73,16 @@ int http_status(errc kind) noexcept
   return 500;
 }
 
+std::string error::client_message() const
+{
+  switch (kind_) {
+  case errc::unavailable:
+  case errc::connection: return "the cache is out of reach";
+  case errc::timeout: return "the cache did not answer in time";
+  case errc::server:
+  case errc::protocol: break;
+  }
+  return "the cache refused the command";
+}
+
 } // namespace coronet::redis

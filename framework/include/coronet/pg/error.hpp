@@ -7,8 +7,13 @@
 //   } catch (const pg::error& e) {
 //     if (e.kind() == pg::errc::constraint)   // e.constraint(): "orders_user_id_fkey"
 //       throw http::error(http::status::conflict, "no such user");
-//     throw;                                  // http_status(e.kind()): 503, 504, 500
+//     throw;                                  // answered http_status(e.kind()): 503, 504, 500
 //   }
+//
+// A pg::error a handler lets through is a coronet::status_error: the server
+// answers it with http_status(kind()) and a message that names no SQL.
+#include <coronet/error.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -30,12 +35,16 @@ int http_status(errc kind) noexcept;
 // The kind of a SQLSTATE (five characters).
 errc kind_of(std::string_view sqlstate) noexcept;
 
-class error final : public std::runtime_error {
+class error final : public status_error {
 public:
   error(errc kind, const std::string& message, std::string sqlstate = {}, std::string constraint = {})
-    : std::runtime_error(message), kind_(kind), sqlstate_(std::move(sqlstate)), constraint_(std::move(constraint))
+    : status_error(pg::http_status(kind), message), kind_(kind), sqlstate_(std::move(sqlstate)),
+      constraint_(std::move(constraint))
   {
   }
+  // "the database is out of reach", "... did not answer in time", "a
+  // constraint refused it (orders_user_id_fkey)", "... refused the query".
+  std::string client_message() const override;
   errc kind() const noexcept { return kind_; }
   // The server's SQLSTATE ("23505"), empty when the error is not the server's.
   const std::string& sqlstate() const noexcept { return sqlstate_; }

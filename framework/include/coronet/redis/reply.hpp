@@ -4,6 +4,8 @@
 //   auto r = co_await redis.command("HGETALL", "user:7");   // redis::reply
 //   for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2)
 //     fields[r.elements[i].text] = r.elements[i + 1].text;
+#include <coronet/error.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -41,9 +43,12 @@ std::string_view to_string(errc kind) noexcept;
 // The answer a handler would give: 503, 504, 503, 500, 502.
 int http_status(errc kind) noexcept;
 
-class error final : public std::runtime_error {
+// A coronet::status_error: a handler that lets it through is answered
+// http_status(kind()), with a message that names no address.
+class error final : public status_error {
 public:
-  error(errc kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  error(errc kind, const std::string& message) : status_error(redis::http_status(kind), message), kind_(kind) {}
+  std::string client_message() const override;
   errc kind() const noexcept { return kind_; }
 
 private:
