@@ -1,17 +1,31 @@
 // coronet-backend: the services behind the gateway, one role per process
-// (--role users|orders|recommendations). Data is made up but deterministic
-// per id; latency (fixed + jitter, and a share of slow answers) and an error
-// rate with its status are configurable so the gateway can be tried against
-// slow and failing services.
+// (--role users|orders|recommendations). Latency (fixed + jitter, and a
+// share of slow answers) and an error rate with its status are configurable
+// so the gateway can be tried against slow and failing services.
 //
 //   GET /users/{id}            {"id":7,"name":"User 7","email":"user7@example.com"}
+//   POST /users                {"name":..,"email":..} -> 201 and the user, Location: /users/{id}
+//   PUT|PATCH /users/{id}      {"name":..} and/or {"email":..} -> 200 and the user
 //   GET /orders?user={id}      {"user":7,"orders":[{"id":701,"total":12.34},...]}
+//   POST /orders               {"user":7,"total":12.5} -> 201 and the order
 //   GET /recommendations/{id}  {"user":7,"items":["item-...",...]}
 //
-// Users exist for ids 1..1000000; others get 404.
+// The store (store.hpp) is in memory by default: made-up users 1..1000000
+// and their orders, plus what was written since the start. With
+// backend.store = "postgres://..." it is PostgreSQL (tables made and filled
+// at the first start), with backend.cache = "redis://..." a read-through
+// cache. Writes take JSON (415 for another Content-Type, 400 naming what is
+// wrong), gzip or zstd bodies too; an email taken or an order for no user
+// is 409; the database out of reach 503.
+#include "store.hpp"
+#ifdef CORONET_BACKEND_DATABASE
+#include "database.hpp"
+#endif
+
 #include <coronet/app/app.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
+#include <coronet/middleware/compress.hpp>
 #include <coronet/middleware/observe.hpp>
 #include <coronet/server/server.hpp>
 #include <coronet/runtime.hpp>
@@ -39,9 +53,11 @@ constexpr coronet::config_key backend_keys[] = {
   {"backend.error_status", 500, "...with this status (503 comes with Retry-After: 1)", 500, 599},
   {"backend.slow_rate", 0.0, "this fraction (0..1) of answers is slow..."},
   {"backend.slow_ms", 0, "...by this much more (p99 spikes)", 0},
+  {"backend.store", "memory", "memory (made-up users, writes kept until exit) or a postgres:// URL"},
+  {"backend.cache", "", "a redis:// URL: a read-through cache in front of the database; empty: none"},
+  {"backend.cache_ttl_ms", 60000, "how long a cached user or order list is kept", 1},
+  {"backend.seed_users", 10000, "made-up users put in an empty database", 0, 10000000},
 };
-
-constexpr std::int64_t max_user = 1000000;
 
 // What backend_keys set; read_settings fills every field.
 struct settings {
@@ -52,6 +68,8 @@ struct settings {
   int error_status = 0;
   double slow_rate = 0;
   std::chrono::milliseconds slow{};
+  std::string store;
+  std::string cache;
 };
 
 settings read_settings(const coronet::config& cfg)
@@ -70,41 +88,20 @@ settings read_settings(const coronet::config& cfg)
   if (s.slow_rate < 0 || s.slow_rate > 1)
     cfg.fail("backend.slow_rate", "must be between 0 and 1");
   s.slow = cfg.get_ms("backend.slow_ms");
+  s.store = cfg.get_string("backend.store");
+  s.cache = cfg.get_string("backend.cache");
+  if (s.store != "memory" && !s.store.starts_with("postgres://") && !s.store.starts_with("postgresql://"))
+    cfg.fail("backend.store", "must be memory or a postgres:// URL");
+  if (!s.cache.empty() && s.store == "memory")
+    cfg.fail("backend.cache", "is for a database store (backend.store = \"postgres://...\")");
   return s;
-}
-
-// A small, well-mixed hash so the made-up data looks varied but never changes.
-std::uint64_t mix(std::uint64_t x)
-{
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
-}
-
-json user(std::int64_t id)
-{
-  if (id > max_user)
-    throw http::error{http::status::not_found, "no such user"};
-  return {{"id", id}, {"name", "User " + std::to_string(id)}, {"email", "user" + std::to_string(id) + "@example.com"}};
-}
-
-json orders(std::int64_t id)
-{
-  json list = json::array();
-  auto count = mix(static_cast<std::uint64_t>(id)) % 4 + 1;
-  for (std::uint64_t i = 0; i < count; ++i) {
-    auto cents = mix(static_cast<std::uint64_t>(id) * 31 + i) % 50000 + 100;
-    list.push_back({{"id", id * 100 + static_cast<std::int64_t>(i)}, {"total", static_cast<double>(cents) / 100}});
-  }
-  return {{"user", id}, {"orders", std::move(list)}};
 }
 
 json recommendations(std::int64_t id)
 {
   json items = json::array();
   for (std::uint64_t i = 0; i < 3; ++i)
-    items.push_back("item-" + std::to_string(mix(static_cast<std::uint64_t>(id) + i * 7919) % 10000));
+    items.push_back("item-" + std::to_string(backend::mix(static_cast<std::uint64_t>(id) + i * 7919) % 10000));
   return {{"user", id}, {"items", std::move(items)}};
 }
 
@@ -129,52 +126,160 @@ task<std::optional<http::response>> behave(const settings& s)
   co_return failure;
 }
 
-http::response answer(const json& body)
+http::response answer(const json& body, http::status status = http::status::ok)
 {
-  return http::json_response(http::status::ok, body);
+  return http::json_response(status, body);
+}
+
+// A JSON object's optional text field: 400 when it is there but empty or
+// longer than `max`.
+std::optional<std::string> text_field(const json& body, std::string_view name, std::size_t max)
+{
+  auto v = http::optional_field<std::string>(body, name);
+  if (v && (v->empty() || v->size() > max))
+    throw http::error{http::status::bad_request, fmt::format("\"{}\" must be 1 to {} characters", name, max)};
+  if (v && name == "email" && v->find('@') == std::string::npos)
+    throw http::error{http::status::bad_request, "\"email\" must be an email address"};
+  return v;
+}
+
+// The store and the settings live in main's frame for as long as the
+// server runs.
+void user_routes(http::router& router, const settings* at, backend::store* db)
+{
+  router.get("/users/{id}", [at, db](http::request& req) -> task<http::response> {
+    auto id = http::positive_integer(req.param("id"), "id");
+    if (auto failure = co_await behave(*at))
+      co_return std::move(*failure);
+    auto u = co_await db->user(id);
+    if (!u)
+      throw http::error{http::status::not_found, "no such user"};
+    co_return answer(*u);
+  });
+  router.post("/users", [db](http::request& req) -> task<http::response> {
+    auto body = http::json_body(req);
+    auto name = text_field(body, "name", 200), email = text_field(body, "email", 254);
+    if (!name || !email)
+      throw http::error{http::status::bad_request, !name ? "missing field \"name\"" : "missing field \"email\""};
+    auto u = co_await db->create_user(std::move(*name), std::move(*email));
+    auto r = answer(u, http::status::created);
+    r.headers.add("Location", "/users/" + std::to_string(u["id"].get<std::int64_t>()));
+    co_return r;
+  });
+  auto update = [db](http::request& req) -> task<http::response> {
+    auto id = http::positive_integer(req.param("id"), "id");
+    auto body = http::json_body(req);
+    backend::user_change change{text_field(body, "name", 200), text_field(body, "email", 254)};
+    if (!change.name && !change.email)
+      throw http::error{http::status::bad_request, "nothing to change: give \"name\" or \"email\""};
+    auto u = co_await db->update_user(id, std::move(change));
+    if (!u)
+      throw http::error{http::status::not_found, "no such user"};
+    co_return answer(*u);
+  };
+  router.put("/users/{id}", update);
+  router.patch("/users/{id}", update);
+}
+
+void order_routes(http::router& router, const settings* at, backend::store* db)
+{
+  router.get("/orders", [at, db](http::request& req) -> task<http::response> {
+    auto id = http::positive_integer(req.query("user"), "user");
+    if (auto failure = co_await behave(*at))
+      co_return std::move(*failure);
+    co_return answer(co_await db->orders(id));
+  });
+  router.post("/orders", [db](http::request& req) -> task<http::response> {
+    auto body = http::json_body(req);
+    auto user = http::field<std::int64_t>(body, "user");
+    auto total = http::field<double>(body, "total");
+    if (user < 1)
+      throw http::error{http::status::bad_request, "\"user\" must be a positive integer"};
+    if (!(total >= 0 && total <= 1e9))
+      throw http::error{http::status::bad_request, "\"total\" must be between 0 and 1000000000"};
+    co_return answer(co_await db->create_order(user, total), http::status::created);
+  });
+}
+
+void recommendation_routes(http::router& router, const settings* at)
+{
+  router.get("/recommendations/{id}", [at](http::request& req) -> task<http::response> {
+    auto id = http::positive_integer(req.param("id"), "id");
+    if (auto failure = co_await behave(*at))
+      co_return std::move(*failure);
+    co_return answer(recommendations(id));
+  });
+}
+
+// The store backend.store names; a config_error for one this build cannot open.
+std::unique_ptr<backend::store> open_store(coronet::runtime& rt, const coronet::config& cfg, const settings& s)
+{
+  if (s.store == "memory")
+    return backend::make_memory_store();
+#ifdef CORONET_BACKEND_DATABASE
+  backend::database_settings d;
+  d.pg = coronet::pg::options::from(cfg, "backend.store");
+  if (!s.cache.empty())
+    d.cache = coronet::redis::options::from(cfg, "backend.cache");
+  d.cache_ttl = cfg.get_ms("backend.cache_ttl_ms");
+  d.seed_users = cfg.get_int("backend.seed_users");
+  return backend::make_database_store(rt, std::move(d));
+#else
+  (void)rt;
+  cfg.fail("backend.store", "this build has no PostgreSQL support (it needs libpq-dev and libhiredis-dev)");
+#endif
+}
+
+task<void> serve(coronet::runtime& rt, const coronet::config& cfg, http::router router, backend::store& db,
+  bool database)
+{
+#ifdef CORONET_BACKEND_DATABASE
+  if (database)
+    co_await backend::prepare_database(db);
+#else
+  (void)db, (void)database;
+#endif
+  co_await http::serve(rt, cfg, std::move(router));
 }
 
 } // namespace
 
 int main(int argc, char** argv)
 {
-  auto cfg = coronet::load_config(argc, argv, "backend", backend_keys,
+  std::vector<coronet::config_key> keys(std::begin(backend_keys), std::end(backend_keys));
+#ifdef CORONET_BACKEND_DATABASE
+  for (auto& k : coronet::pg::pg_keys)
+    if (k.name != "pg.url") // backend.store is the URL
+      keys.push_back(k);
+  for (auto& k : coronet::redis::redis_keys)
+    if (k.name != "redis.url") // backend.cache is the URL
+      keys.push_back(k);
+#endif
+  auto cfg = coronet::load_config(argc, argv, "backend", keys,
     {{"role", "backend.role", "users, orders or recommendations"}});
   settings s;
+  http::compress_options compression;
+  coronet::runtime rt{cfg};
+  std::unique_ptr<backend::store> db;
   try {
     s = read_settings(cfg);
+    compression = http::compress_options::from(cfg);
+    db = open_store(rt, cfg, s);
   } catch (const coronet::config_error& e) {
     spdlog::critical("config error: {}", e.what());
     return 2;
   }
-  coronet::runtime rt{cfg};
   http::router router;
   http::observe(router, rt, cfg);
-  // The settings live in main's frame for as long as the server runs.
-  const settings* at = &s;
-  if (s.role == "users") {
-    router.get("/users/{id}", [at](http::request& req) -> task<http::response> {
-      auto id = http::positive_integer(req.param("id"), "id");
-      if (auto failure = co_await behave(*at))
-        co_return std::move(*failure);
-      co_return answer(user(id));
-    });
-  } else if (s.role == "orders") {
-    router.get("/orders", [at](http::request& req) -> task<http::response> {
-      auto id = http::positive_integer(req.query("user"), "user");
-      if (auto failure = co_await behave(*at))
-        co_return std::move(*failure);
-      co_return answer(orders(id));
-    });
-  } else {
-    router.get("/recommendations/{id}", [at](http::request& req) -> task<http::response> {
-      auto id = http::positive_integer(req.param("id"), "id");
-      if (auto failure = co_await behave(*at))
-        co_return std::move(*failure);
-      co_return answer(recommendations(id));
-    });
-  }
-  spdlog::info("backend role {}: latency {} ms + jitter {} ms, {} slower by {} ms, error rate {} ({})", s.role,
-    s.latency.count(), s.jitter.count(), s.slow_rate, s.slow.count(), s.error_rate, s.error_status);
-  return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
+  router.use(http::compress(compression)); // gzip/zstd request bodies in, compressed answers out
+  if (s.role == "users")
+    user_routes(router, &s, db.get());
+  else if (s.role == "orders")
+    order_routes(router, &s, db.get());
+  else
+    recommendation_routes(router, &s);
+  spdlog::info("backend role {} on the {} store: latency {} ms + jitter {} ms, {} slower by {} ms, error rate {} ({})",
+    s.role, s.store == "memory" ? "memory" : "PostgreSQL", s.latency.count(), s.jitter.count(), s.slow_rate,
+    s.slow.count(), s.error_rate, s.error_status);
+  return rt.run_until_signal(serve(rt, cfg, std::move(router), *db, s.store != "memory"));
 }

@@ -32,4 +32,19 @@ reply get(unsigned short port, const std::string& path, const std::string& heade
   return parse_reply(got);
 }
 
+reply send(unsigned short port, const std::string& method, const std::string& path, const std::string& headers,
+  const std::string& body)
+{
+  asio::io_context io;
+  asio::ip::tcp::socket s{io};
+  s.connect({asio::ip::address_v4::loopback(), port});
+  std::string wire = method + " " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: " +
+    std::to_string(body.size()) + "\r\n" + headers + "\r\n" + body;
+  asio::write(s, asio::buffer(wire));
+  std::string got;
+  std::error_code ec;
+  asio::read(s, asio::dynamic_buffer(got), ec);
+  return parse_reply(got);
+}
+
 } // namespace coronet::test

@@ -22,4 +22,8 @@ reply parse_reply(const std::string& got);
 // GET `path` from 127.0.0.1:`port`; `headers` are extra lines, each ending in CRLF.
 reply get(unsigned short port, const std::string& path, const std::string& headers = "");
 
+// `method` `path` with `body` (Content-Length added) and `headers` lines.
+reply send(unsigned short port, const std::string& method, const std::string& path, const std::string& headers,
+  const std::string& body);
+
 } // namespace coronet::test

@@ -83,7 +83,7 @@ TEST_CASE("redis: a URL names host, port, user, password, database and TLS; a ba
   CHECK(p.port == 6379);
   CHECK(p.user.empty());
   CHECK(p.password == "pw");
-  CHECK_THROWS_WITH_AS(redis::options::parse_url("http://localhost", p), doctest::Contains("redis.url"),
+  CHECK_THROWS_WITH_AS(redis::options::parse_url("http://localhost", p), doctest::Contains("not a redis://"),
     coronet::config_error);
   CHECK_THROWS_WITH_AS(redis::options::parse_url("redis://localhost:99999", p), doctest::Contains("port"),
     coronet::config_error);

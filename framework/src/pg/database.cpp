@@ -13,12 +13,12 @@
 
 namespace coronet::pg {
 
-options options::from(const config& cfg)
+options options::from(const config& cfg, std::string_view url_key)
 {
   options o;
-  o.session.url = cfg.get_string("pg.url");
+  o.session.url = cfg.get_string(url_key);
   if (o.session.url.empty())
-    throw config_error("pg.url: empty; name the database, e.g. postgres://user@localhost:5432/app");
+    throw config_error(fmt::format("{}: empty; name the database, e.g. postgres://user@localhost:5432/app", url_key));
   o.pool_size = static_cast<std::size_t>(cfg.get_int("pg.pool_size"));
   o.session.connect_timeout = cfg.get_ms("pg.connect_timeout_ms");
   o.session.statement_timeout = cfg.get_ms("pg.statement_timeout_ms");

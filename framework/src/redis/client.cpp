@@ -25,7 +25,7 @@ std::string command::format_double(double v)
 void options::parse_url(std::string_view url, options& o)
 {
   auto bad = [&](std::string_view why) {
-    return config_error(fmt::format("redis.url: '{}' {}; e.g. redis://:password@localhost:6379/0", url, why));
+    return config_error(fmt::format("'{}' {}; e.g. redis://:password@localhost:6379/0", url, why));
   };
   std::string_view rest;
   if (url.starts_with("redis://"))
@@ -74,13 +74,17 @@ void options::parse_url(std::string_view url, options& o)
     o.db = static_cast<int>(number(rest.substr(slash + 1), 1 << 20, "database number"));
 }
 
-options options::from(const config& cfg)
+options options::from(const config& cfg, std::string_view url_key)
 {
   options o;
-  auto url = cfg.get_string("redis.url");
+  auto url = cfg.get_string(url_key);
   if (url.empty())
-    throw config_error("redis.url: empty; name the server, e.g. redis://localhost:6379");
-  parse_url(url, o);
+    throw config_error(fmt::format("{}: empty; name the server, e.g. redis://localhost:6379", url_key));
+  try {
+    parse_url(url, o);
+  } catch (const config_error& e) {
+    throw config_error(fmt::format("{}: {}", url_key, e.what()));
+  }
   o.pool_size = static_cast<std::size_t>(cfg.get_int("redis.pool_size"));
   o.connect_timeout = cfg.get_ms("redis.connect_timeout_ms");
   o.command_timeout = cfg.get_ms("redis.command_timeout_ms");

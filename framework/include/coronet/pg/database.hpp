@@ -66,8 +66,9 @@ struct options {
   session_settings session;
   std::size_t pool_size{config_default<std::size_t>(pg_keys, "pg.pool_size")};
 
-  // Reads the [pg] keys; throws config_error when pg.url is empty.
-  static options from(const config& cfg);
+  // Reads the [pg] keys, the URL from `url_key` (an app may name it its
+  // own way); throws config_error when it is empty.
+  static options from(const config& cfg, std::string_view url_key = "pg.url");
 };
 
 class transaction;

@@ -70,9 +70,10 @@ struct options {
   std::chrono::milliseconds connect_timeout{config_default<std::int64_t>(redis_keys, "redis.connect_timeout_ms")};
   std::chrono::milliseconds command_timeout{config_default<std::int64_t>(redis_keys, "redis.command_timeout_ms")};
 
-  // Reads the [redis] keys; throws config_error when redis.url is empty or
-  // not a redis:// or rediss:// URL.
-  static options from(const config& cfg);
+  // Reads the [redis] keys, the URL from `url_key` (an app may name it its
+  // own way); throws config_error when it is empty or not a redis:// or
+  // rediss:// URL.
+  static options from(const config& cfg, std::string_view url_key = "redis.url");
   // The address part of `url` (host, port, user, password, db, tls) into o.
   static void parse_url(std::string_view url, options& o);
 };
