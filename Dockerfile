@@ -20,7 +20,7 @@ RUN scripts/setup.sh \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libtomlplusplus3 libssl3 libnghttp2-14 \
-    zlib1g libzstd1 libbrotli1 \
+    zlib1g libzstd1 libbrotli1 libpq5 libhiredis0.14 \
     ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin coronet

@@ -5,6 +5,13 @@
 #include <coronet/runtime.hpp>
 #include <coronet/sync/channel.hpp>
 
+#ifdef CONSUMER_HAS_PG
+#include <coronet/pg/database.hpp>
+#endif
+#ifdef CONSUMER_HAS_REDIS
+#include <coronet/redis/client.hpp>
+#endif
+
 #include <cstdio>
 
 coronet::task<void> produce(coronet::channel<int> ch)
@@ -28,5 +35,19 @@ int main()
   coronet::runtime rt{1};
   int sum = rt.block_on(consume(coronet::channel<int>{}));
   std::printf("sum=%d\n", sum);
-  return sum == 55 ? 0 : 1;
+  if (sum != 55)
+    return 1;
+#ifdef CONSUMER_HAS_PG
+  // Links libpq through coronet::pg: the statement is only built.
+  auto s = coronet::pg::sql("select $1::int", 7);
+  std::printf("pg: %s\n", s.sql.c_str());
+#endif
+#ifdef CONSUMER_HAS_REDIS
+  coronet::redis::options o;
+  coronet::redis::options::parse_url("redis://127.0.0.1:6390/2", o);
+  if (o.port != 6390 || o.db != 2)
+    return 1;
+  std::printf("redis: %s:%u\n", o.host.c_str(), o.port);
+#endif
+  return 0;
 }

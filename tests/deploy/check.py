@@ -91,16 +91,29 @@ def check_urls(where, env, service_ports):
             problem(f"{where}: backend {role} uses port {port}, but {host} serves on {service_ports[host]}")
 
 
+def interpolated(value):
+    """${VAR:-default} as compose reads it with VAR unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def ours(svc):
+    """A container of the image (not a PostgreSQL or Redis beside it)."""
+    return svc.get("image", "coronet:latest") == "coronet:latest"
+
+
 def compose():
     path = os.path.join(SRC, "configs/deploy/compose.yaml")
     doc = yaml.safe_load(open(path))
     runs = []
     service_ports = {}
     for name, svc in doc["services"].items():
-        env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
-        service_ports[name] = listen_port(env)
+        env = {k: interpolated(v) for k, v in (svc.get("environment") or {}).items()}
+        if ours(svc):
+            service_ports[name] = listen_port(env)
     for name, svc in doc["services"].items():
-        env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
+        if not ours(svc):
+            continue
+        env = {k: interpolated(v) for k, v in (svc.get("environment") or {}).items()}
         ports = {int(str(p).split(":")[-1]) for p in (svc.get("expose") or []) + (svc.get("ports") or [])}
         where = f"compose {name}"
         run = check_container(where, svc.get("command") or [], env, ports)
