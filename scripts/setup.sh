@@ -17,7 +17,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev doctest-dev libbenchmark-dev
   libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
-  universal-ctags libpq-dev postgresql libhiredis-dev redis-server
+  universal-ctags libpq-dev postgresql libhiredis-dev redis-server testssl.sh
 )
 for arg in "$@"; do
   case "$arg" in

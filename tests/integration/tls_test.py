@@ -343,5 +343,51 @@ def test_chat_over_wss():
         assert app.stop() == 0
 
 
+def test_only_aead_suites_by_default_and_the_keys_change_them():
+    with App("coronet-hello").started() as app:
+        # Mozilla's intermediate: TLS 1.2 with ECDHE and AEAD only; no CBC suite
+        # (LUCKY13), no SHA-1 MAC. (The test certificate's key is ECDSA.)
+        for cbc in ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"):
+            r = s_client(app.port, "-tls1_2", "-cipher", cbc)
+            assert "Cipher is (NONE)" in r.stdout or r.returncode != 0, cbc + ": " + r.stdout
+        r = s_client(app.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305")
+        assert "ECDHE-ECDSA-CHACHA20-POLY1305" in r.stdout, r.stdout
+        r = s_client(app.port, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+        assert "TLS_CHACHA20_POLY1305_SHA256" in r.stdout, r.stdout
+    with App("coronet-hello", "tls.ciphers=ECDHE-ECDSA-AES256-GCM-SHA384",
+             "tls.ciphersuites=TLS_AES_256_GCM_SHA384").started() as app:
+        assert s_client(app.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256").returncode != 0
+        assert "ECDHE-ECDSA-AES256-GCM-SHA384" in s_client(app.port, "-tls1_2").stdout
+        r = s_client(app.port, "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256")
+        assert r.returncode != 0 or "Cipher is (NONE)" in r.stdout, r.stdout
+    # A list OpenSSL takes nothing from: exit 2, naming the key.
+    with App("coronet-hello", "tls.ciphers=NO-SUCH-CIPHER") as app:
+        assert app.proc.wait(TIMEOUT) == 2
+        assert "tls.ciphers" in app.output(), app.output()
+    with App("coronet-gateway", "client.ciphersuites=TLS_NOPE", tls=False) as app:
+        assert app.proc.wait(TIMEOUT) == 2
+        assert "client.ciphersuites" in app.output(), app.output()
+
+
+def test_testssl_finds_nothing_to_flag():
+    """testssl.sh (Debian's) against the default TLS setup: protocols,
+    cipher lists, forward secrecy, server preference and every known
+    vulnerability; any finding rated LOW or worse fails (the certificate is
+    the test CA's, so its checks are left out)."""
+    if not shutil.which("testssl"):
+        print("skipped: no testssl (the Debian package 'testssl.sh'; scripts/setup.sh installs it)")
+        return
+    with App("coronet-hello").started() as app:
+        report = pki(f"testssl-{app.port}.json")
+        subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "-p", "-s", "-f", "-P", "-U",
+                        "--jsonfile", report, f"127.0.0.1:{app.port}"],
+                       capture_output=True, text=True, timeout=600)
+        findings = json.load(open(report))
+        assert any(f["id"] == "LUCKY13" for f in findings), "testssl ran no vulnerability check"
+        flagged = [f"{f['severity']} {f['id']}: {f['finding']}" for f in findings
+                   if f.get("severity") in ("LOW", "MEDIUM", "HIGH", "CRITICAL")]
+        assert not flagged, "\n".join(flagged)
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -108,6 +108,32 @@ void common_settings(SSL_CTX* native)
   SSL_CTX_set_read_ahead(native, 1);
 }
 
+// The suites a context offers: `ciphers` for TLS 1.2, `suites` for 1.3. A
+// list OpenSSL takes none of is a config_error naming the key.
+void use_ciphers(SSL_CTX* native, std::string_view prefix, const std::string& ciphers, const std::string& suites)
+{
+  ERR_clear_error();
+  if (SSL_CTX_set_cipher_list(native, ciphers.c_str()) != 1)
+    throw config_error(fmt::format("{}ciphers: no suite in '{}' is one OpenSSL offers", prefix, ciphers));
+  if (SSL_CTX_set_ciphersuites(native, suites.c_str()) != 1)
+    throw config_error(fmt::format("{}ciphersuites: '{}' is not a list of TLS 1.3 suites OpenSSL knows "
+      "(e.g. TLS_AES_128_GCM_SHA256)", prefix, suites));
+  ERR_clear_error();
+}
+
+// The same check at config time, to name the file and line.
+void check_ciphers(const config& cfg, std::string_view prefix, const std::string& ciphers, const std::string& suites)
+{
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> scratch{SSL_CTX_new(TLS_method()), SSL_CTX_free};
+  try {
+    use_ciphers(scratch.get(), prefix, ciphers, suites);
+  } catch (const config_error& e) {
+    std::string m = e.what();
+    auto colon = m.find(": ");
+    cfg.fail(m.substr(0, colon), m.substr(colon + 2));
+  }
+}
+
 // OpenSSL 3.0 fills a certificate's cached extensions (key ids, usages) on
 // its first use in a handshake, and when handshakes on two workers use a
 // shared certificate (the trusted CA, the context's own chain) for the first
@@ -176,6 +202,7 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_server_options
   if (o.min_version == "1.3")
     SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION);
   SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  use_ciphers(native, "tls.", o.ciphers, o.ciphersuites);
   use_certificate(native, "tls.cert_file", o.cert_file, "tls.key_file", o.key_file);
   if (!o.client_ca_file.empty()) {
     check_readable("tls.client_ca_file", o.client_ca_file);
@@ -230,6 +257,9 @@ tls_server_options tls_server_options::from(const config& cfg)
   require_pair(cfg, "tls.cert_file", o.cert_file, "tls.key_file", o.key_file);
   if (!o.enabled() && !o.client_ca_file.empty())
     cfg.fail("tls.client_ca_file", "needs tls.cert_file and tls.key_file");
+  o.ciphers = cfg.get_string("tls.ciphers");
+  o.ciphersuites = cfg.get_string("tls.ciphersuites");
+  check_ciphers(cfg, "tls.", o.ciphers, o.ciphersuites);
   return o;
 }
 
@@ -280,6 +310,9 @@ tls_client_options tls_client_options::from(const config& cfg)
   o.key_file = cfg.get_string("client.key_file");
   o.insecure_skip_verify = cfg.get_bool("client.insecure_skip_verify");
   require_pair(cfg, "client.cert_file", o.cert_file, "client.key_file", o.key_file);
+  o.ciphers = cfg.get_string("client.ciphers");
+  o.ciphersuites = cfg.get_string("client.ciphersuites");
+  check_ciphers(cfg, "client.", o.ciphers, o.ciphersuites);
   return o;
 }
 
@@ -290,6 +323,7 @@ std::shared_ptr<asio::ssl::context> make_client_context(const tls_client_options
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* native = ctx->native_handle();
   common_settings(native);
+  use_ciphers(native, "client.", o.ciphers, o.ciphersuites);
   // Sessions are kept by the client's pools (SSL_get1_session) for resumption.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   if (o.insecure_skip_verify) {

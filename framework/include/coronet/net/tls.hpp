@@ -34,6 +34,11 @@ inline constexpr config_key tls_keys[] = {
   {"tls.client_ca_file", "", "when set, clients must present a certificate this CA signed (mTLS)"},
   {"tls.min_version", "1.2", "\"1.2\" or \"1.3\""},
   {"tls.handshake_timeout_ms", 10000, "a handshake not done in time closes the connection", 1},
+  {"tls.ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS 1.2 suites, in OpenSSL's syntax (the default: Mozilla's intermediate, ECDHE with AEAD only)"},
+  {"tls.ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+    "TLS 1.3 suites, in OpenSSL's syntax"},
 };
 
 inline constexpr config_key tls_client_keys[] = {
@@ -41,6 +46,11 @@ inline constexpr config_key tls_client_keys[] = {
   {"client.cert_file", "", "a client certificate to present (mTLS), PEM"},
   {"client.key_file", "", "its private key, PEM"},
   {"client.insecure_skip_verify", false, "trust any server certificate (logged as a warning)"},
+  {"client.ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS 1.2 suites the client offers, in OpenSSL's syntax (Mozilla's intermediate)"},
+  {"client.ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+    "TLS 1.3 suites the client offers"},
 };
 
 struct tls_server_options {
@@ -50,6 +60,8 @@ struct tls_server_options {
   std::string min_version{config_default<std::string_view>(tls_keys, "tls.min_version")};
   std::chrono::milliseconds handshake_timeout{config_default<std::int64_t>(tls_keys, "tls.handshake_timeout_ms")};
   std::vector<std::string> alpn{"http/1.1"}; // in the server's order of preference
+  std::string ciphers{config_default<std::string_view>(tls_keys, "tls.ciphers")};           // TLS 1.2
+  std::string ciphersuites{config_default<std::string_view>(tls_keys, "tls.ciphersuites")}; // TLS 1.3
 
   bool enabled() const noexcept { return !cert_file.empty() || !key_file.empty(); }
   // The [tls] section; a bad value is a config_error naming the key.
@@ -85,6 +97,8 @@ struct tls_client_options {
   // trust any certificate and name (logged as a warning)
   bool insecure_skip_verify = config_default<bool>(tls_client_keys, "client.insecure_skip_verify");
   std::vector<std::string> alpn{"http/1.1"};
+  std::string ciphers{config_default<std::string_view>(tls_client_keys, "client.ciphers")};
+  std::string ciphersuites{config_default<std::string_view>(tls_client_keys, "client.ciphersuites")};
 
   // The client.* TLS keys.
   static tls_client_options from(const config& cfg);
