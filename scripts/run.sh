@@ -33,8 +33,13 @@ while [[ "${1:-}" == "--tls" || "${1:-}" == "--http2" || "${1:-}" == "--db" ]]; 
   [[ "$1" == "--db" ]] && db=true
   shift
 done
-scripts/build.sh
-bin=build-release/bin
+# CORONET_DEMO_BIN: binaries built already (the demo's test runs this script on its build).
+if [[ -n "${CORONET_DEMO_BIN:-}" ]]; then
+  bin=$CORONET_DEMO_BIN
+else
+  scripts/build.sh
+  bin=build-release/bin
+fi
 backend_tls=()
 gateway_tls=()
 scheme=http
@@ -54,7 +59,7 @@ if $http2; then
   gateway_tls+=(--set "client.http2=prior_knowledge")
 fi
 
-pids=()
+declare -A pid_of=() # each running service's pid, by name
 data_dir=""
 stop_servers() {
   if [[ -n "$data_dir" ]]; then
@@ -66,8 +71,9 @@ stop_servers() {
 stop() {
   # A second Ctrl-C (or a TERM from two senders at once) must not end this
   # script before every service has had its TERM: they would be orphaned.
-  trap '' INT TERM
+  trap '' INT TERM USR1
   trap - EXIT
+  local pids=("${pid_of[@]}")
   if ((${#pids[@]})); then
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
@@ -78,16 +84,16 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-# Waits until something accepts connections on 127.0.0.1:$1 (or the process dies).
+# Waits until something accepts connections on 127.0.0.1:$1; fails when
+# process $2 dies first, or after 10 s.
 wait_port() {
   local port=$1 pid=$2
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || { echo "run.sh: a service failed to start (see above)" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.1
   done
-  echo "run.sh: nothing listening on port $port" >&2
-  exit 1
+  return 1
 }
 
 store=()
@@ -99,20 +105,36 @@ if $db; then
   store=(--set "backend.store=$pg_url" --set "backend.cache=$redis_url")
 fi
 
-port=8081
-for role in users orders recommendations; do
-  role_store=()
-  [[ "$role" != recommendations ]] && role_store=("${store[@]}")
+services=(users orders recommendations gateway)
+gateway_args=("$@")
+port_of() {
+  case $1 in users) echo 8081 ;; orders) echo 8082 ;; recommendations) echo 8083 ;; gateway) echo 8080 ;; esac
+}
+
+# Starts service $1 and waits until it listens.
+start_service() {
+  local name=$1 port; port=$(port_of "$1")
   # setsid: Ctrl-C reaches only this script, which stops each service once.
-  setsid "$bin/coronet-backend" --config configs/backend.toml --role "$role" --listen "127.0.0.1:$port" \
-    "${backend_tls[@]}" "${role_store[@]}" &
-  pids+=($!)
-  wait_port "$port" "$!"
-  port=$((port + 1))
+  if [[ "$name" == gateway ]]; then
+    setsid "$bin/coronet-gateway" --config configs/gateway.toml "${gateway_tls[@]}" "${gateway_args[@]}" &
+  else
+    local role_store=()
+    [[ "$name" != recommendations ]] && role_store=("${store[@]}")
+    setsid "$bin/coronet-backend" --config configs/backend.toml --role "$name" --listen "127.0.0.1:$port" \
+      "${backend_tls[@]}" "${role_store[@]}" &
+  fi
+  pid_of[$name]=$!
+  if ! wait_port "$port" "$!"; then
+    echo "run.sh: $name did not start on :$port (see above)" >&2
+    kill -TERM "${pid_of[$name]}" 2>/dev/null || true
+    unset "pid_of[$name]"
+    return 1
+  fi
+}
+
+for name in "${services[@]}"; do
+  start_service "$name" || exit 1
 done
-setsid "$bin/coronet-gateway" --config configs/gateway.toml "${gateway_tls[@]}" "$@" &
-pids+=($!)
-wait_port 8080 "$!"
 
 curl_tls=""
 $tls && curl_tls="--cacert $pki/ca.pem "
@@ -130,5 +152,38 @@ cat <<MSG
    The users and orders are $($db && echo "in PostgreSQL, cached in Redis" || echo "in memory (scripts/run.sh --db: PostgreSQL and Redis)").
    Ctrl-C stops everything.
 MSG
-wait -n "${pids[@]}" || true
-echo "run.sh: a service exited; stopping the rest" >&2
+# A service that exits is reported, and the others keep running: the
+# gateway answers partially without orders or recommendations, 502 without
+# users. SIGUSR1 starts every stopped service again.
+restart=false
+trap 'restart=true' USR1
+describe() { # $1: wait's status
+  if (($1 > 128)); then echo "killed by SIG$(kill -l $(($1 - 128)))"; else echo "exit status $1"; fi
+}
+while :; do
+  if $restart; then
+    restart=false
+    for name in "${services[@]}"; do
+      [[ -n "${pid_of[$name]:-}" ]] && continue
+      if start_service "$name"; then echo "== $name is back (pid ${pid_of[$name]})"; fi
+    done
+  fi
+  live=("${pid_of[@]}")
+  if ((${#live[@]} == 0)); then
+    echo "run.sh: every service has exited; stopping" >&2
+    exit 1
+  fi
+  finished=""
+  wait -n -p finished "${live[@]}" && status=0 || status=$?
+  [[ -z "${finished:-}" ]] && continue # a signal (USR1) ended the wait (and left it unset)
+  for name in "${services[@]}"; do
+    [[ "${pid_of[$name]:-}" == "$finished" ]] || continue
+    unset "pid_of[$name]"
+    cat <<MSG >&2
+== $name (pid $finished) exited: $(describe "$status"). The others keep running. Try:
+     curl ${curl_tls}$scheme://127.0.0.1:8080/api/users/1/dashboard   # orders or recommendations gone: 200, "partial":true; users gone: 502
+     curl -s ${curl_tls}$scheme://127.0.0.1:8080/metrics | grep -E 'coronet_http_client_(requests|ejections)_total'
+   Bring it back: kill -USR1 $$   (starts every stopped service again). Ctrl-C stops everything.
+MSG
+  done
+done
