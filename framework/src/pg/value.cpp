@@ -92,7 +92,7 @@ void bad_value(std::string_view text, std::string_view type, std::string_view wh
 {
   if (text.size() > 40)
     text = text.substr(0, 40);
-  throw error(errc::bad_query, fmt::format("{}: '{}' is not {}", what, text, type));
+  throw error(errc::bad_query, fmt::format("column \"{}\": '{}' is not {}", what, text, type));
 }
 
 bool decode_bool(std::string_view text, std::string_view what)

@@ -83,12 +83,12 @@ public:
       auto t = text(column);
       if (!t)
         return std::nullopt;
-      return T{decoder<typename T::value_type>::decode(*t, describe(column))};
+      return T{decoder<typename T::value_type>::decode(*t, result_->column_name(column))};
     } else {
       auto t = text(column);
       if (!t)
         null_into_non_optional(column);
-      return decoder<T>::decode(*t, describe(column));
+      return decoder<T>::decode(*t, result_->column_name(column)); // (no string made unless it fails)
     }
   }
   template <class T>
