@@ -53,7 +53,7 @@ public:
   {
     auto key = "backend:user:" + std::to_string(id);
     if (auto hit = co_await cached(key))
-      co_return json::parse(*hit);
+      co_return *hit;
     auto row = co_await db_.query_one<user_row>("SELECT id, name, email FROM users WHERE id = $1", id);
     if (!row)
       co_return std::nullopt;
@@ -96,7 +96,7 @@ public:
   {
     auto key = "backend:orders:" + std::to_string(user);
     if (auto hit = co_await cached(key))
-      co_return json::parse(*hit);
+      co_return *hit;
     auto rows = co_await db_.query<std::tuple<std::int64_t, double>>(
       "SELECT id, total::float8 FROM orders WHERE user_id = $1 ORDER BY id", user);
     json list = json::array();
@@ -157,17 +157,25 @@ private:
   }
 
   // The cache's copy, if there is a cache and it answers: a cache out of
-  // reach is a miss, never a failed request.
-  task<std::optional<std::string>> cached(const std::string& key)
+  // reach, or a copy that is not JSON, is a miss, never a failed request.
+  task<std::optional<json>> cached(const std::string& key)
   {
     if (!cache_)
       co_return std::nullopt;
+    std::optional<std::string> text;
     try {
-      co_return co_await cache_->get(key);
+      text = co_await cache_->get(key);
     } catch (const redis::error& e) {
       spdlog::debug("backend: cache read of {} failed: {}", key, e.what());
     }
-    co_return std::nullopt;
+    if (!text)
+      co_return std::nullopt;
+    auto doc = json::parse(*text, nullptr, false);
+    if (doc.is_discarded()) {
+      spdlog::warn("backend: the cached {} is not JSON; read from the database", key);
+      co_return std::nullopt;
+    }
+    co_return doc;
   }
 
   task<void> remember(const std::string& key, std::string value)

@@ -23,6 +23,7 @@
 #endif
 
 #include <coronet/app/app.hpp>
+#include <coronet/error.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/json.hpp>
 #include <coronet/middleware/compress.hpp>
@@ -234,8 +235,13 @@ task<void> serve(coronet::runtime& rt, const coronet::config& cfg, http::router 
   bool database)
 {
 #ifdef CORONET_BACKEND_DATABASE
-  if (database)
-    co_await backend::prepare_database(db);
+  if (database) {
+    try {
+      co_await backend::prepare_database(db);
+    } catch (const coronet::status_error& e) { // pg::error: out of reach, refused...
+      throw coronet::startup_error(fmt::format("backend.store: the database cannot be prepared: {}", e.what()));
+    }
+  }
 #else
   (void)db, (void)database;
 #endif
