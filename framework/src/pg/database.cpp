@@ -1,5 +1,6 @@
 #include <coronet/pg/database.hpp>
 
+#include <coronet/detail/pool.hpp>
 #include <coronet/metrics.hpp>
 #include <coronet/runtime.hpp>
 
@@ -40,9 +41,7 @@ namespace {
 // builds a key); only the duration's, one per statement, is looked up, and
 // that through each worker's cache (statement_duration).
 struct pg_metrics {
-  metrics::gauge& in_use;
-  metrics::gauge& idle;
-  metrics::gauge& waiting;
+  coronet::detail::pool_gauges pool;
   metrics::family<metrics::histogram>& duration;
   metrics::family<metrics::counter>& errors;
 };
@@ -53,8 +52,8 @@ pg_metrics& families()
     auto& r = metrics::registry::global();
     auto& sessions = r.gauges("coronet_pg_sessions", "PostgreSQL sessions of every worker's pool, in use or idle.",
       {"state"});
-    return pg_metrics{sessions.with({"in_use"}), sessions.with({"idle"}),
-      r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session.").with({}),
+    return pg_metrics{{sessions.with({"in_use"}), sessions.with({"idle"}),
+      r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session.").with({})},
       r.histograms("coronet_pg_query_duration_seconds", "PostgreSQL calls by statement (its first 60 characters), "
         "from taking a session to the last result.", {"statement"}),
       r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"})};
@@ -80,20 +79,9 @@ std::string label_of(std::string_view sql)
 } // namespace
 
 // One worker's sessions.
-struct worker_pool {
-  std::vector<std::unique_ptr<connection>> idle;
-  std::size_t open = 0; // idle, in use and being opened
-  std::deque<wakeup*> waiters;
+struct worker_pool : coronet::detail::worker_pool<connection> {
   // Each statement's duration series, by its text (at most 1024 kept).
   std::unordered_map<std::string, metrics::histogram*> durations;
-
-  void wake_one()
-  {
-    if (!waiters.empty()) {
-      waiters.front()->wake();
-      waiters.pop_front();
-    }
-  }
 };
 
 namespace {
@@ -116,8 +104,8 @@ struct database::state {
   {
     std::size_t n = 0;
     for (auto& p : pools)
-      n += p.idle.size();
-    families().idle.add(-static_cast<std::int64_t>(n));
+      n += p.idle_count();
+    families().pool.idle.add(-static_cast<std::int64_t>(n));
   }
 
   runtime& rt;
@@ -141,42 +129,12 @@ std::size_t this_worker(const runtime& rt)
   return *w;
 }
 
-// Leaves the wait queue however the wait ends (woken, timed out, cancelled).
-struct queued {
-  worker_pool& pool;
-  wakeup& w;
-  int unwinding = std::uncaught_exceptions();
-  queued(worker_pool& p, wakeup& wk) : pool(p), w(wk)
-  {
-    pool.waiters.push_back(&w);
-    families().waiting.add(1);
-  }
-  ~queued()
-  {
-    bool woken = std::erase(pool.waiters, &w) == 0;
-    families().waiting.add(-1);
-    if (woken && std::uncaught_exceptions() > unwinding)
-      pool.wake_one(); // cancelled as it was woken: the session it was woken for goes to the next
-  }
-};
-
 } // namespace
 
 database::lease::~lease()
 {
-  if (!st)
-    return;
-  auto& pool = st->pools[worker];
-  auto& m = families();
-  if (conn && conn->reusable()) {
-    pool.idle.push_back(std::move(conn));
-    m.idle.add(1);
-  } else {
-    --pool.open;
-    conn.reset();
-  }
-  m.in_use.add(-1);
-  pool.wake_one();
+  if (st)
+    st->pools[worker].give_back(std::move(conn), families().pool);
 }
 
 namespace {
@@ -185,32 +143,13 @@ namespace {
 // the pool has room, or the first one given back before the deadline.
 task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, clock::time_point deadline)
 {
-  auto& m = families();
-  for (;;) {
-    while (!pool.idle.empty()) {
-      auto c = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      m.idle.add(-1);
-      if (c->still_open())
-        co_return c;
-      --pool.open; // closed by the server while idle: replaced below
-    }
-    if (pool.open < st.opts.pool_size) {
-      ++pool.open;
-      try {
-        co_return co_await connection::open(co_await asio::this_coro::executor, st.opts.session, deadline);
-      } catch (...) {
-        --pool.open;
-        pool.wake_one();
-        throw;
-      }
-    }
-    wakeup w{co_await asio::this_coro::executor};
-    queued in_line{pool, w};
-    if (!co_await w.wait_until(deadline))
-      throw error(errc::timeout, fmt::format("no PostgreSQL session free before the deadline (all {} of this "
-        "worker's are busy: pg.pool_size)", st.opts.pool_size));
-  }
+  auto executor = co_await asio::this_coro::executor;
+  auto open = [&] { return connection::open(executor, st.opts.session, deadline); }; // a local: GCC 12
+  auto got = co_await pool.take(st.opts.pool_size, deadline, families().pool, open);
+  if (!got.conn)
+    throw error(errc::timeout, fmt::format("no PostgreSQL session free before the deadline (all {} of this "
+      "worker's are busy: pg.pool_size)", st.opts.pool_size));
+  co_return std::move(got.conn);
 }
 
 void count_error(const std::exception_ptr& e)
@@ -239,7 +178,6 @@ task<database::lease> database::acquire()
   auto deadline = state_->call_deadline();
   l.conn = co_await take(*state_, state_->pools[l.worker], deadline);
   l.st = state_;
-  families().in_use.add(1);
   co_return l;
 }
 

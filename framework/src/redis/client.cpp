@@ -2,6 +2,7 @@
 
 #include "redis/connection.hpp"
 
+#include <coronet/detail/pool.hpp>
 #include <coronet/metrics.hpp>
 #include <coronet/net/tls.hpp>
 #include <coronet/runtime.hpp>
@@ -97,9 +98,7 @@ options options::from(const config& cfg, std::string_view url_key)
 namespace {
 
 struct redis_metrics {
-  metrics::gauge& in_use;
-  metrics::gauge& idle;
-  metrics::gauge& waiting;
+  coronet::detail::pool_gauges pool;
   metrics::family<metrics::histogram>& duration;
   metrics::family<metrics::counter>& errors;
 };
@@ -110,8 +109,8 @@ redis_metrics& families()
     auto& r = metrics::registry::global();
     auto& conns = r.gauges("coronet_redis_connections", "Redis connections of every worker's pool, in use or idle.",
       {"state"});
-    return redis_metrics{conns.with({"in_use"}), conns.with({"idle"}),
-      r.gauges("coronet_redis_waiting", "Calls waiting for a free Redis connection.").with({}),
+    return redis_metrics{{conns.with({"in_use"}), conns.with({"idle"}),
+      r.gauges("coronet_redis_waiting", "Calls waiting for a free Redis connection.").with({})},
       r.histograms("coronet_redis_command_duration_seconds", "Redis calls by their first command, from taking a "
         "connection to the last reply.", {"command"}),
       r.counters("coronet_redis_errors_total", "Failed Redis calls by kind (redis::errc).", {"kind"})};
@@ -144,19 +143,8 @@ std::shared_ptr<asio::ssl::context> tls_context(const options& o)
 } // namespace
 
 // One worker's connections.
-struct worker_pool {
-  std::vector<std::unique_ptr<detail::connection>> idle;
-  std::size_t open = 0; // idle, in use and being opened
-  std::deque<wakeup*> waiters;
+struct worker_pool : coronet::detail::worker_pool<detail::connection> {
   std::unordered_map<std::string, metrics::histogram*> durations; // by command name, at most 256
-
-  void wake_one()
-  {
-    if (!waiters.empty()) {
-      waiters.front()->wake();
-      waiters.pop_front();
-    }
-  }
 
   metrics::histogram& duration_of(std::string_view name)
   {
@@ -177,8 +165,8 @@ struct client::state {
   {
     std::size_t n = 0;
     for (auto& p : pools)
-      n += p.idle.size();
-    families().idle.add(-static_cast<std::int64_t>(n));
+      n += p.idle_count();
+    families().pool.idle.add(-static_cast<std::int64_t>(n));
   }
 
   runtime& rt;
@@ -207,25 +195,6 @@ std::size_t this_worker(const runtime& rt)
   return *w;
 }
 
-// Leaves the wait queue however the wait ends (woken, timed out, cancelled).
-struct queued {
-  worker_pool& pool;
-  wakeup& w;
-  int unwinding = std::uncaught_exceptions();
-  queued(worker_pool& p, wakeup& wk) : pool(p), w(wk)
-  {
-    pool.waiters.push_back(&w);
-    families().waiting.add(1);
-  }
-  ~queued()
-  {
-    bool woken = std::erase(pool.waiters, &w) == 0;
-    families().waiting.add(-1);
-    if (woken && std::uncaught_exceptions() > unwinding)
-      pool.wake_one(); // cancelled as it was woken: the connection goes to the next
-  }
-};
-
 // A connection of one worker's pool for one call; given back at its end.
 struct lease {
   std::shared_ptr<client::state> st;
@@ -240,16 +209,9 @@ struct lease {
   {
     if (!st)
       return;
-    auto& pool = st->pools[worker];
-    if (conn && conn->reusable()) {
+    if (conn)
       conn->given_back();
-      pool.idle.push_back(std::move(conn));
-      families().idle.add(1);
-    } else {
-      --pool.open;
-    }
-    families().in_use.add(-1);
-    pool.wake_one();
+    st->pools[worker].give_back(std::move(conn), families().pool);
   }
 };
 
@@ -257,42 +219,15 @@ task<lease> acquire(const std::shared_ptr<client::state>& st, clock::time_point 
 {
   lease l;
   l.worker = this_worker(st->rt);
-  auto& pool = st->pools[l.worker];
-  auto& m = families();
-  for (;;) {
-    while (!pool.idle.empty()) {
-      auto c = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      m.idle.add(-1);
-      if (!c->still_open()) {
-        --pool.open; // closed by the server while idle: replaced below
-        continue;
-      }
-      l.conn = std::move(c);
-      l.reused = true;
-      break;
-    }
-    if (!l.conn && pool.open < st->opts.pool_size) {
-      ++pool.open;
-      try {
-        l.conn = co_await detail::connection::open(st->opts, st->tls, st->connect_deadline(deadline));
-      } catch (...) {
-        --pool.open;
-        pool.wake_one();
-        throw;
-      }
-    }
-    if (l.conn) {
-      l.st = st;
-      m.in_use.add(1);
-      co_return l;
-    }
-    wakeup w{co_await asio::this_coro::executor};
-    queued in_line{pool, w};
-    if (!co_await w.wait_until(deadline))
-      throw error(errc::timeout, fmt::format("no Redis connection free before the deadline (all {} of this "
-        "worker's are busy: redis.pool_size)", st->opts.pool_size));
-  }
+  auto open = [&] { return detail::connection::open(st->opts, st->tls, st->connect_deadline(deadline)); };
+  auto got = co_await st->pools[l.worker].take(st->opts.pool_size, deadline, families().pool, open);
+  if (!got.conn)
+    throw error(errc::timeout, fmt::format("no Redis connection free before the deadline (all {} of this "
+      "worker's are busy: redis.pool_size)", st->opts.pool_size));
+  l.conn = std::move(got.conn);
+  l.reused = got.reused;
+  l.st = st;
+  co_return l;
 }
 
 void count_error(const std::exception_ptr& e)
