@@ -279,7 +279,8 @@ task<void> listen_loop(std::shared_ptr<subscription::state> st, std::unique_ptr<
       bool failed = false;
       try {
         if (!conn) {
-          conn = co_await connection::open(co_await asio::this_coro::executor, db->opts.session, db->call_deadline());
+          auto executor = co_await asio::this_coro::executor; // a local: GCC 12 and temporaries in co_await
+          conn = co_await connection::open(executor, db->opts.session, db->call_deadline());
           co_await conn->listen(st->channel_name, db->call_deadline());
           spdlog::info("PostgreSQL: listening on '{}' again", st->channel_name);
           backoff = std::chrono::milliseconds(100);

@@ -103,7 +103,13 @@ task<std::unique_ptr<connection>> connection::open(const options& o, const std::
   } catch (const timeout_error&) {
     throw error(errc::timeout, fmt::format("Redis at {}: not resolved within redis.connect_timeout_ms", address));
   }
-  auto c = std::make_unique<connection>(co_await asio::this_coro::executor, o.tls ? tls : nullptr, address);
+  // Locals, not temporaries beside a co_await in one expression: GCC 12
+  // destroys such a temporary twice.
+  auto executor = co_await asio::this_coro::executor;
+  std::shared_ptr<asio::ssl::context> context;
+  if (o.tls)
+    context = tls;
+  auto c = std::make_unique<connection>(executor, std::move(context), address);
   c->stream_.set_write_deadline(deadline);
   c->stream_.set_read_deadline(deadline);
   auto ec = co_await c->stream_.connect(endpoints);
