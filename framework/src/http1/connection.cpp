@@ -1,5 +1,7 @@
 #include "http1/connection.hpp"
 
+#include <coronet/net/tcp_server.hpp>
+
 #include <coronet/http/error.hpp>
 #include <coronet/detail/memory.hpp>
 
@@ -278,8 +280,9 @@ task<bool> http1_connection::send_rest(const response& resp, after next)
 http1_connection::after http1_connection::respond(const request& req, const response& resp)
 {
   // Decided after the handler: a request in flight when the server began
-  // to stop gets Connection: close.
-  bool keep = req.keep_alive && !settings_.rt.stop_requested();
+  // to stop gets Connection: close, once this worker's acceptor is closed
+  // (net::accepting_here: until then the client may still reconnect here).
+  bool keep = req.keep_alive && (!settings_.rt.stop_requested() || net::accepting_here());
   bool is_head = req.method == "HEAD";
   if (resp.upgrade && resp.status == status::switching_protocols)
     return after::upgrade;

@@ -14,13 +14,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <openssl/ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 namespace coronet::net {
@@ -262,8 +266,10 @@ struct worker_listener {
   // down the sockets of those still open.
   task<void> drain()
   {
-    if (connections.live.empty())
-      co_return;
+    // Counted by `running`, not by `live`: a connection just accepted is
+    // running before its task has started and listed itself (a drain that
+    // looked at `live` ended at once, and the stop reset such connections,
+    // their requests sent).
     try {
       co_await with_timeout(connections.running.wait(), options.drain_timeout);
       co_return;
@@ -291,25 +297,66 @@ struct worker_listener {
   clock::time_point last_error_log{};
 };
 
-// One worker's share: accept until stopped, then drain.
+} // namespace
+
+namespace {
+thread_local std::size_t open_acceptors_here = 0;
+} // namespace
+
+bool accepting_here() noexcept
+{
+  return open_acceptors_here > 0;
+}
+
+namespace {
+
+// How many connections the kernel has completed and queued on a listening
+// socket (Linux reports it as TCP_INFO's tcpi_unacked); `otherwise` where
+// it cannot be read.
+std::size_t queued_connections(tcp::acceptor& a, std::size_t otherwise)
+{
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(a.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0)
+    return otherwise;
+  return info.tcpi_unacked;
+}
+
+// Stops a worker's accepting, once: takes in the connections the kernel
+// has completed and queued (their clients may have sent a request already,
+// and closing would reset them; those queued now, not those still coming:
+// under load, clients that the drain closes reconnect at once, and taking
+// each as it came kept a busy worker here for seconds), then closes the
+// acceptor, which ends the accept loop.
+void stop_accepting(worker_listener& listener, std::size_t max_connections, bool& stopped)
+{
+  if (std::exchange(stopped, true))
+    return;
+  auto& acceptor = *listener.acceptor;
+  listener.accept_waiting(std::min(max_connections, queued_connections(acceptor, max_connections)));
+  std::error_code ec;
+  acceptor.close(ec);
+  --open_acceptors_here;
+}
+
+// One worker's share: accept until stopped, then drain. The stop closes the
+// acceptor as soon as it is seen (a task woken by rt.done(), ahead of the
+// accept loop's aborted accept), so that net::accepting_here() turns false
+// before the connections answer "close".
 task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, std::size_t max_connections,
   const tcp_options& options, connection_handler handler, wait_group& finished)
 {
-  worker_listener listener{rt, acceptor, max_connections, options, std::move(handler)};
-  // Stopping cancels the pending accept, which ends the accept loop.
-  spawn([](runtime& rt, std::shared_ptr<tcp::acceptor> acceptor) -> task<void> {
+  auto listener = std::make_shared<worker_listener>(rt, acceptor, max_connections, options, std::move(handler));
+  auto stopped = std::make_shared<bool>(false);
+  ++open_acceptors_here;
+  spawn([](runtime& rt, std::shared_ptr<worker_listener> listener, std::size_t max,
+          std::shared_ptr<bool> stopped) -> task<void> {
     co_await rt.done().receive();
-    std::error_code ignored;
-    acceptor->cancel(ignored);
-  }(rt, acceptor));
-  co_await listener.accept_until_stopped();
-  // Connections the kernel completed but nobody accepted yet would be reset
-  // when the acceptor closes, although their clients may have sent a
-  // request already. Take them in (as slots allow) and let them drain too.
-  listener.accept_waiting(max_connections);
-  std::error_code ec;
-  acceptor->close(ec);
-  co_await listener.drain();
+    stop_accepting(*listener, max, *stopped);
+  }(rt, listener, max_connections, stopped));
+  co_await listener->accept_until_stopped();
+  stop_accepting(*listener, max_connections, *stopped);
+  co_await listener->drain();
   finished.done();
 }
 

@@ -59,4 +59,10 @@ asio::ip::tcp::endpoint parse_endpoint(std::string_view text);
 // Throws startup_error when it cannot listen (address in use...).
 task<void> serve_tcp(runtime& rt, tcp_options options, connection_handler handler);
 
+// Whether this worker still has an acceptor open. Once the runtime stops, a
+// protocol answers "close" only when it is false: a client told to close
+// that reconnects at once must find the port closed (refused), not land in
+// an accept queue that the closing acceptor then resets under its request.
+bool accepting_here() noexcept;
+
 } // namespace coronet::net
