@@ -127,9 +127,9 @@ public:
   {
     co_await db_.transaction([this](pg::transaction& tx) -> task<void> {
       co_await tx.execute("SELECT pg_advisory_xact_lock(7411)");
-      for (auto* statement : {schema}) // one statement per call: a prepared statement holds one
-        for (auto& part : split(statement))
-          co_await tx.execute(part);
+      auto statements = split(schema); // one per call: a prepared statement holds one
+      for (auto& statement : statements)
+        co_await tx.execute(statement);
       if ((co_await tx.query_one<std::int64_t>("SELECT count(*) FROM users")).value_or(0) > 0)
         co_return;
       co_await tx.execute("INSERT INTO users (id, name, email) SELECT g, 'User ' || g, 'user' || g || "
