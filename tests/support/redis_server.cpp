@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <unistd.h>
+
 namespace coronet::test {
 
 namespace {
@@ -51,8 +53,13 @@ redis_server::redis_server(std::vector<std::string> extra, const tls_files* tls)
 bool redis_server::start()
 {
   auto port = std::to_string(port_);
-  std::vector<std::string> argv{"/usr/bin/redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-    "--dir", dir_, "--protected-mode", "no", "--daemonize", "no"};
+  std::vector<std::string> argv;
+  // The server dies with the test even when the test dies first (a crash,
+  // a sanitizer's abort): otherwise it would be left running, orphaned.
+  if (::access("/usr/bin/setpriv", X_OK) == 0)
+    argv = {"/usr/bin/setpriv", "--pdeathsig", "KILL"};
+  argv.insert(argv.end(), {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    "--dir", dir_, "--protected-mode", "no", "--daemonize", "no"});
   if (tls_)
     argv.insert(argv.end(), {"--port", "0", "--tls-port", port});
   else
