@@ -195,6 +195,97 @@ TEST_CASE("pg: a pipeline runs many statements in one round trip, and one failin
   });
 }
 
+namespace {
+
+// A counter's value in the metrics text (0 when it is not there yet).
+std::uint64_t counter_value(std::string_view name)
+{
+  auto text = coronet::metrics::registry::global().render();
+  auto line = std::string("\n") + std::string(name) + " ";
+  auto at = text.find(line);
+  return at == std::string::npos ? 0 : std::stoull(text.substr(at + line.size()));
+}
+
+} // namespace
+
+TEST_CASE("pg: concurrent calls share a session's round trips and each gets its own results")
+{
+  pg_server server;
+  REQUIRE_POSTGRES(server);
+  with_db(options_for(server, 1), [&](pg::database& db) -> task<void> {
+    auto pid = co_await db.query_one<int>("select pg_backend_pid()"); // the one session, now idle
+    auto trips = counter_value("coronet_pg_round_trips_total");
+    auto statements = counter_value("coronet_pg_round_trip_statements_total");
+    coronet::task_group g;
+    g.spawn([](pg::database& db) -> task<void> { co_await db.execute("select pg_sleep(0.3)"); }(db));
+    std::vector<std::optional<int>> answers(40), pids(40);
+    for (int i = 0; i < 40; ++i)
+      g.spawn([](pg::database& db, int i, std::optional<int>& answer, std::optional<int>& pid) -> task<void> {
+        std::vector<pg::statement> two;
+        two.push_back(pg::sql("select $1::int * 3", i));
+        two.push_back(pg::sql("select pg_backend_pid()"));
+        auto rs = co_await db.pipeline(std::move(two));
+        answer = rs[0][0].get<int>(0);
+        pid = rs[1][0].get<int>(0);
+      }(db, i, answers[i], pids[i]));
+    co_await g.wait();
+    for (int i = 0; i < 40; ++i) {
+      CHECK(answers[i] == i * 3);
+      CHECK(pids[i] == pid);
+    }
+    // The sleep alone, then the 81 statements queued behind it, far fewer round trips than calls.
+    CHECK(counter_value("coronet_pg_round_trip_statements_total") - statements == 81);
+    CHECK(counter_value("coronet_pg_round_trips_total") - trips <= 3);
+  });
+}
+
+TEST_CASE("pg: a call that stops waiting does not fail the calls sharing its round trip")
+{
+  pg_server server;
+  REQUIRE_POSTGRES(server);
+  auto o = options_for(server, 1);
+  o.session.statement_timeout = 1s;
+  with_db(o, [&](pg::database& db) -> task<void> {
+    co_await db.execute("select 1");
+    coronet::task_group g;
+    g.spawn([](pg::database& db) -> task<void> { co_await db.execute("select pg_sleep(0.2)"); }(db));
+    bool gave_up = false;
+    std::optional<int> behind;
+    // Both queue behind the sleep and then go in one round trip; the first gives up in it.
+    g.spawn([](pg::database& db, bool& gave_up) -> task<void> {
+      try {
+        co_await coronet::with_timeout(db.execute("select pg_sleep(30)"), 400ms);
+      } catch (const coronet::timeout_error&) {
+        gave_up = true;
+      }
+    }(db, gave_up));
+    g.spawn([](pg::database& db, std::optional<int>& behind) -> task<void> {
+      behind = co_await db.query_one<int>("select 7");
+    }(db, behind));
+    co_await g.wait(); // the one behind waited for the sleep's statement_timeout, not for its own failure
+    CHECK(gave_up);
+    CHECK(behind == 7);
+    CHECK(co_await db.query_one<int>("select 8") == 8);
+  });
+  with_db(options_for(server, 2), [&](pg::database& db) -> task<void> {
+    // Alone in its round trip, a call that gives up has its statement cancelled on the server.
+    try {
+      co_await coronet::with_timeout(db.execute("select pg_sleep(30)"), 200ms);
+      FAIL("pg_sleep(30) finished");
+    } catch (const coronet::timeout_error&) {
+    }
+    auto deadline = coronet::clock::now() + 3s;
+    std::int64_t sleeping = 1;
+    while (sleeping > 0 && coronet::clock::now() < deadline) {
+      sleeping = *co_await db.query_one<std::int64_t>(
+        "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
+      if (sleeping > 0)
+        co_await coronet::sleep_for(50ms);
+    }
+    CHECK(sleeping == 0);
+  });
+}
+
 TEST_CASE("pg: a transaction commits when its function returns and rolls back when it throws")
 {
   pg_server server;

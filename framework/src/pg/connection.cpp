@@ -201,7 +201,7 @@ bool connection::in_transaction() const noexcept
 
 bool connection::reusable() const noexcept
 {
-  return !broken_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  return !broken_ && !cancel_sent_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
 }
 
 bool connection::still_open() noexcept
@@ -306,14 +306,15 @@ task<pg_result*> connection::next_result()
   co_return PQgetResult(conn_);
 }
 
-// Sends the batch; which of its statements were prepared on the way.
-task<std::vector<bool>> connection::send(std::span<const statement> batch)
+// Hands the statements to libpq, each with its own sync; the texts not yet
+// prepared on this session are prepared on the way (noted in preparing_).
+void connection::send(std::span<const statement* const> batch)
 {
-  std::vector<bool> preparing(batch.size(), false);
+  preparing_.clear();
   std::vector<const char*> values;
   std::vector<int> lengths, formats;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    auto& s = batch[i];
+    auto& s = *batch[i];
     values.clear();
     lengths.clear();
     formats.clear();
@@ -329,7 +330,7 @@ task<std::vector<bool>> connection::send(std::span<const statement> batch)
     } else if (prepared_.size() < max_prepared_) {
       auto [at, added] = prepared_.emplace(s.sql, fmt::format("coronet_{}", next_name_++));
       name = &at->second;
-      preparing[i] = true;
+      preparing_.emplace_back(i, s.sql);
       if (!PQsendPrepare(conn_, name->c_str(), s.sql.c_str(), n, nullptr))
         fail(errc::connection, "send");
     }
@@ -338,17 +339,22 @@ task<std::vector<bool>> connection::send(std::span<const statement> batch)
     if (!sent || !PQpipelineSync(conn_))
       fail(errc::connection, "send");
   }
-  co_await flush();
-  co_return preparing;
+}
+
+// A statement that failed may have failed its prepare: prepared again next time.
+void connection::forget_prepared(std::size_t index) noexcept
+{
+  for (auto& [i, sql] : preparing_)
+    if (i == index)
+      prepared_.erase(sql);
 }
 
 // One statement's results up to its sync: the last rows or command status
-// it returned, or its first error (kept in `failure` when none is there yet).
-task<result> connection::read_statement(std::size_t index, std::size_t count, std::exception_ptr& failure, bool& failed)
+// it returned, or its first error (in `failure`).
+task<result> connection::read_statement(std::exception_ptr& failure)
 {
   result answer;
   bool after_end = false;
-  failed = false;
   for (;;) {
     PGresult* r = co_await next_result();
     if (!r) {
@@ -366,12 +372,8 @@ task<result> connection::read_statement(std::size_t index, std::size_t count, st
     case PGRES_EMPTY_QUERY: answer = std::move(owned); break;
     case PGRES_PIPELINE_ABORTED: break; // an earlier command of this statement failed
     case PGRES_FATAL_ERROR:
-      if (!failed) {
-        failed = true;
-        auto context = count > 1 ? fmt::format("statement {} of {}: ", index + 1, count) : std::string();
-        if (!failure)
-          failure = std::make_exception_ptr(error_of(r, context));
-      }
+      if (!failure)
+        failure = std::make_exception_ptr(error_of(r, ""));
       break;
     default:
       broken_ = true; // COPY and the like: the session is in a state this client does not drive
@@ -382,36 +384,95 @@ task<result> connection::read_statement(std::size_t index, std::size_t count, st
   }
 }
 
+namespace {
+
+// A connection's own failure after the server had said why (57P01, the
+// session terminated): that reason is the one to give.
+std::exception_ptr loss(std::exception_ptr why, const std::exception_ptr& server_said)
+{
+  if (!server_said)
+    return why;
+  try {
+    std::rethrow_exception(why);
+  } catch (const error& e) {
+    if (e.kind() == errc::connection)
+      return server_said;
+  } catch (...) {
+  }
+  return why;
+}
+
+} // namespace
+
+task<void> connection::run_each(std::span<const statement* const> batch, clock::time_point deadline, receiver& to)
+{
+  std::size_t i = 0;
+  std::exception_ptr said; // the server's last error in this round trip
+  std::exception_ptr lost;
+  try {
+    if (broken_)
+      throw error(errc::connection, fmt::format("PostgreSQL at {}: the connection is broken", where_));
+    stream_->set_read_deadline(deadline);
+    stream_->set_write_deadline(deadline);
+    send(batch);
+    co_await flush();
+    for (; i < batch.size() && !broken_; ++i) {
+      std::exception_ptr failure;
+      auto rows = co_await read_statement(failure);
+      if (failure) {
+        forget_prepared(i);
+        said = failure;
+        to.failed(i, std::move(failure));
+      } else {
+        to.answered(i, std::move(rows));
+      }
+    }
+    if (i < batch.size()) // the session was left in COPY: the rest were not read
+      lost = std::make_exception_ptr(error(errc::connection, "the session was left in COPY mode"));
+  } catch (...) {
+    broken_ = true;
+    lost = loss(std::current_exception(), said);
+  }
+  for (; i < batch.size(); ++i)
+    to.failed(i, lost);
+}
+
+namespace {
+
+// A whole batch's results, or its first failure.
+struct collector final : receiver {
+  explicit collector(std::size_t n) : count(n) { rows.reserve(n); }
+  void answered(std::size_t, result r) noexcept override { rows.push_back(std::move(r)); }
+  void failed(std::size_t i, std::exception_ptr why) noexcept override
+  {
+    if (!first)
+      first = at_position(std::move(why), i, count);
+    rows.emplace_back();
+  }
+  std::size_t count;
+  std::vector<result> rows;
+  std::exception_ptr first;
+};
+
+} // namespace
+
 task<std::vector<result>> connection::run(std::span<const statement> batch, clock::time_point deadline)
 {
-  if (broken_)
-    throw error(errc::connection, fmt::format("PostgreSQL at {}: the connection is broken", where_));
-  stream_->set_read_deadline(deadline);
-  stream_->set_write_deadline(deadline);
-  auto preparing = co_await send(batch);
-  std::vector<result> out;
-  out.reserve(batch.size());
-  std::exception_ptr failure;
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    bool failed = false;
-    bool lost = false;
-    try {
-      out.push_back(co_await read_statement(i, batch.size(), failure, failed));
-    } catch (const error& e) {
-      if (e.kind() != errc::connection || !failure)
-        throw;
-      lost = true; // the server said why before it closed (57P01: terminated): that is the error to give
-    }
-    if (lost)
-      break;
-    if (failed && preparing[i])
-      prepared_.erase(batch[i].sql); // its prepare may have failed: prepare it again next time
-    if (broken_)
-      break;
-  }
-  if (failure)
-    std::rethrow_exception(failure);
-  co_return out;
+  std::vector<const statement*> each;
+  each.reserve(batch.size());
+  for (auto& s : batch)
+    each.push_back(&s);
+  collector all{batch.size()};
+  co_await run_each(each, deadline, all);
+  if (all.first)
+    std::rethrow_exception(all.first);
+  co_return std::move(all.rows);
+}
+
+void connection::cancel() noexcept
+{
+  if (!cancel_sent_)
+    cancel_on_server();
 }
 
 task<void> connection::listen(std::string_view channel, clock::time_point deadline)

@@ -44,6 +44,8 @@ struct pg_metrics {
   coronet::detail::pool_gauges pool;
   metrics::family<metrics::histogram>& duration;
   metrics::family<metrics::counter>& errors;
+  metrics::counter& round_trips; // of calls outside transactions (database::serve)
+  metrics::counter& shared_statements;
 };
 
 pg_metrics& families()
@@ -56,7 +58,10 @@ pg_metrics& families()
       r.gauges("coronet_pg_waiting", "Calls waiting for a free PostgreSQL session.").with({})},
       r.histograms("coronet_pg_query_duration_seconds", "PostgreSQL calls by statement (its first 60 characters), "
         "from taking a session to the last result.", {"statement"}),
-      r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"})};
+      r.counters("coronet_pg_errors_total", "Failed PostgreSQL calls by kind (pg::errc).", {"kind"}),
+      r.counters("coronet_pg_round_trips_total", "Round trips that carried the statements of calls outside "
+        "transactions; statements per round trip is coronet_pg_round_trip_statements_total over this.").with({}),
+      r.counters("coronet_pg_round_trip_statements_total", "Statements those round trips carried.").with({})};
   }();
   return m;
 }
@@ -79,9 +84,14 @@ std::string label_of(std::string_view sql)
 } // namespace
 
 // One worker's sessions.
+struct shared_call;
+
 struct worker_pool : coronet::detail::worker_pool<connection> {
   // Each statement's duration series, by its text (at most 1024 kept).
   std::unordered_map<std::string, metrics::histogram*> durations;
+  std::deque<shared_call*> queue; // calls outside a transaction, waiting to be sent (database::serve)
+  std::size_t servers = 0;        // serving tasks
+  std::size_t taking = 0;         // of them, those about to take what is queued
 };
 
 namespace {
@@ -141,11 +151,12 @@ namespace {
 
 // A session of this worker's pool: an idle one still open, a new one while
 // the pool has room, or the first one given back before the deadline.
-task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, clock::time_point deadline)
+task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, clock::time_point deadline,
+  const coronet::detail::pool_gauges& gauges)
 {
   auto executor = co_await asio::this_coro::executor;
   auto open = [&] { return connection::open(executor, st.opts.session, deadline); }; // a local: GCC 12
-  auto got = co_await pool.take(st.opts.pool_size, deadline, families().pool, open);
+  auto got = co_await pool.take(st.opts.pool_size, deadline, gauges, open);
   if (!got.conn)
     throw error(errc::timeout, fmt::format("no PostgreSQL session free before the deadline (all {} of this "
       "worker's are busy: pg.pool_size)", st.opts.pool_size));
@@ -164,9 +175,15 @@ void count_error(const std::exception_ptr& e)
 
 // A refusal that means the session was closed under the statement before
 // it could take effect (the server shutting down, pg_terminate_backend).
-bool session_was_ended(const error& e)
+bool session_was_ended(const std::exception_ptr& failure)
 {
-  return e.sqlstate() == "57P01" || e.sqlstate() == "57P02" || e.sqlstate() == "57P03";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const error& e) {
+    return e.sqlstate() == "57P01" || e.sqlstate() == "57P02" || e.sqlstate() == "57P03";
+  } catch (...) {
+  }
+  return false;
 }
 
 } // namespace
@@ -176,7 +193,7 @@ task<database::lease> database::acquire()
   lease l;
   l.worker = this_worker(state_->rt);
   auto deadline = state_->call_deadline();
-  l.conn = co_await take(*state_, state_->pools[l.worker], deadline);
+  l.conn = co_await take(*state_, state_->pools[l.worker], deadline, families().pool);
   l.st = state_;
   co_return l;
 }
@@ -189,29 +206,289 @@ task<result> database::run(statement s)
   co_return std::move(batch.front());
 }
 
+// Calls outside a transaction share their worker's sessions. They queue, and
+// a session takes all that are queued (up to max_round statements) into one
+// round trip, each statement still with its own sync, so each its own
+// implicit transaction as if alone. Under load, many requests' statements
+// then cost the server one read and one wakeup. The round trip is driven by
+// a task of the pool's (database::serve), not by a caller: a caller
+// cancelled or past its deadline only stops waiting, and when nobody waits
+// any more for what the server is running, that is cancelled there.
+inline constexpr std::size_t max_round = 512;
+
+struct round_trip;
+
+// A caller's statements, from the queue to their last result; in its frame.
+struct shared_call {
+  shared_call(std::span<const statement> s, const asio::any_io_executor& executor)
+    : statements(s), rows(s.size()), woken(executor)
+  {
+  }
+  shared_call(const shared_call&) = delete;
+  shared_call& operator=(const shared_call&) = delete;
+  ~shared_call() { leave(); }
+
+  void leave() noexcept; // stops waiting: out of the queue, or out of its round trip
+  void count_down() noexcept;
+
+  std::span<const statement> statements;
+  std::vector<result> rows;
+  std::exception_ptr failure; // the first, positioned among its statements
+  wakeup woken;
+  worker_pool* queued = nullptr;
+  round_trip* in = nullptr;
+  std::size_t first = 0; // its first statement's place in the round trip
+  std::size_t left = 0;  // statements not answered yet
+  bool done = false;
+};
+
+// The statements of several calls in one round trip, and whose each is.
+struct round_trip final : receiver {
+  round_trip() = default;
+  round_trip(const round_trip&) = delete;
+  round_trip& operator=(const round_trip&) = delete;
+  ~round_trip() { clear(); }
+
+  void add(shared_call& c)
+  {
+    c.in = this;
+    c.first = statements.size();
+    c.left = c.statements.size();
+    for (auto& s : c.statements) {
+      statements.push_back(&s);
+      owner.push_back(&c);
+    }
+  }
+  void answered(std::size_t i, result r) noexcept override
+  {
+    next = i + 1;
+    if (auto* c = owner[i]) {
+      c->rows[i - c->first] = std::move(r);
+      c->count_down();
+    }
+  }
+  void failed(std::size_t i, std::exception_ptr why) noexcept override
+  {
+    next = i + 1;
+    if (auto* c = owner[i]) {
+      if (!c->failure)
+        c->failure = at_position(std::move(why), i - c->first, c->statements.size());
+      c->count_down();
+    }
+  }
+  void drop(shared_call& c) noexcept
+  {
+    std::fill_n(owner.begin() + static_cast<std::ptrdiff_t>(c.first), c.statements.size(), nullptr);
+    c.in = nullptr;
+  }
+  // A call stopped waiting: when nobody waits for what the server runs
+  // now, or for anything after it, the server is asked to stop it.
+  void gone(shared_call& c) noexcept
+  {
+    drop(c);
+    auto rest = owner.begin() + static_cast<std::ptrdiff_t>(std::min(next, owner.size()));
+    if (conn && rest != owner.end() && std::all_of(rest, owner.end(), [](auto* o) { return o == nullptr; }))
+      conn->cancel();
+  }
+  void clear() noexcept
+  {
+    for (auto* c : owner)
+      if (c)
+        c->in = nullptr;
+    statements.clear();
+    owner.clear();
+    next = 0;
+    conn = nullptr;
+  }
+
+  connection* conn = nullptr;
+  std::vector<const statement*> statements;
+  std::vector<shared_call*> owner; // per statement: the call waiting for it, null once it is answered or gone
+  std::size_t next = 0;            // the first statement not answered
+};
+
+void shared_call::leave() noexcept
+{
+  if (queued) {
+    std::erase(queued->queue, this);
+    queued = nullptr;
+    families().pool.waiting.add(-1);
+  }
+  if (in)
+    in->gone(*this);
+}
+
+void shared_call::count_down() noexcept
+{
+  if (--left == 0) {
+    in->drop(*this);
+    done = true;
+    woken.wake();
+  }
+}
+
+namespace {
+
+// The calls queued on a worker, into one round trip (at least one call).
+void collect(worker_pool& pool, round_trip& trip)
+{
+  while (!pool.queue.empty()) {
+    auto* c = pool.queue.front();
+    if (!trip.statements.empty() && trip.statements.size() + c->statements.size() > max_round)
+      break;
+    pool.queue.pop_front();
+    c->queued = nullptr;
+    families().pool.waiting.add(-1);
+    trip.add(*c);
+  }
+}
+
+// No session for the queued calls: each fails with why.
+void fail_queued(worker_pool& pool, const std::exception_ptr& why)
+{
+  while (!pool.queue.empty()) {
+    auto* c = pool.queue.front();
+    pool.queue.pop_front();
+    c->queued = nullptr;
+    families().pool.waiting.add(-1);
+    c->failure = why;
+    c->done = true;
+    c->woken.wake();
+  }
+}
+
+// The pool's gauges for a serving task's take: it is no call waiting.
+const coronet::detail::pool_gauges& serving_gauges()
+{
+  static metrics::gauge uncounted;
+  static const coronet::detail::pool_gauges g{families().pool.in_use, families().pool.idle, uncounted};
+  return g;
+}
+
+} // namespace
+
+// Serves the worker's queued calls, a round trip at a time, on one session
+// while there are any (given back between round trips when a transaction
+// waits for one).
+task<void> database::serve(std::shared_ptr<state> st, std::size_t worker)
+{
+  auto& pool = st->pools[worker];
+  struct slot {
+    worker_pool& pool;
+    bool taking = true;
+    void took() noexcept
+    {
+      if (taking) {
+        taking = false;
+        --pool.taking;
+      }
+    }
+    ~slot()
+    {
+      took();
+      --pool.servers;
+    }
+  } serving{pool};
+  round_trip trip;
+  lease l;
+  while (!pool.queue.empty()) {
+    if (!l.conn) {
+      std::exception_ptr failure;
+      try {
+        l.conn = co_await take(*st, pool, st->call_deadline(), serving_gauges());
+        l.st = st;
+        l.worker = worker;
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      serving.took();
+      if (failure) {
+        fail_queued(pool, failure);
+        break;
+      }
+    }
+    serving.took();
+    collect(pool, trip);
+    families().round_trips.inc();
+    families().shared_statements.inc(trip.statements.size());
+    trip.conn = l.conn.get();
+    co_await l.conn->run_each(trip.statements, st->call_deadline(), trip);
+    trip.clear();
+    if (!l.conn->reusable() || pool.has_waiters()) {
+      lease given = std::move(l); // closed, or given back to take again behind the transaction waiting
+    }
+  }
+}
+
+// Starts a serving task when none is about to take what is queued and the
+// pool has room.
+void database::start_serving(const std::shared_ptr<state>& st, std::size_t worker)
+{
+  auto& pool = st->pools[worker];
+  if (pool.taking == 0 && pool.servers < st->opts.pool_size) {
+    ++pool.servers;
+    ++pool.taking;
+    coronet::spawn(serve(st, worker));
+  }
+}
+
+// Queues the call and waits for its last result. Another session starts
+// serving when more calls queue than there are sessions serving, or when
+// the call has waited in the queue for `patience` (the sessions are all
+// stuck on slow statements). Fewer sessions, each with more statements per
+// round trip, cost the server less than many with one each.
+task<void> database::submit(std::shared_ptr<state> st, std::size_t worker, shared_call& c)
+{
+  constexpr auto patience = std::chrono::milliseconds(10);
+  auto& pool = st->pools[worker];
+  pool.queue.push_back(&c);
+  c.queued = &pool;
+  families().pool.waiting.add(1);
+  if (pool.queue.size() > pool.servers)
+    start_serving(st, worker);
+  const auto deadline = st->call_deadline();
+  bool answered = co_await c.woken.wait_until(std::min(deadline, clock::now() + patience));
+  if (!answered && c.queued) {
+    start_serving(st, worker);
+    answered = co_await c.woken.wait_until(deadline);
+  } else if (!answered) {
+    answered = co_await c.woken.wait_until(deadline);
+  }
+  if (!answered) {
+    bool sent = c.in != nullptr;
+    c.leave();
+    if (sent)
+      throw error(errc::timeout, "PostgreSQL: no answer before the deadline");
+    throw error(errc::timeout, fmt::format("no PostgreSQL session free before the deadline (all {} of this "
+      "worker's are busy: pg.pool_size)", st->opts.pool_size));
+  }
+}
+
 task<std::vector<result>> database::pipeline(std::vector<statement> batch)
 {
+  if (batch.empty())
+    co_return std::vector<result>{};
   const auto start = clock::now();
-  static const std::string nothing;
-  auto& pool = state_->pools[this_worker(state_->rt)];
-  auto& duration = statement_duration(pool, batch.empty() ? nothing : batch.front().sql);
+  auto st = state_; // what the call links into outlives a database destroyed under it
+  const auto worker = this_worker(st->rt);
+  auto& duration = statement_duration(st->pools[worker], batch.front().sql);
+  auto executor = co_await asio::this_coro::executor;
   std::exception_ptr failure;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    shared_call c{batch, executor};
     try {
-      auto l = co_await acquire();
-      auto out = co_await l.conn->run(batch, state_->call_deadline());
-      duration.observe(std::chrono::duration<double>(clock::now() - start).count());
-      co_return out;
-    } catch (const error& e) {
-      failure = std::current_exception();
-      if (attempt == 0 && session_was_ended(e)) {
-        spdlog::debug("PostgreSQL session ended under a statement ({}); running it once more", e.what());
-        continue;
-      }
-    } catch (...) {
+      co_await submit(st, worker, c);
+      failure = c.failure;
+    } catch (const error&) {
       failure = std::current_exception();
     }
-    break;
+    if (!failure) {
+      duration.observe(std::chrono::duration<double>(clock::now() - start).count());
+      co_return std::move(c.rows);
+    }
+    if (attempt > 0 || !session_was_ended(failure))
+      break;
+    spdlog::debug("PostgreSQL session ended under a statement; running it once more");
   }
   count_error(failure);
   std::rethrow_exception(failure);

@@ -1,5 +1,7 @@
 #include <coronet/pg/error.hpp>
 
+#include <fmt/format.h>
+
 namespace coronet::pg {
 
 std::string_view to_string(errc kind) noexcept
@@ -56,6 +58,22 @@ errc kind_of(std::string_view sqlstate) noexcept
   if (cls == "08" || cls == "53" || sqlstate.starts_with("57P"))
     return errc::unavailable;
   return errc::bad_query;
+}
+
+std::exception_ptr at_position(std::exception_ptr why, std::size_t index, std::size_t count)
+{
+  if (count < 2)
+    return why;
+  try {
+    std::rethrow_exception(why);
+  } catch (const error& e) {
+    if (e.sqlstate().empty())
+      return why;
+    return std::make_exception_ptr(error(e.kind(), fmt::format("statement {} of {}: {}", index + 1, count, e.what()),
+      e.sqlstate(), e.constraint()));
+  } catch (...) {
+  }
+  return why;
 }
 
 } // namespace coronet::pg

@@ -90,6 +90,8 @@ public:
   }
 
   std::size_t idle_count() const noexcept { return idle_.size(); }
+  // Calls wait for a connection.
+  bool has_waiters() const noexcept { return !waiters_.empty(); }
 
 private:
   void wake_one()

@@ -23,10 +23,12 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 struct pg_conn; // libpq's PGconn
@@ -45,6 +47,19 @@ statement sql(std::string text, const P&... params)
 {
   return statement{std::move(text), {to_param(params)...}};
 }
+
+// Where each statement of a round trip ends, as its results come in order
+// (connection::run_each). Called on the connection's worker, never throws.
+class receiver {
+public:
+  // Statement i's last rows or command status.
+  virtual void answered(std::size_t i, result rows) noexcept = 0;
+  // Why statement i failed: the server's error, or the connection's.
+  virtual void failed(std::size_t i, std::exception_ptr why) noexcept = 0;
+
+protected:
+  ~receiver() = default;
+};
 
 // A NOTIFY a LISTENing session received.
 struct notification {
@@ -82,6 +97,15 @@ public:
   // statement's position when the batch has more than one.
   task<std::vector<result>> run(std::span<const statement> batch, clock::time_point deadline);
   task<result> run(const statement& s, clock::time_point deadline);
+  // The statements in one round trip, each one's outcome given to `to` as
+  // it comes. A failure of the connection itself (lost, the deadline, a
+  // cancellation) is the outcome of every statement not answered yet, and
+  // leaves the connection broken. The statements are read only until the
+  // first suspension (they are then in libpq's buffer).
+  task<void> run_each(std::span<const statement* const> batch, clock::time_point deadline, receiver& to);
+  // Asks the server to cancel the statement it runs now. The connection is
+  // no longer reusable: a cancel that comes late would hit a later one.
+  void cancel() noexcept;
 
   // LISTEN on a channel name (quoted here: any text will do).
   task<void> listen(std::string_view channel, clock::time_point deadline);
@@ -103,10 +127,11 @@ private:
   static void notice(void* self, const pg_result* r);
 
   task<void> set_up(const std::string& sql, clock::time_point deadline);
-  task<std::vector<bool>> send(std::span<const statement> batch);
+  void send(std::span<const statement* const> batch);
   task<void> flush();
   task<pg_result*> next_result();
-  task<result> read_statement(std::size_t index, std::size_t count, std::exception_ptr& failure, bool& failed);
+  task<result> read_statement(std::exception_ptr& failure);
+  void forget_prepared(std::size_t index) noexcept;
   task<void> wait(bool for_read);
   void check(std::error_code ec);
   [[noreturn]] void fail(errc kind, const std::string& what);
@@ -117,6 +142,7 @@ private:
   std::unordered_map<std::string, std::string> prepared_; // text → statement name
   std::size_t max_prepared_ = 256;
   std::size_t next_name_ = 0;
+  std::vector<std::pair<std::size_t, std::string>> preparing_; // statements of this round trip prepared in it
   std::string where_;
   bool broken_ = false;
   bool cancel_sent_ = false;

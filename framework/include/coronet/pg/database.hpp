@@ -13,14 +13,25 @@
 //   std::vector<pg::statement> batch{pg::sql("select 1"), pg::sql("select $1::int", 2)};
 //   auto rs = co_await db.pipeline(std::move(batch));   // one round trip
 //
-// Parameters and rows: value.hpp and result.hpp. Each call takes a session
-// of its worker's pool (pg.pool_size; when all are busy it waits, until its
-// deadline), runs, and gives it back. A statement's text is prepared once
-// per session. A call is bounded by pg.statement_timeout_ms (at the server,
-// and here with a second's grace) and by the deadline of the task's request:
-// a handler cancelled at its deadline cancels its query on the server.
+// Parameters and rows: value.hpp and result.hpp. Calls outside a
+// transaction share their worker's sessions (up to pg.pool_size): they
+// queue, and a session takes everything queued into one round trip, each
+// statement still with its own sync, so each its own implicit transaction
+// as if alone. Under load many requests' statements then cost the server
+// one read and one wakeup (coronet_pg_round_trip_statements_total over
+// coronet_pg_round_trips_total says how many per trip). Another session
+// starts serving when more calls queue than sessions serve, or when a call
+// has waited 10 ms. A statement's text is prepared once per session.
 //
-// A transaction holds its session: commit when its function returns,
+// A call is bounded by pg.statement_timeout_ms (at the server, and here
+// with a second's grace) and by the deadline of the task's request: a
+// handler cancelled at its deadline stops waiting at once. Its statement
+// is cancelled on the server when no other call waits behind it in the
+// round trip; otherwise it runs on, and the calls behind it wait for it
+// (a slow statement holds up those sharing its trip, at most for
+// pg.statement_timeout_ms).
+//
+// A transaction holds a session of its own: commit when its function returns,
 // rollback when it throws; a cancellation closes the session, which rolls
 // it back. Errors are pg::error with a kind (error.hpp). A session found
 // closed by the server (a restart, pg_terminate_backend) is replaced, and
@@ -72,6 +83,7 @@ struct options {
 };
 
 class transaction;
+struct shared_call;
 
 // The calls a database and a transaction both offer, on their run(statement).
 template <class Session>
@@ -154,6 +166,9 @@ public:
 
 private:
   struct lease;
+  static task<void> serve(std::shared_ptr<state> st, std::size_t worker);
+  static void start_serving(const std::shared_ptr<state>& st, std::size_t worker);
+  static task<void> submit(std::shared_ptr<state> st, std::size_t worker, shared_call& c);
   task<lease> acquire();
   task<lease> begin(); // a session, in a transaction
   bool keep_for_rollback(lease& l, const std::exception_ptr& failure);

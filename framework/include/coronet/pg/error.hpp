@@ -14,6 +14,8 @@
 // answers it with http_status(kind()) and a message that names no SQL.
 #include <coronet/error.hpp>
 
+#include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,5 +58,9 @@ private:
   std::string sqlstate_;
   std::string constraint_;
 };
+
+// The failure of statement `index` of a call's `count`: a server's error
+// names the statement's position when there are several; others as they are.
+std::exception_ptr at_position(std::exception_ptr why, std::size_t index, std::size_t count);
 
 } // namespace coronet::pg
