@@ -197,6 +197,20 @@ TEST_CASE("pg: a pipeline runs many statements in one round trip, and one failin
 
 namespace {
 
+// How many pg_sleep statements the server still runs, once none does or
+// `within` has passed (a cancel reaches the server on its own connection).
+task<std::int64_t> sleeps_running(pg::database& db, std::chrono::milliseconds within)
+{
+  auto deadline = coronet::clock::now() + within;
+  for (;;) {
+    auto n = *co_await db.query_one<std::int64_t>("select count(*) from pg_stat_activity where query like "
+      "'select pg_sleep%' and state = 'active' and pid <> pg_backend_pid()");
+    if (n == 0 || coronet::clock::now() >= deadline)
+      co_return n;
+    co_await coronet::sleep_for(50ms);
+  }
+}
+
 // A counter's value in the metrics text (0 when it is not there yet).
 std::uint64_t counter_value(std::string_view name)
 {
@@ -274,15 +288,7 @@ TEST_CASE("pg: a call that stops waiting does not fail the calls sharing its rou
       FAIL("pg_sleep(30) finished");
     } catch (const coronet::timeout_error&) {
     }
-    auto deadline = coronet::clock::now() + 3s;
-    std::int64_t sleeping = 1;
-    while (sleeping > 0 && coronet::clock::now() < deadline) {
-      sleeping = *co_await db.query_one<std::int64_t>(
-        "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
-      if (sleeping > 0)
-        co_await coronet::sleep_for(50ms);
-    }
-    CHECK(sleeping == 0);
+    CHECK(co_await sleeps_running(db, 3s) == 0);
   });
 }
 
@@ -340,14 +346,7 @@ TEST_CASE("pg: a cancelled transaction is rolled back, and its session's query c
     }
     CHECK(coronet::clock::now() - start < 3s);
     // The server drops the session's work: nothing committed, no pg_sleep left running.
-    auto deadline = coronet::clock::now() + 10s;
-    std::int64_t sleeping = 1;
-    while (sleeping > 0 && coronet::clock::now() < deadline) {
-      sleeping = *co_await db.query_one<std::int64_t>(
-        "select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'");
-      if (sleeping > 0)
-        co_await coronet::sleep_for(50ms);
-    }
+    auto sleeping = co_await sleeps_running(db, 10s);
     if (sleeping)
       MESSAGE(server.psql("select pid, state, query from pg_stat_activity"));
     CHECK(sleeping == 0);

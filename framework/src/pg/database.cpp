@@ -83,15 +83,116 @@ std::string label_of(std::string_view sql)
 
 } // namespace
 
-// One worker's sessions.
-struct shared_call;
+// Calls outside a transaction share their worker's sessions. They queue, and
+// a session takes all that are queued (up to max_round statements) into one
+// round trip, each statement still with its own sync, so each its own
+// implicit transaction as if alone. Under load, many requests' statements
+// then cost the server one read and one wakeup. The round trip is driven by
+// a task of the pool's (database::serve), not by a caller: a caller
+// cancelled or past its deadline only stops waiting, and when nobody waits
+// any more for what the server is running, that is cancelled there.
+inline constexpr std::size_t max_round = 512;
 
+struct round_trip;
+struct worker_pool;
+
+// A caller's statements, from the queue to their last result; in its frame.
+struct shared_call {
+  shared_call(std::span<const statement> s, const asio::any_io_executor& executor)
+    : statements(s), rows(s.size()), woken(executor)
+  {
+  }
+  shared_call(const shared_call&) = delete;
+  shared_call& operator=(const shared_call&) = delete;
+  ~shared_call() { leave(); }
+
+  void leave() noexcept; // stops waiting: out of the queue, or out of its round trip
+  void count_down() noexcept;
+
+  std::span<const statement> statements;
+  std::vector<result> rows;
+  std::exception_ptr failure; // the first, positioned among its statements
+  wakeup woken;
+  worker_pool* queued = nullptr;
+  round_trip* in = nullptr;
+  std::size_t first = 0; // its first statement's place in the round trip
+  std::size_t left = 0;  // statements not answered yet
+  bool done = false;
+};
+
+// The statements of several calls in one round trip, and whose each is.
+struct round_trip final : receiver {
+  round_trip() = default;
+  round_trip(const round_trip&) = delete;
+  round_trip& operator=(const round_trip&) = delete;
+  ~round_trip() { clear(); }
+
+  void add(shared_call& c)
+  {
+    c.in = this;
+    c.first = statements.size();
+    c.left = c.statements.size();
+    for (auto& s : c.statements) {
+      statements.push_back(&s);
+      owner.push_back(&c);
+    }
+  }
+  void answered(std::size_t i, result r) noexcept override
+  {
+    next = i + 1;
+    if (auto* c = owner[i]) {
+      c->rows[i - c->first] = std::move(r);
+      c->count_down();
+    }
+  }
+  void failed(std::size_t i, std::exception_ptr why) noexcept override
+  {
+    next = i + 1;
+    if (auto* c = owner[i]) {
+      if (!c->failure)
+        c->failure = at_position(std::move(why), i - c->first, c->statements.size());
+      c->count_down();
+    }
+  }
+  void drop(shared_call& c) noexcept
+  {
+    std::fill_n(owner.begin() + static_cast<std::ptrdiff_t>(c.first), c.statements.size(), nullptr);
+    c.in = nullptr;
+  }
+  // A call stopped waiting: when nobody waits for what the server runs
+  // now, or for anything after it, the server is asked to stop it.
+  void gone(shared_call& c) noexcept
+  {
+    drop(c);
+    auto rest = owner.begin() + static_cast<std::ptrdiff_t>(std::min(next, owner.size()));
+    if (conn && rest != owner.end() && std::all_of(rest, owner.end(), [](auto* o) { return o == nullptr; }))
+      conn->cancel();
+  }
+  void clear() noexcept
+  {
+    for (auto* c : owner)
+      if (c)
+        c->in = nullptr;
+    statements.clear();
+    owner.clear();
+    next = 0;
+    conn = nullptr;
+  }
+
+  connection* conn = nullptr;
+  std::vector<const statement*> statements;
+  std::vector<shared_call*> owner; // per statement: the call waiting for it, null once it is answered or gone
+  std::size_t next = 0;            // the first statement not answered
+};
+
+// One worker's sessions.
 struct worker_pool : coronet::detail::worker_pool<connection> {
   // Each statement's duration series, by its text (at most 1024 kept).
   std::unordered_map<std::string, metrics::histogram*> durations;
   std::deque<shared_call*> queue; // calls outside a transaction, waiting to be sent (database::serve)
   std::size_t servers = 0;        // serving tasks
   std::size_t taking = 0;         // of them, those about to take what is queued
+  std::vector<std::unique_ptr<round_trip>> spare_trips; // kept by serving tasks that ended, for the next
 };
 
 namespace {
@@ -206,107 +307,6 @@ task<result> database::run(statement s)
   co_return std::move(batch.front());
 }
 
-// Calls outside a transaction share their worker's sessions. They queue, and
-// a session takes all that are queued (up to max_round statements) into one
-// round trip, each statement still with its own sync, so each its own
-// implicit transaction as if alone. Under load, many requests' statements
-// then cost the server one read and one wakeup. The round trip is driven by
-// a task of the pool's (database::serve), not by a caller: a caller
-// cancelled or past its deadline only stops waiting, and when nobody waits
-// any more for what the server is running, that is cancelled there.
-inline constexpr std::size_t max_round = 512;
-
-struct round_trip;
-
-// A caller's statements, from the queue to their last result; in its frame.
-struct shared_call {
-  shared_call(std::span<const statement> s, const asio::any_io_executor& executor)
-    : statements(s), rows(s.size()), woken(executor)
-  {
-  }
-  shared_call(const shared_call&) = delete;
-  shared_call& operator=(const shared_call&) = delete;
-  ~shared_call() { leave(); }
-
-  void leave() noexcept; // stops waiting: out of the queue, or out of its round trip
-  void count_down() noexcept;
-
-  std::span<const statement> statements;
-  std::vector<result> rows;
-  std::exception_ptr failure; // the first, positioned among its statements
-  wakeup woken;
-  worker_pool* queued = nullptr;
-  round_trip* in = nullptr;
-  std::size_t first = 0; // its first statement's place in the round trip
-  std::size_t left = 0;  // statements not answered yet
-  bool done = false;
-};
-
-// The statements of several calls in one round trip, and whose each is.
-struct round_trip final : receiver {
-  round_trip() = default;
-  round_trip(const round_trip&) = delete;
-  round_trip& operator=(const round_trip&) = delete;
-  ~round_trip() { clear(); }
-
-  void add(shared_call& c)
-  {
-    c.in = this;
-    c.first = statements.size();
-    c.left = c.statements.size();
-    for (auto& s : c.statements) {
-      statements.push_back(&s);
-      owner.push_back(&c);
-    }
-  }
-  void answered(std::size_t i, result r) noexcept override
-  {
-    next = i + 1;
-    if (auto* c = owner[i]) {
-      c->rows[i - c->first] = std::move(r);
-      c->count_down();
-    }
-  }
-  void failed(std::size_t i, std::exception_ptr why) noexcept override
-  {
-    next = i + 1;
-    if (auto* c = owner[i]) {
-      if (!c->failure)
-        c->failure = at_position(std::move(why), i - c->first, c->statements.size());
-      c->count_down();
-    }
-  }
-  void drop(shared_call& c) noexcept
-  {
-    std::fill_n(owner.begin() + static_cast<std::ptrdiff_t>(c.first), c.statements.size(), nullptr);
-    c.in = nullptr;
-  }
-  // A call stopped waiting: when nobody waits for what the server runs
-  // now, or for anything after it, the server is asked to stop it.
-  void gone(shared_call& c) noexcept
-  {
-    drop(c);
-    auto rest = owner.begin() + static_cast<std::ptrdiff_t>(std::min(next, owner.size()));
-    if (conn && rest != owner.end() && std::all_of(rest, owner.end(), [](auto* o) { return o == nullptr; }))
-      conn->cancel();
-  }
-  void clear() noexcept
-  {
-    for (auto* c : owner)
-      if (c)
-        c->in = nullptr;
-    statements.clear();
-    owner.clear();
-    next = 0;
-    conn = nullptr;
-  }
-
-  connection* conn = nullptr;
-  std::vector<const statement*> statements;
-  std::vector<shared_call*> owner; // per statement: the call waiting for it, null once it is answered or gone
-  std::size_t next = 0;            // the first statement not answered
-};
-
 void shared_call::leave() noexcept
 {
   if (queued) {
@@ -389,7 +389,14 @@ task<void> database::serve(std::shared_ptr<state> st, std::size_t worker)
       --pool.servers;
     }
   } serving{pool};
-  round_trip trip;
+  std::unique_ptr<round_trip> kept;
+  if (!pool.spare_trips.empty()) {
+    kept = std::move(pool.spare_trips.back());
+    pool.spare_trips.pop_back();
+  } else {
+    kept = std::make_unique<round_trip>();
+  }
+  round_trip& trip = *kept;
   lease l;
   while (!pool.queue.empty()) {
     if (!l.conn) {
@@ -418,6 +425,7 @@ task<void> database::serve(std::shared_ptr<state> st, std::size_t worker)
       lease given = std::move(l); // closed, or given back to take again behind the transaction waiting
     }
   }
+  pool.spare_trips.push_back(std::move(kept));
 }
 
 // Starts a serving task when none is about to take what is queued and the
@@ -535,91 +543,29 @@ task<void> database::commit(lease& l)
   co_await l.conn->run(s, state_->call_deadline());
 }
 
-struct subscription::state {
-  state(std::string name, std::size_t buffer) : channel_name(std::move(name)), out(buffer) {}
-  std::string channel_name;
-  channel<notification> out;
-  asio::cancellation_signal stop;
-};
-
-namespace {
-
-// Reads the subscription's session until it is cancelled; opens another
-// when it breaks, waiting longer each time (up to 5 s).
-task<void> listen_loop(std::shared_ptr<subscription::state> st, std::unique_ptr<connection> conn,
-  std::shared_ptr<database::state> db)
-{
-  auto backoff = std::chrono::milliseconds(100);
-  std::vector<notification> got;
-  try {
-    for (;;) {
-      bool failed = false;
-      try {
-        if (!conn) {
-          auto executor = co_await asio::this_coro::executor; // a local: GCC 12 and temporaries in co_await
-          conn = co_await connection::open(executor, db->opts.session, db->call_deadline());
-          co_await conn->listen(st->channel_name, db->call_deadline());
-          spdlog::info("PostgreSQL: listening on '{}' again", st->channel_name);
-          backoff = std::chrono::milliseconds(100);
-        }
-        co_await conn->wait_notifications(got);
-        for (auto& n : got)
-          co_await st->out.send(std::move(n));
-        got.clear();
-      } catch (const error& e) {
-        spdlog::warn("PostgreSQL: listening on '{}': {}; again in {} ms", st->channel_name, e.what(), backoff.count());
-        conn.reset();
-        failed = true;
-      }
-      if (failed) {
-        co_await sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      }
-    }
-  } catch (const std::system_error&) {
-    // cancelled: the subscription is gone, or the channel closed
-  }
-  st->out.close();
-}
-
-} // namespace
-
 task<subscription> database::listen(std::string channel, std::size_t buffer)
 {
   this_worker(state_->rt);
   auto executor = co_await asio::this_coro::executor;
   auto conn = co_await connection::open(executor, state_->opts.session, state_->call_deadline());
   co_await conn->listen(channel, state_->call_deadline());
-  auto st = std::make_shared<subscription::state>(std::move(channel), buffer);
-  coronet::spawn(listen_loop(st, std::move(conn), state_), st->stop.slot());
-  co_return subscription{st};
-}
-
-void subscription::stop() noexcept
-{
-  if (state_) {
-    state_->out.close();
-    state_->stop.emit(asio::cancellation_type::terminal);
-  }
-}
-
-subscription& subscription::operator=(subscription&& other) noexcept
-{
-  if (this != &other) {
-    stop();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-
-subscription::~subscription()
-{
-  stop();
-}
-
-const channel<notification>& subscription::notifications() const noexcept
-{
-  return state_->out;
+  auto reopen = [db = state_, channel]() -> task<std::unique_ptr<connection>> {
+    auto executor = co_await asio::this_coro::executor; // a local: GCC 12 and temporaries in co_await
+    auto c = co_await connection::open(executor, db->opts.session, db->call_deadline());
+    co_await c->listen(channel, db->call_deadline());
+    co_return c;
+  };
+  auto receive = [](connection& c, coronet::channel<notification>& out) -> task<void> {
+    std::vector<notification> got;
+    co_await c.wait_notifications(got);
+    for (auto& n : got)
+      co_await out.send(std::move(n));
+  };
+  auto st = std::make_shared<coronet::detail::feed_state<notification>>(buffer);
+  coronet::spawn(coronet::detail::feed_loop(st, std::move(conn), std::move(reopen), receive,
+                   fmt::format("PostgreSQL: listening on '{}'", channel)),
+    st->stop.slot());
+  co_return subscription{coronet::detail::feed<notification>{st}};
 }
 
 database::database(runtime& rt, options o) : state_(std::make_shared<state>(rt, std::move(o)))

@@ -352,24 +352,17 @@ task<std::int64_t> client::publish(std::string channel, std::string payload)
   co_return r.as_integer();
 }
 
-struct subscription::state {
-  state(std::vector<std::string> n, bool p, std::size_t buffer) : names(std::move(n)), patterns(p), out(buffer) {}
-  std::vector<std::string> names;
-  bool patterns;
-  channel<message> out;
-  asio::cancellation_signal stop;
-};
-
 namespace {
 
 // SUBSCRIBE (PSUBSCRIBE) on `c`, and its confirmations read.
-task<void> subscribe_on(detail::connection& c, const subscription::state& st, clock::time_point deadline)
+task<void> subscribe_on(detail::connection& c, const std::vector<std::string>& names, bool patterns,
+  clock::time_point deadline)
 {
-  redis::command sub{st.patterns ? "PSUBSCRIBE" : "SUBSCRIBE"};
-  for (auto& n : st.names)
+  redis::command sub{patterns ? "PSUBSCRIBE" : "SUBSCRIBE"};
+  for (auto& n : names)
     sub.add(n);
   co_await c.send(std::span(&sub, 1), deadline);
-  for (std::size_t i = 0; i < st.names.size(); ++i) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
     auto r = co_await c.next(deadline);
     if (r.is_error())
       throw error(errc::server, fmt::format("Redis {}: {}", sub.name(), r.text));
@@ -389,42 +382,6 @@ std::optional<message> message_of(reply r)
   return std::nullopt;
 }
 
-// Reads the subscription's connection until it is cancelled; opens another
-// when it breaks, waiting longer each time (up to 5 s).
-task<void> subscription_loop(std::shared_ptr<subscription::state> st, std::unique_ptr<detail::connection> conn,
-  std::shared_ptr<client::state> cl)
-{
-  auto backoff = std::chrono::milliseconds(100);
-  try {
-    for (;;) {
-      bool failed = false;
-      try {
-        if (!conn) {
-          auto deadline = cl->connect_deadline(cl->call_deadline());
-          conn = co_await detail::connection::open(cl->opts, cl->tls, deadline);
-          co_await subscribe_on(*conn, *st, deadline);
-          spdlog::info("Redis: subscribed again to {} {}", st->names.size(), st->patterns ? "patterns" : "channels");
-          backoff = std::chrono::milliseconds(100);
-        }
-        auto r = co_await conn->next(clock::time_point::max());
-        if (auto m = message_of(std::move(r)))
-          co_await st->out.send(std::move(*m));
-      } catch (const error& e) {
-        spdlog::warn("Redis: subscription: {}; again in {} ms", e.what(), backoff.count());
-        conn.reset();
-        failed = true;
-      }
-      if (failed) {
-        co_await sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      }
-    }
-  } catch (const std::system_error&) {
-    // cancelled: the subscription is gone, or its channel closed
-  }
-  st->out.close();
-}
-
 } // namespace
 
 task<subscription> client::start_subscription(std::vector<std::string> names, bool patterns, std::size_t buffer)
@@ -432,12 +389,25 @@ task<subscription> client::start_subscription(std::vector<std::string> names, bo
   this_worker(state_->rt);
   if (names.empty())
     throw std::invalid_argument("redis: subscribe to at least one channel");
-  auto st = std::make_shared<subscription::state>(std::move(names), patterns, buffer);
   auto deadline = state_->connect_deadline(state_->call_deadline());
   auto conn = co_await detail::connection::open(state_->opts, state_->tls, deadline);
-  co_await subscribe_on(*conn, *st, deadline);
-  coronet::spawn(subscription_loop(st, std::move(conn), state_), st->stop.slot());
-  co_return subscription{st};
+  co_await subscribe_on(*conn, names, patterns, deadline);
+  auto what = fmt::format("Redis: subscription to {} {}", names.size(), patterns ? "patterns" : "channels");
+  auto reopen = [cl = state_, names = std::move(names), patterns]() -> task<std::unique_ptr<detail::connection>> {
+    auto deadline = cl->connect_deadline(cl->call_deadline());
+    auto c = co_await detail::connection::open(cl->opts, cl->tls, deadline);
+    co_await subscribe_on(*c, names, patterns, deadline);
+    co_return c;
+  };
+  auto receive = [](detail::connection& c, coronet::channel<message>& out) -> task<void> {
+    auto r = co_await c.next(clock::time_point::max());
+    if (auto m = message_of(std::move(r)))
+      co_await out.send(std::move(*m));
+  };
+  auto st = std::make_shared<coronet::detail::feed_state<message>>(buffer);
+  coronet::spawn(coronet::detail::feed_loop(st, std::move(conn), std::move(reopen), receive, std::move(what)),
+    st->stop.slot());
+  co_return subscription{coronet::detail::feed<message>{st}};
 }
 
 task<subscription> client::subscribe(std::vector<std::string> channels, std::size_t buffer)
@@ -448,33 +418,6 @@ task<subscription> client::subscribe(std::vector<std::string> channels, std::siz
 task<subscription> client::psubscribe(std::vector<std::string> patterns, std::size_t buffer)
 {
   return start_subscription(std::move(patterns), true, buffer);
-}
-
-void subscription::stop() noexcept
-{
-  if (state_) {
-    state_->out.close();
-    state_->stop.emit(asio::cancellation_type::terminal);
-  }
-}
-
-subscription& subscription::operator=(subscription&& other) noexcept
-{
-  if (this != &other) {
-    stop();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-
-subscription::~subscription()
-{
-  stop();
-}
-
-const channel<message>& subscription::messages() const noexcept
-{
-  return state_->out;
 }
 
 } // namespace coronet::redis

@@ -38,6 +38,7 @@
 // a statement it refused that way, outside a transaction, is run once more
 // on a new one.
 #include <coronet/config.hpp>
+#include <coronet/detail/feed.hpp>
 #include <coronet/pg/connection.hpp>
 #include <coronet/pg/error.hpp>
 #include <coronet/pg/result.hpp>
@@ -128,19 +129,14 @@ private:
 //     spdlog::info("order {}", n->payload);
 class subscription final {
 public:
-  struct state;
-  explicit subscription(std::shared_ptr<state> s) : state_(std::move(s)) {}
-  subscription(subscription&&) noexcept = default;
-  subscription& operator=(subscription&&) noexcept;
-  ~subscription();
+  explicit subscription(coronet::detail::feed<notification> f) : feed_(std::move(f)) {}
 
   // Closed once the subscription ends. When nobody takes them, the
   // notifications wait in it (up to its buffer), then at the server.
-  const channel<notification>& notifications() const noexcept;
+  const channel<notification>& notifications() const noexcept { return feed_.items(); }
 
 private:
-  void stop() noexcept;
-  std::shared_ptr<state> state_;
+  coronet::detail::feed<notification> feed_;
 };
 
 class database final : public calls<database> {

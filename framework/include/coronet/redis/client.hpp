@@ -25,6 +25,7 @@
 // (reply.hpp). Blocking commands (BLPOP, WAIT) hold their connection for
 // as long as they block.
 #include <coronet/config.hpp>
+#include <coronet/detail/feed.hpp>
 #include <coronet/redis/reply.hpp>
 #include <coronet/sync/channel.hpp>
 #include <coronet/task.hpp>
@@ -125,20 +126,15 @@ struct message {
 // on the worker that made it.
 class subscription final {
 public:
-  struct state;
-  explicit subscription(std::shared_ptr<state> s) : state_(std::move(s)) {}
-  subscription(subscription&&) noexcept = default;
-  subscription& operator=(subscription&&) noexcept;
-  ~subscription();
+  explicit subscription(coronet::detail::feed<message> f) : feed_(std::move(f)) {}
 
   // Closed once the subscription ends. When nobody takes them, messages
   // wait in it (up to its buffer), then in the socket (Redis may then drop
   // the subscriber: client-output-buffer-limit pubsub).
-  const channel<message>& messages() const noexcept;
+  const channel<message>& messages() const noexcept { return feed_.items(); }
 
 private:
-  void stop() noexcept;
-  std::shared_ptr<state> state_;
+  coronet::detail::feed<message> feed_;
 };
 
 class client final {
