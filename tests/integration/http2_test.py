@@ -613,5 +613,26 @@ def test_idle_connection_and_graceful_drain():
         assert app.proc.wait(TIMEOUT) == 0
 
 
+def test_goaway_at_a_stop_comes_once_the_port_is_closed():
+    """At SIGTERM the GOAWAY goes out once the worker's acceptor is closed: a client that reconnects
+    as soon as it reads it is refused at once, instead of landing in an accept queue that is about
+    to be reset under its request."""
+    with App("coronet-backend", "backend.latency_ms=800", "backend.jitter_ms=0", threads=1,
+             extra=["--role", "users"]) as app:
+        c = H2(app.port)
+        c.until(lambda f: f[0] == SETTINGS and not f[1] & ACK, "the server's SETTINGS")
+        held = c.request("/users/1")  # keeps the server in its drain while the client reconnects
+        time.sleep(0.2)
+        app.proc.send_signal(signal.SIGTERM)
+        assert c.goaway() == (held, NO_ERROR)
+        try:
+            socket.create_connection(("127.0.0.1", app.port), timeout=2).close()
+            raise AssertionError("a connection was accepted after the GOAWAY")
+        except ConnectionRefusedError:
+            pass
+        status, _, body = c.response(held)
+        assert status == 200 and b'"id":' in body, (status, body)
+        assert app.proc.wait(TIMEOUT) == 0
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -337,6 +337,8 @@ void stop_accepting(worker_listener& listener, std::size_t max_connections, bool
   std::error_code ec;
   acceptor.close(ec);
   --open_acceptors_here;
+  if (listener.options.stopped_accepting)
+    listener.options.stopped_accepting();
 }
 
 // One worker's share: accept until stopped, then drain. The stop closes the

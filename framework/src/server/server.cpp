@@ -3,7 +3,6 @@
 #include <coronet/config.hpp>
 #include <coronet/detail/intrusive_list.hpp>
 #include <coronet/net/tcp_server.hpp>
-#include <coronet/sync/select.hpp>
 
 #include "http1/connection.hpp"
 #include "http2/connection.hpp"
@@ -37,7 +36,6 @@ struct server_state {
   std::vector<detail::admission> admissions; // per worker
   detail::connection_settings settings;
   std::vector<connection_list> connections; // per worker
-  channel<std::monostate> finished;         // closed when the server has ended (or failed to start)
 };
 
 // Links a connection in its worker's list for as long as it lives.
@@ -46,8 +44,8 @@ struct list_guard {
     : list(st.connections[runtime::current_worker().value_or(0)]), conn(c)
   {
     list.push_back(&conn);
-    if (st.rt.stop_requested())
-      conn.drain();
+    if (st.rt.stop_requested() && !net::accepting_here())
+      conn.drain(); // else when the acceptor closes (drain_worker)
   }
   ~list_guard() { list.remove(&conn); }
   connection_list& list;
@@ -81,14 +79,12 @@ task<void> serve_connection(net::stream& s, std::shared_ptr<server_state> st)
   co_await serve_http2(s, st, std::move(preface));
 }
 
-// Once the server stops, connections that wait for their next request close
-// after a short grace; those in the middle of one finish it first.
-task<void> drain_on_stop(std::shared_ptr<server_state> st, std::size_t worker)
+// Once the server stops and this worker's acceptor is closed, connections
+// that wait for their next request close after a short grace; those in the
+// middle of one finish it first.
+void drain_worker(server_state& st)
 {
-  auto got = co_await select(st->rt.done().on_receive(), st->finished.on_receive());
-  if (got.index() == 1)
-    co_return;
-  for (auto* c = st->connections[worker].front(); c; c = c->next_)
+  for (auto* c = st.connections[runtime::current_worker().value_or(0)].front(); c; c = c->next_)
     c->drain();
 }
 
@@ -97,9 +93,8 @@ task<void> drain_on_stop(std::shared_ptr<server_state> st, std::size_t worker)
 task<void> serve(runtime& rt, server_options options, router routes)
 {
   auto state = std::make_shared<server_state>(rt, options, std::move(routes));
-  for (std::size_t i = 0; i < rt.size(); ++i)
-    rt.spawn(i, drain_on_stop(state, i));
   net::tcp_options tcp;
+  tcp.stopped_accepting = [state] { drain_worker(*state); };
   tcp.listen = options.listen;
   tcp.max_connections = options.max_connections;
   tcp.drain_timeout = options.shutdown_timeout;
@@ -107,13 +102,7 @@ task<void> serve(runtime& rt, server_options options, router routes)
   // Named, not a temporary inside the co_await: GCC 12 may destroy such a
   // temporary twice.
   net::connection_handler handler = [state](net::stream& s) { return serve_connection(s, state); };
-  try {
-    co_await net::serve_tcp(rt, tcp, std::move(handler));
-  } catch (...) {
-    state->finished.close();
-    throw;
-  }
-  state->finished.close();
+  co_await net::serve_tcp(rt, tcp, std::move(handler));
 }
 
 task<void> serve(runtime& rt, const config& cfg, router routes)

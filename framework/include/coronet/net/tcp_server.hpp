@@ -44,6 +44,10 @@ struct tcp_options {
   std::size_t max_connections = 10000;
   std::chrono::milliseconds drain_timeout{10000};
   std::shared_ptr<tls_server> tls; // nullptr: plain TCP
+  // Called on each worker once the stop has closed its acceptor: where a
+  // protocol starts telling its connections to close (HTTP/2's GOAWAY), so
+  // that a client that reconnects at once is refused rather than reset.
+  std::function<void()> stopped_accepting;
 };
 
 using connection_handler = std::function<task<void>(stream&)>;
