@@ -187,8 +187,7 @@ struct round_trip final : receiver {
 
 // One worker's sessions.
 struct worker_pool : coronet::detail::worker_pool<connection> {
-  // Each statement's duration series, by its text (at most 1024 kept).
-  std::unordered_map<std::string, metrics::histogram*> durations;
+  coronet::detail::series_cache durations{1024}; // each statement's, by its text
   std::deque<shared_call*> queue; // calls outside a transaction, waiting to be sent (database::serve)
   std::size_t servers = 0;        // serving tasks
   std::size_t taking = 0;         // of them, those about to take what is queued
@@ -199,25 +198,14 @@ namespace {
 
 metrics::histogram& statement_duration(worker_pool& pool, const std::string& sql)
 {
-  if (auto it = pool.durations.find(sql); it != pool.durations.end())
-    return *it->second;
-  auto& h = families().duration.with({label_of(sql)});
-  if (pool.durations.size() < 1024)
-    pool.durations.emplace(sql, &h);
-  return h;
+  return pool.durations.get(families().duration, sql, label_of);
 }
 
 } // namespace
 
 struct database::state {
   state(runtime& r, options o) : rt(r), opts(std::move(o)), pools(r.size()) {}
-  ~state()
-  {
-    std::size_t n = 0;
-    for (auto& p : pools)
-      n += p.idle_count();
-    families().pool.idle.add(-static_cast<std::int64_t>(n));
-  }
+  ~state() { worker_pool::forget_idle(pools, families().pool); }
 
   runtime& rt;
   options opts;
@@ -234,10 +222,7 @@ namespace {
 
 std::size_t this_worker(const runtime& rt)
 {
-  auto w = runtime::current_worker();
-  if (!w || runtime::current() != &rt)
-    throw std::logic_error("pg::database called from outside its runtime's workers");
-  return *w;
+  return coronet::detail::worker_of(rt, "pg::database");
 }
 
 } // namespace
@@ -266,12 +251,7 @@ task<std::unique_ptr<connection>> take(database::state& st, worker_pool& pool, c
 
 void count_error(const std::exception_ptr& e)
 {
-  try {
-    std::rethrow_exception(e);
-  } catch (const error& err) {
-    families().errors.with({to_string(err.kind())}).inc();
-  } catch (...) {
-  }
+  coronet::detail::count_error<error>(families().errors, e);
 }
 
 // A refusal that means the session was closed under the statement before

@@ -144,30 +144,21 @@ std::shared_ptr<asio::ssl::context> tls_context(const options& o)
 
 // One worker's connections.
 struct worker_pool : coronet::detail::worker_pool<detail::connection> {
-  std::unordered_map<std::string, metrics::histogram*> durations; // by command name, at most 256
+  coronet::detail::series_cache durations{256}; // by the first command's name, as the call spells it
 
   metrics::histogram& duration_of(std::string_view name)
   {
-    std::string key(name);
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::toupper(c); });
-    if (auto it = durations.find(key); it != durations.end())
-      return *it->second;
-    auto& h = families().duration.with({key.size() <= 32 ? key : key.substr(0, 32)});
-    if (durations.size() < 256)
-      durations.emplace(key, &h);
-    return h;
+    return durations.get(families().duration, name, [](std::string_view n) {
+      std::string label(n.substr(0, 32));
+      std::transform(label.begin(), label.end(), label.begin(), [](unsigned char c) { return std::toupper(c); });
+      return label;
+    });
   }
 };
 
 struct client::state {
   state(runtime& r, options o) : rt(r), opts(std::move(o)), tls(tls_context(opts)), pools(r.size()) {}
-  ~state()
-  {
-    std::size_t n = 0;
-    for (auto& p : pools)
-      n += p.idle_count();
-    families().pool.idle.add(-static_cast<std::int64_t>(n));
-  }
+  ~state() { worker_pool::forget_idle(pools, families().pool); }
 
   runtime& rt;
   options opts;
@@ -189,10 +180,7 @@ namespace {
 
 std::size_t this_worker(const runtime& rt)
 {
-  auto w = runtime::current_worker();
-  if (!w || runtime::current() != &rt)
-    throw std::logic_error("redis::client called from outside its runtime's workers");
-  return *w;
+  return coronet::detail::worker_of(rt, "redis::client");
 }
 
 // A connection of one worker's pool for one call; given back at its end.
@@ -232,14 +220,7 @@ task<lease> acquire(const std::shared_ptr<client::state>& st, clock::time_point 
 
 void count_error(const std::exception_ptr& e)
 {
-  try {
-    std::rethrow_exception(e);
-  } catch (const error& err) {
-    families().errors.with({to_string(err.kind())}).inc();
-  } catch (const std::system_error&) {
-    // cancelled: the caller's choice, not Redis's failure
-  } catch (...) {
-  }
+  coronet::detail::count_error<error>(families().errors, e);
 }
 
 // The batch on a connection of this worker's pool. A connection that had

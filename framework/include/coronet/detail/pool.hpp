@@ -10,6 +10,7 @@
 //   ...
 //   pool.give_back(std::move(c.conn), gauges);
 #include <coronet/metrics.hpp>
+#include <coronet/runtime.hpp>
 #include <coronet/task.hpp>
 #include <coronet/time.hpp>
 
@@ -20,6 +21,10 @@
 #include <deque>
 #include <exception>
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace coronet::detail {
@@ -30,6 +35,57 @@ struct pool_gauges {
   metrics::gauge& in_use;
   metrics::gauge& idle;
   metrics::gauge& waiting;
+};
+
+// The calling worker's index on `rt`: a client's pools are per worker.
+// Throws std::logic_error naming `who` when called from elsewhere.
+inline std::size_t worker_of(const runtime& rt, std::string_view who)
+{
+  auto w = runtime::current_worker();
+  if (!w || runtime::current() != &rt)
+    throw std::logic_error(std::string(who) + " called from outside its runtime's workers");
+  return *w;
+}
+
+// A failed call, counted in `errors` by its kind when it is the client's
+// own Error (with kind() and a to_string of it); a cancellation is the
+// caller's doing, and is not counted.
+template <class Error>
+void count_error(metrics::family<metrics::counter>& errors, const std::exception_ptr& e)
+{
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    errors.with({to_string(err.kind())}).inc();
+  } catch (...) {
+  }
+}
+
+// One worker's series of a labelled histogram by a key (a statement's
+// text, a command's name), found by a hash lookup instead of the family's
+// lock and label building; at most `max` keys are kept.
+class series_cache {
+public:
+  explicit series_cache(std::size_t max) : max_(max) {}
+
+  // label(key): the series' label, made only when the key is new.
+  template <class Label>
+  metrics::histogram& get(metrics::family<metrics::histogram>& family, std::string_view key, Label label)
+  {
+    if (auto it = series_.find(key); it != series_.end())
+      return *it->second;
+    auto& h = family.with({label(key)});
+    if (series_.size() < max_)
+      series_.emplace(std::string(key), &h);
+    return h;
+  }
+
+private:
+  struct hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
+  std::unordered_map<std::string, metrics::histogram*, hash, std::equal_to<>> series_;
+  std::size_t max_;
 };
 
 template <class Conn>
@@ -90,6 +146,15 @@ public:
   }
 
   std::size_t idle_count() const noexcept { return idle_.size(); }
+  // The idle connections of a client's pools that go with it, off the gauge.
+  template <class Pools>
+  static void forget_idle(const Pools& pools, const pool_gauges& g) noexcept
+  {
+    std::size_t n = 0;
+    for (auto& p : pools)
+      n += p.idle_count();
+    g.idle.add(-static_cast<std::int64_t>(n));
+  }
   // Calls wait for a connection.
   bool has_waiters() const noexcept { return !waiters_.empty(); }
 
