@@ -16,6 +16,7 @@
 
 #include "support/pki.hpp"
 #include "support/process.hpp"
+#include "support/raw_http.hpp"
 
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
@@ -117,6 +118,21 @@ http::router routes(std::shared_ptr<seen> s)
   r.get("/fail", [](http::request&) -> task<http::response> {
     throw http::error{http::status::conflict, "no such luck"};
     co_return http::response{};
+  });
+  // Trailers: set with the response, or added by a streamed body's producer at its end.
+  r.get("/trailers/buffered", [](http::request&) -> task<http::response> {
+    auto resp = http::response::text(http::status::ok, "body");
+    resp.trailers.add("X-Checksum", "abc");
+    resp.trailers.add("Content-Type", "text/html"); // describes the body: never a trailer
+    co_return resp;
+  });
+  r.get("/trailers/streamed", [](http::request&) -> task<http::response> {
+    co_return http::response::streamed(http::status::ok, "text/plain", [](http::body_writer& out) -> task<void> {
+      co_await out.write("one ");
+      co_await out.write("two");
+      out.trailers().add("Grpc-Status", "0");
+      out.trailers().add("Grpc-Message", "all%20good");
+    });
   });
   return r;
 }
@@ -302,6 +318,30 @@ TEST_CASE("http2: handlers see the same request, errors map the same, bodies go 
     CHECK(missing.status == 404);
   }());
   CHECK(stats_of(rt, client).http2 == 3);
+}
+
+TEST_CASE("server: trailers follow the body, on HTTP/2 and after a chunked HTTP/1.1 body")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  rt.block_on([&]() -> task<void> {
+    auto buffered = co_await client.get(s.url("/trailers/buffered"));
+    CHECK(buffered.status == 200);
+    CHECK(buffered.body == "body");
+    CHECK(buffered.header("x-checksum") == "abc"); // the client adds trailers to the headers
+    CHECK(std::count_if(buffered.headers.begin(), buffered.headers.end(),
+            [](const auto& f) { return f.first == "content-type"; }) == 1);
+    auto streamed = co_await client.get(s.url("/trailers/streamed"));
+    CHECK(streamed.body == "one two");
+    CHECK(streamed.header("grpc-status") == "0");
+    CHECK(streamed.header("grpc-message") == "all%20good");
+  }());
+  // HTTP/1.1: in the last chunk, as the producer spelled them.
+  auto wire = coronet::test::get(s.port, "/trailers/streamed");
+  CHECK(wire.status == 200);
+  CHECK(wire.has("Transfer-Encoding: chunked\r\n"));
+  CHECK(wire.body.ends_with("0\r\nGrpc-Status: 0\r\nGrpc-Message: all%20good\r\n\r\n"));
 }
 
 TEST_CASE("http2 client: h2 by ALPN to an https:// server that offers it, HTTP/1.1 to one that does not")

@@ -39,6 +39,19 @@ bool server_owned_header(std::string_view name) noexcept
          iequals(name, "Transfer-Encoding");
 }
 
+bool trailer_excluded(std::string_view name) noexcept
+{
+  static constexpr std::string_view never[] = {"Content-Length", "Transfer-Encoding", "Content-Type",
+    "Content-Encoding", "Content-Range", "Trailer", "Host", "Connection", "Keep-Alive", "Proxy-Connection",
+    "Upgrade", "TE", "Date", "Server"};
+  if (name.empty() || name.front() == ':')
+    return true;
+  for (auto n : never)
+    if (iequals(name, n))
+      return true;
+  return false;
+}
+
 admission_ticket::admission_ticket(const connection_settings& settings, const request& req)
   : queue_timeout_(settings.options.queue_timeout)
 {

@@ -130,5 +130,8 @@ inline bool response_has_body(status s) noexcept
 
 // Response headers the server owns on either protocol.
 bool server_owned_header(std::string_view name) noexcept;
+// Fields a response's trailers never carry (RFC 9110 6.5.1): framing,
+// routing, the connection's, the body's own description, pseudo-fields.
+bool trailer_excluded(std::string_view name) noexcept;
 
 } // namespace coronet::http::detail

@@ -75,7 +75,10 @@ using spare_parsers = coronet::detail::spares<request_parser, 256>;
 // HTTP/1.0; each write under the write timeout.
 class stream_writer final : public body_writer {
 public:
-  stream_writer(net::stream& s, bool chunked) : stream_(s), chunked_(chunked) {}
+  stream_writer(net::stream& s, bool chunked, http::headers& trailers)
+    : body_writer(trailers), stream_(s), chunked_(chunked)
+  {
+  }
 
   task<void> write(std::string_view data) override
   {
@@ -95,11 +98,17 @@ public:
       throw std::system_error(ec, "writing the response body");
   }
 
+  // The last chunk, with the trailers.
   task<void> finish()
   {
     if (!chunked_)
       co_return;
-    if (auto ec = co_await stream_.write(asio::buffer("0\r\n\r\n", 5)))
+    std::string last = "0\r\n";
+    for (auto& [name, value] : trailers())
+      if (!trailer_excluded(name))
+        last.append(name).append(": "sv).append(value).append("\r\n"sv);
+    last.append("\r\n"sv);
+    if (auto ec = co_await stream_.write(asio::buffer(last)))
       throw std::system_error(ec, "writing the response body");
   }
 
@@ -267,7 +276,7 @@ task<bool> http1_connection::answer_buffered()
 
 // What respond() left: a streamed body, or the protocol switched to (after
 // which the connection is the upgrade handler's: false).
-task<bool> http1_connection::send_rest(const response& resp, after next)
+task<bool> http1_connection::send_rest(response& resp, after next)
 {
   if (next != after::upgrade)
     co_return co_await stream_body(resp, next == after::stream_chunked);
@@ -308,9 +317,9 @@ http1_connection::after http1_connection::respond(const request& req, const resp
 // cannot go on: the client went away, or the producer failed after the
 // headers were out, so the body is cut short and the client must see the
 // connection close.
-task<bool> http1_connection::stream_body(const response& resp, bool chunked)
+task<bool> http1_connection::stream_body(response& resp, bool chunked)
 {
-  stream_writer writer{stream_, chunked};
+  stream_writer writer{stream_, chunked, resp.trailers};
   try {
     auto ec = co_await stream_.write(asio::buffer(out_));
     out_.clear();

@@ -49,9 +49,9 @@ private:
   preface sniff_preface();
   request* next_request();
   task<bool> answer_buffered();
-  task<bool> send_rest(const response& resp, after next);
+  task<bool> send_rest(response& resp, after next);
   after respond(const request& req, const response& resp);
-  task<bool> stream_body(const response& resp, bool chunked);
+  task<bool> stream_body(response& resp, bool chunked);
   task<void> switch_protocols(const response& resp);
   void expect_continue();
   bool must_flush() const noexcept;

@@ -95,7 +95,7 @@ struct http2_connection::h2_stream {
 // flow-control window holds it back), up to http.write_timeout_ms.
 class h2_body_writer final : public body_writer {
 public:
-  explicit h2_body_writer(http2_connection::h2_stream& s) : s_(s) {}
+  explicit h2_body_writer(http2_connection::h2_stream& s) : body_writer(s.resp.trailers), s_(s) {}
 
   task<void> write(std::string_view data) override
   {
@@ -296,13 +296,13 @@ struct http2_connection::callbacks {
       std::memcpy(buf, s.body.data(), n);
       s.body.remove_prefix(n);
       if (s.body.empty())
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        end_body(s, flags);
       return static_cast<ssize_t>(n);
     }
     auto left = s.chunks.size() - s.chunks_sent;
     if (left == 0) {
       if (s.producer_done) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        end_body(s, flags);
         return 0;
       }
       s.deferred = true;
@@ -318,8 +318,17 @@ struct http2_connection::callbacks {
     if (s.producer_wait && s.chunks.size() - s.chunks_sent <= stream_high_water)
       s.producer_wait->wake();
     if (s.producer_done && s.chunks.size() == s.chunks_sent)
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      end_body(s, flags);
     return static_cast<ssize_t>(n);
+  }
+
+  // The body's last DATA frame: it ends the stream, unless trailers follow
+  // in a HEADERS frame of their own.
+  static void end_body(h2_stream& s, std::uint32_t* flags)
+  {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s.conn.submit_trailers(s))
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
   }
 
   static nghttp2_session_callbacks* make()
@@ -573,7 +582,7 @@ task<void> http2_connection::respond(h2_stream& s, response resp)
   bool body = response_has_body(s.resp.status) && s.req.method != "HEAD"sv;
   s.streamed = body && static_cast<bool>(s.resp.stream);
   s.body = s.resp.body;
-  bool submitted = submit(s, body && (s.streamed || !s.body.empty()));
+  bool submitted = submit(s, body && (s.streamed || !s.body.empty() || !s.resp.trailers.empty()));
   notify();
   if (!submitted || !s.streamed)
     co_return;
@@ -637,6 +646,29 @@ bool http2_connection::submit(h2_stream& s, bool with_body)
   int rv = nghttp2_submit_response(session_, s.id, fields.data(), fields.size(), with_body ? &provider : nullptr);
   if (rv != 0)
     spdlog::debug("http2: stream {}: cannot submit the response: {}", s.id, nghttp2_strerror(rv));
+  return rv == 0;
+}
+
+// s.resp's trailers, once its body is out (false: it has none to send).
+bool http2_connection::submit_trailers(h2_stream& s)
+{
+  std::string names;
+  std::vector<nghttp2_nv> fields;
+  for (auto& [name, value] : s.resp.trailers)
+    if (!trailer_excluded(name) && !h2_connection_header(name))
+      append_lower(names, name);
+  std::size_t at = 0;
+  for (auto& [name, value] : s.resp.trailers) {
+    if (trailer_excluded(name) || h2_connection_header(name))
+      continue;
+    fields.push_back(field({names.data() + at, name.size()}, value));
+    at += name.size();
+  }
+  if (fields.empty())
+    return false;
+  int rv = nghttp2_submit_trailer(session_, s.id, fields.data(), fields.size());
+  if (rv != 0)
+    spdlog::debug("http2: stream {}: cannot submit the trailers: {}", s.id, nghttp2_strerror(rv));
   return rv == 0;
 }
 

@@ -65,6 +65,7 @@ private:
   task<void> handle(h2_stream& s);
   task<void> respond(h2_stream& s, response resp);
   bool submit(h2_stream& s, bool with_body);
+  bool submit_trailers(h2_stream& s);
   void answer(h2_stream& s, status code);
   void release(h2_stream* s) noexcept;
   task<void> send_fatal_goaway();

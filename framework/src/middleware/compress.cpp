@@ -225,7 +225,10 @@ std::unique_ptr<encoder> make_encoder(coding c, const compress_options& o)
 // A streamed body, compressed on its way to the real writer.
 class compressing_writer final : public body_writer {
 public:
-  compressing_writer(body_writer& to, std::unique_ptr<encoder> e) : to_(to), e_(std::move(e)) {}
+  compressing_writer(body_writer& to, std::unique_ptr<encoder> e)
+    : body_writer(to.trailers()), to_(to), e_(std::move(e))
+  {
+  }
   task<void> write(std::string_view data) override
   {
     out_.clear();

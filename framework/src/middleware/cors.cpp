@@ -79,7 +79,7 @@ response preflight(const cors_state& st, const request& req, std::string_view or
       headers.append(headers.empty() ? "" : ", ").append(h);
     }
   }
-  response r{status::no_content, {}, {}, {}, {}};
+  response r{status::no_content, {}, {}, {}, {}, {}};
   r.headers.add("Access-Control-Allow-Origin", st.allow_origin(origin));
   r.headers.add("Access-Control-Allow-Methods", st.methods);
   if (!headers.empty())

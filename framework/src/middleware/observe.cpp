@@ -37,7 +37,7 @@ task<response> healthz(request&)
 
 task<response> metrics_page(request&)
 {
-  auto r = response{status::ok, {}, metrics::registry::global().render(), {}, {}};
+  auto r = response{status::ok, {}, metrics::registry::global().render(), {}, {}, {}};
   r.headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   co_return r;
 }

@@ -30,7 +30,7 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 // A streamed body, gathered.
 class gather final : public body_writer {
 public:
-  explicit gather(std::string& into) : into_(into) {}
+  gather(std::string& into, http::headers& trailers) : body_writer(trailers), into_(into) {}
   task<void> write(std::string_view data) override
   {
     into_.append(data);
@@ -85,7 +85,7 @@ task<result> client::call(std::string method, std::string target, std::string bo
   auto q = target.find('?');
   auto path = percent_decode(std::string_view(target).substr(0, q), false);
   if (!path)
-    co_return result{400, {}, "Bad Request: malformed percent-encoding in the path\n"};
+    co_return result{400, {}, "Bad Request: malformed percent-encoding in the path\n", {}};
   req.path = std::move(*path);
   req.query_string = q == std::string::npos ? std::string{} : target.substr(q + 1);
   req.target = std::move(target);
@@ -111,10 +111,10 @@ task<result> client::call(std::string method, std::string target, std::string bo
       resp = answer_failure(std::current_exception(), req);
     }
   }
-  result out{code(resp.status), std::move(resp.headers), std::move(resp.body)};
+  result out{code(resp.status), std::move(resp.headers), std::move(resp.body), std::move(resp.trailers)};
   if (resp.stream) {
     out.body.clear();
-    gather into{out.body};
+    gather into{out.body, out.trailers};
     co_await resp.stream(into);
   }
   if (req.method == "HEAD")

@@ -40,9 +40,16 @@ struct upgraded; // see upgrade.hpp
 class body_writer {
 public:
   virtual task<void> write(std::string_view data) = 0;
+  // Fields sent after the body (the response's trailers): a producer adds
+  // those it knows only at the end (a status, a checksum) before it returns.
+  http::headers& trailers() noexcept { return trailers_; }
 
 protected:
+  explicit body_writer(http::headers& trailers) : trailers_(trailers) {}
   ~body_writer() = default;
+
+private:
+  http::headers& trailers_;
 };
 
 using body_producer = std::function<task<void>(body_writer&)>;
@@ -57,16 +64,21 @@ struct response {
   std::string body;
   body_producer stream; // when set, the body comes from here and `body` is ignored
   upgrade_handler upgrade; // with status 101: runs on the connection once the headers are out
+  // Fields after the body: on HTTP/2 a HEADERS frame that ends the stream;
+  // on HTTP/1.1 the last chunk's fields, so only with a streamed body (a
+  // buffered one goes with Content-Length, which has no place for them).
+  // Framing and connection fields are never sent as trailers.
+  http::headers trailers;
 
   static response text(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body), {}, {}};
+    response r{s, {}, std::move(body), {}, {}, {}};
     r.headers.add("Content-Type", "text/plain; charset=utf-8");
     return r;
   }
   static response json(http::status s, std::string body)
   {
-    response r{s, {}, std::move(body), {}, {}};
+    response r{s, {}, std::move(body), {}, {}, {}};
     r.headers.add("Content-Type", "application/json");
     return r;
   }
@@ -83,7 +95,7 @@ struct response {
   // The producer lives until the body ends; it may hold what it streams.
   static response streamed(http::status s, std::string content_type, body_producer producer)
   {
-    response r{s, {}, {}, std::move(producer), {}};
+    response r{s, {}, {}, std::move(producer), {}, {}};
     r.headers.add("Content-Type", std::move(content_type));
     return r;
   }

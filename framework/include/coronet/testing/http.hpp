@@ -38,6 +38,7 @@ struct result {
   int status = 0;
   http::headers headers;
   std::string body; // a streamed body, gathered
+  http::headers trailers; // the response's, and those its producer added
   std::optional<std::string_view> header(std::string_view name) const noexcept { return headers.get(name); }
   // The body parsed as JSON; throws nlohmann::json::parse_error when it is not.
   nlohmann::json json() const;
