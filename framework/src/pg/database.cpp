@@ -388,11 +388,12 @@ task<void> database::serve(std::shared_ptr<state> st, std::size_t worker)
       } catch (...) {
         failure = std::current_exception();
       }
-      serving.took();
       if (failure) {
         fail_queued(pool, failure);
         break;
       }
+      if (pool.queue.empty())
+        break; // the calls gave up while the session was taken
     }
     serving.took();
     collect(pool, trip);
@@ -436,10 +437,9 @@ task<void> database::submit(std::shared_ptr<state> st, std::size_t worker, share
     start_serving(st, worker);
   const auto deadline = st->call_deadline();
   bool answered = co_await c.woken.wait_until(std::min(deadline, clock::now() + patience));
-  if (!answered && c.queued) {
-    start_serving(st, worker);
-    answered = co_await c.woken.wait_until(deadline);
-  } else if (!answered) {
+  if (!answered) {
+    if (c.queued)
+      start_serving(st, worker);
     answered = co_await c.woken.wait_until(deadline);
   }
   if (!answered) {

@@ -27,7 +27,8 @@ struct server_state {
       routes(std::move(rs)),
       admissions(rt.size()),
       settings{rt, options, routes, admissions},
-      connections(rt.size())
+      connections(rt.size()),
+      drained(rt.size(), 0)
   {
   }
   runtime& rt;
@@ -36,6 +37,7 @@ struct server_state {
   std::vector<detail::admission> admissions; // per worker
   detail::connection_settings settings;
   std::vector<connection_list> connections; // per worker
+  std::vector<char> drained;                 // per worker: its acceptor closed at the stop, its connections told
 };
 
 // Links a connection in its worker's list for as long as it lives.
@@ -44,8 +46,8 @@ struct list_guard {
     : list(st.connections[runtime::current_worker().value_or(0)]), conn(c)
   {
     list.push_back(&conn);
-    if (st.rt.stop_requested() && !net::accepting_here())
-      conn.drain(); // else when the acceptor closes (drain_worker)
+    if (st.drained[runtime::current_worker().value_or(0)])
+      conn.drain(); // started after drain_worker: told now
   }
   ~list_guard() { list.remove(&conn); }
   connection_list& list;
@@ -84,7 +86,9 @@ task<void> serve_connection(net::stream& s, std::shared_ptr<server_state> st)
 // middle of one finish it first.
 void drain_worker(server_state& st)
 {
-  for (auto* c = st.connections[runtime::current_worker().value_or(0)].front(); c; c = c->next_)
+  auto worker = runtime::current_worker().value_or(0);
+  st.drained[worker] = 1;
+  for (auto* c = st.connections[worker].front(); c; c = c->next_)
     c->drain();
 }
 
