@@ -53,15 +53,19 @@ class Demo:
         raise AssertionError(f"run.sh never said {text!r}:\n{''.join(self.seen)}")
 
 
-def pid_of_backend(role):
+def pid_of_backend(role, parent):
+    """The demo's backend for `role`: a child of run.sh (`parent`), never another test's backend with
+    the same role running beside it."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            stat = open(f"/proc/{pid}/stat").read()
         except OSError:
             continue
-        if argv[0].endswith(b"coronet-backend") and b"--role" in argv and role.encode() in argv:
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the fields after "(comm)": state ppid ...
+        if ppid == parent and argv[0].endswith(b"coronet-backend") and b"--role" in argv and role.encode() in argv:
             return int(pid)
     return None
 
@@ -82,7 +86,7 @@ def test_a_killed_backend_leaves_a_partial_dashboard_and_comes_back():
         status, body = get(DASHBOARD)
         assert status == 200 and json.loads(body)["partial"] is False, body
 
-        orders = pid_of_backend("orders")
+        orders = pid_of_backend("orders", demo.proc.pid)
         assert orders, "no orders backend running"
         os.kill(orders, signal.SIGKILL)
         line = demo.wait_for(f"orders (pid {orders}) exited")
