@@ -17,6 +17,21 @@ if(NOT TARGET coronet::asio)
   target_compile_definitions(coronet::asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
     ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=8)
   target_link_libraries(coronet::asio INTERFACE Threads::Threads)
+  # The reactor Asio runs on, chosen at build time for everything that links
+  # coronet (Asio's io_context differs between them, so a library and its
+  # users must agree; the installed package records the choice): epoll,
+  # Linux's and the default, or select, Asio's portable reactor, which here
+  # stands in for the kqueue and IOCP builds of other systems and shows
+  # that nothing in coronet depends on epoll's behaviour. select takes no
+  # descriptor numbered FD_SETSIZE (1024) or above: a connection past that
+  # fails with EINVAL, so it serves a little over a thousand connections.
+  set(CORONET_REACTOR "epoll" CACHE STRING "Asio's reactor: epoll or select")
+  set_property(CACHE CORONET_REACTOR PROPERTY STRINGS epoll select)
+  if(CORONET_REACTOR STREQUAL "select")
+    target_compile_definitions(coronet::asio INTERFACE ASIO_DISABLE_EPOLL)
+  elseif(NOT CORONET_REACTOR STREQUAL "epoll")
+    message(FATAL_ERROR "CORONET_REACTOR: '${CORONET_REACTOR}' is not one of epoll, select")
+  endif()
   # Asio decides between std::aligned_alloc/free and operator new/delete for
   # its handler and frame memory from a libstdc++ macro that only a standard
   # header defines: a translation unit that includes Asio before any standard
