@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 namespace coronet::net {
@@ -364,9 +365,31 @@ task<void> serve_worker(runtime& rt, std::shared_ptr<tcp::acceptor> acceptor, st
 
 } // namespace
 
+namespace {
+
+// Asio's select reactor (CORONET_REACTOR=select) cannot wait on a descriptor
+// numbered FD_SETSIZE or above: past about that many connections, new ones
+// would fail. A server built on it serves at most this many at once instead;
+// the others wait in the accept queue, as past max_connections.
+std::size_t reactor_connection_limit(std::size_t wanted)
+{
+#if defined(ASIO_DISABLE_EPOLL)
+  constexpr std::size_t room = FD_SETSIZE - 128; // the process's other descriptors: acceptors, clients, files
+  if (wanted > room) {
+    spdlog::warn("max_connections {}: the select reactor waits on descriptors below {} only; serving {} at once",
+      wanted, FD_SETSIZE, room);
+    return room;
+  }
+#endif
+  return wanted;
+}
+
+} // namespace
+
 task<void> serve_tcp(runtime& rt, tcp_options options, connection_handler handler)
 {
   tcp::endpoint at = parse_endpoint(options.listen);
+  options.max_connections = reactor_connection_limit(options.max_connections);
   std::size_t workers = rt.size();
   std::size_t per_worker = (options.max_connections + workers - 1) / workers;
   if (per_worker == 0)
