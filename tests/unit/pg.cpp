@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -427,6 +428,31 @@ TEST_CASE("pg: a session ended by pg_terminate_backend is replaced without faili
     auto again = co_await db.query_one<int>("select pg_backend_pid()");
     REQUIRE(again);
     CHECK(*again != *pid);
+  });
+}
+
+TEST_CASE("pg: a statement whose session is terminated while it runs is run once more on a new one")
+{
+  pg_server server;
+  REQUIRE_POSTGRES(server);
+  with_db(options_for(server, 1), [&](pg::database& db) -> task<void> {
+    auto pid = co_await db.query_one<int>("select pg_backend_pid()");
+    coronet::task_group g;
+    // Terminates the session once the statement runs on it (the server's
+    // 57P01 reaches the client with the connection's end right behind it).
+    g.spawn([](pg_server& server) -> task<void> {
+      co_await coronet::spawn_blocking([&server] {
+        const std::string running = "from pg_stat_activity where query like 'select 7 from pg_sleep%' "
+                                    "and state = 'active' and pid <> pg_backend_pid()";
+        while (server.psql("select count(*) " + running) != "1")
+          std::this_thread::yield();
+        server.psql("select pg_terminate_backend(pid) " + running);
+      });
+    }(server));
+    auto seven = co_await db.query_one<int>("select 7 from pg_sleep(0.5)");
+    co_await g.wait();
+    CHECK(seven == 7);
+    CHECK(co_await db.query_one<int>("select pg_backend_pid()") != pid);
   });
 }
 

@@ -386,7 +386,7 @@ task<result> connection::read_statement(std::exception_ptr& failure)
 
 namespace {
 
-// A connection's own failure after the server had said why (57P01, the
+// A connection's own failure right after the server said why (57P01, the
 // session terminated): that reason is the one to give.
 std::exception_ptr loss(std::exception_ptr why, const std::exception_ptr& server_said)
 {
@@ -407,7 +407,7 @@ std::exception_ptr loss(std::exception_ptr why, const std::exception_ptr& server
 task<void> connection::run_each(std::span<const statement* const> batch, clock::time_point deadline, receiver& to)
 {
   std::size_t i = 0;
-  std::exception_ptr said; // the server's last error in this round trip
+  std::exception_ptr failure; // the server's error for the statement being read
   std::exception_ptr lost;
   try {
     if (broken_)
@@ -417,11 +417,10 @@ task<void> connection::run_each(std::span<const statement* const> batch, clock::
     send(batch);
     co_await flush();
     for (; i < batch.size() && !broken_; ++i) {
-      std::exception_ptr failure;
+      failure = nullptr;
       auto rows = co_await read_statement(failure);
       if (failure) {
         forget_prepared(i);
-        said = failure;
         to.failed(i, std::move(failure));
       } else {
         to.answered(i, std::move(rows));
@@ -430,8 +429,11 @@ task<void> connection::run_each(std::span<const statement* const> batch, clock::
     if (i < batch.size()) // the session was left in COPY: the rest were not read
       lost = std::make_exception_ptr(error(errc::connection, "the session was left in COPY mode"));
   } catch (...) {
+    // The server's error for the statement being read (57P01: the session
+    // terminated), when the end of the connection came right behind it:
+    // the reason to give it and the statements after it.
     broken_ = true;
-    lost = loss(std::current_exception(), said);
+    lost = loss(std::current_exception(), failure);
   }
   for (; i < batch.size(); ++i)
     to.failed(i, lost);
