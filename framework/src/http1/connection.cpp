@@ -103,6 +103,11 @@ public:
   {
     if (!chunked_)
       co_return;
+    if (trailers().empty()) {
+      if (auto ec = co_await stream_.write(asio::buffer("0\r\n\r\n", 5)))
+        throw std::system_error(ec, "writing the response body");
+      co_return;
+    }
     std::string last = "0\r\n";
     for (auto& [name, value] : trailers())
       if (!trailer_excluded(name))

@@ -42,6 +42,29 @@ nghttp2_nv field(std::string_view name, std::string_view value)
     NGHTTP2_NV_FLAG_NONE};
 }
 
+// The fields of `from` that keep(name) accepts, appended to `fields` with
+// their names lower-cased into `names` (reserved first: the fields point
+// into it, so it must not grow after).
+template <class Keep>
+void lower_fields(const headers& from, Keep keep, std::string& names, std::vector<nghttp2_nv>& fields)
+{
+  std::size_t size = 0;
+  for (auto& [name, value] : from)
+    size += name.size();
+  names.clear();
+  names.reserve(size);
+  for (auto& [name, value] : from)
+    if (keep(name))
+      append_lower(names, name);
+  std::size_t at = 0;
+  for (auto& [name, value] : from) {
+    if (!keep(name))
+      continue;
+    fields.push_back(field({names.data() + at, name.size()}, value));
+    at += name.size();
+  }
+}
+
 } // namespace
 
 bool token_bucket::take() noexcept
@@ -614,24 +637,11 @@ bool http2_connection::submit(h2_stream& s, bool with_body)
   thread_local std::vector<nghttp2_nv> fields;
   names.clear();
   fields.clear();
-  // Lower-cased names first, then the fields pointing into them.
-  std::size_t size = 0;
-  for (auto& [name, value] : r.headers)
-    size += name.size();
-  names.reserve(size);
-  for (auto& [name, value] : r.headers)
-    if (!server_owned_header(name) && !h2_connection_header(name))
-      append_lower(names, name);
   char status_text[8];
   auto status_end = std::to_chars(status_text, status_text + sizeof status_text, code(r.status)).ptr;
   fields.push_back(field(":status"sv, {status_text, static_cast<std::size_t>(status_end - status_text)}));
-  std::size_t at = 0;
-  for (auto& [name, value] : r.headers) {
-    if (server_owned_header(name) || h2_connection_header(name))
-      continue;
-    fields.push_back(field({names.data() + at, name.size()}, value));
-    at += name.size();
-  }
+  lower_fields(r.headers, [](std::string_view name) { return !server_owned_header(name) && !h2_connection_header(name); },
+    names, fields);
   char length_text[24];
   if (response_has_body(r.status) && !s.streamed && !r.stream) {
     auto end = std::to_chars(length_text, length_text + sizeof length_text, r.body.size()).ptr;
@@ -654,16 +664,8 @@ bool http2_connection::submit_trailers(h2_stream& s)
 {
   std::string names;
   std::vector<nghttp2_nv> fields;
-  for (auto& [name, value] : s.resp.trailers)
-    if (!trailer_excluded(name) && !h2_connection_header(name))
-      append_lower(names, name);
-  std::size_t at = 0;
-  for (auto& [name, value] : s.resp.trailers) {
-    if (trailer_excluded(name) || h2_connection_header(name))
-      continue;
-    fields.push_back(field({names.data() + at, name.size()}, value));
-    at += name.size();
-  }
+  lower_fields(s.resp.trailers, [](std::string_view name) { return !trailer_excluded(name) && !h2_connection_header(name); },
+    names, fields);
   if (fields.empty())
     return false;
   int rv = nghttp2_submit_trailer(session_, s.id, fields.data(), fields.size());
