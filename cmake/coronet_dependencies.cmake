@@ -88,3 +88,14 @@ endif()
 if(NOT CORONET_HIREDIS_FOUND)
   message(STATUS "coronet::redis is not built: it needs hiredis, the Debian package 'libhiredis-dev' (scripts/setup.sh installs it).")
 endif()
+
+# Protocol Buffers, for gRPC services generated from .proto files: protoc,
+# libprotobuf for the messages and libprotoc for protoc-gen-coronet
+# (Debian's protobuf-compiler, libprotobuf-dev, libprotoc-dev). Optional:
+# coronet::grpc itself needs none of them.
+find_package(Protobuf QUIET)
+if(Protobuf_FOUND AND TARGET protobuf::libprotoc AND TARGET protobuf::protoc)
+  set(CORONET_PROTOBUF_FOUND TRUE)
+else()
+  set(CORONET_PROTOBUF_FOUND FALSE)
+endif()

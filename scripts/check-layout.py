@@ -41,7 +41,8 @@ LAYERS = {
     "client": {"core", "net", "http", "http1", "http2"},
     "middleware": {"core", "net", "http"},
     "testing": {"core", "net", "http", "http1", "server"},
-    "app": {"core", "net", "http", "http1", "http2", "websocket", "server", "client", "middleware"},
+    "grpc": {"core", "net", "http", "http2", "client", "middleware"},
+    "app": {"core", "net", "http", "http1", "http2", "websocket", "server", "client", "middleware", "grpc"},
     "pg": {"core", "net"},
     "redis": {"core", "net"},
 }

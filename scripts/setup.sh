@@ -4,7 +4,9 @@
 #   (default)      build + tests (python3-websockets, chromium, python3-h2, nghttp2-client, nginx:
 #                  the foreign clients and servers the tests use; libpq-dev and postgresql for
 #                  coronet::pg, libhiredis-dev and redis-server for coronet::redis, whose tests
-#                  start servers of their own) + micro-benchmarks
+#                  start servers of their own; protobuf-compiler, libprotobuf-dev and libprotoc-dev
+#                  for coronet::grpc's messages and its protoc plugin, python3-grpcio and
+#                  python3-grpc-tools for the gRPC interop peer) + micro-benchmarks
 #   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
@@ -18,6 +20,7 @@ packages=(
   libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
   universal-ctags libpq-dev postgresql libhiredis-dev redis-server testssl.sh
+  protobuf-compiler libprotobuf-dev libprotoc-dev python3-grpcio python3-grpc-tools
 )
 for arg in "$@"; do
   case "$arg" in

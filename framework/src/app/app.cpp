@@ -1,6 +1,7 @@
 #include <coronet/app/app.hpp>
 
 #include <coronet/client/client.hpp>
+#include <coronet/grpc/server.hpp>
 #include <coronet/http/server_options.hpp>
 #include <coronet/log.hpp>
 #include <coronet/middleware/compress.hpp>
@@ -22,7 +23,7 @@ namespace coronet {
 std::vector<std::span<const config_key>> framework_keys()
 {
   return {runtime_keys, log_keys, http::server_keys, net::tls_keys, http::client_keys, net::tls_client_keys,
-    http::compress_keys, http::cors_keys, http::ws_keys};
+    http::compress_keys, http::cors_keys, http::ws_keys, grpc::grpc_keys};
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "http2/connection.hpp"
 
 #include "http2/common.hpp"
+#include "http2/grpc.hpp"
 #include "http1/request_parser.hpp"
 
 #include <coronet/detail/memory.hpp>
@@ -18,6 +19,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <span>
 
 namespace coronet::http::detail {
@@ -79,8 +81,18 @@ bool token_bucket::take() noexcept
   return true;
 }
 
+// A gRPC call's request body, read as it arrives (see body_reader).
+class h2_body_reader final : public body_reader {
+public:
+  explicit h2_body_reader(http2_connection::h2_stream& s) : s_(s) {}
+  task<bool> read(std::string& out) override;
+
+private:
+  http2_connection::h2_stream& s_;
+};
+
 struct http2_connection::h2_stream {
-  h2_stream(http2_connection& c, std::int32_t stream_id) : conn(c), id(stream_id) {}
+  h2_stream(http2_connection& c, std::int32_t stream_id) : conn(c), id(stream_id), reader(*this) {}
 
   http2_connection& conn;
   std::int32_t id;
@@ -107,6 +119,14 @@ struct http2_connection::h2_stream {
   bool deferred = false;          // nghttp2 waits for resume_data
   wakeup* producer_wait = nullptr; // a streamed body's writer, waiting for the peer's window
   asio::cancellation_signal cancel;
+  // A gRPC call: dispatched at its headers, its body read as it arrives
+  // (the peer's window given back as the handler reads it), its response
+  // headers held until its first message (or sent with the trailers).
+  bool grpc = false;
+  std::string inbox;               // body received, not read yet
+  wakeup* body_wait = nullptr;     // the handler, waiting for more of it
+  h2_body_reader reader;
+  bool headers_pending = false;
 
   h2_stream* prev_ = nullptr;
   h2_stream* next_ = nullptr;
@@ -118,14 +138,23 @@ struct http2_connection::h2_stream {
 // flow-control window holds it back), up to http.write_timeout_ms.
 class h2_body_writer final : public body_writer {
 public:
-  explicit h2_body_writer(http2_connection::h2_stream& s) : body_writer(s.resp.trailers), s_(s) {}
+  explicit h2_body_writer(http2_connection::h2_stream& s)
+    : body_writer(s.resp.trailers, s.headers_pending ? &s.resp.headers : nullptr), s_(s)
+  {
+  }
 
   task<void> write(std::string_view data) override
   {
     if (s_.closed)
       throw std::system_error(asio::error::connection_reset, "stream reset by the client");
-    s_.chunks.append(data);
     auto& c = s_.conn;
+    if (s_.headers_pending) {
+      s_.headers_pending = false;
+      unsent_headers_ = nullptr;
+      if (!c.submit(s_, true))
+        throw std::system_error(asio::error::connection_reset, "stream reset by the client");
+    }
+    s_.chunks.append(data);
     if (s_.deferred) {
       s_.deferred = false;
       nghttp2_session_resume_data(c.session_, s_.id);
@@ -255,6 +284,13 @@ struct http2_connection::callbacks {
     std::size_t len, void*)
   {
     auto* s = stream(session, id);
+    if (s && s->grpc && (s->queued || s->handler_running)) {
+      s->inbox.append(reinterpret_cast<const char*>(data), len); // the window is given back as it is read
+      if (s->body_wait)
+        s->body_wait->wake();
+      return 0;
+    }
+    nghttp2_session_consume(session, id, len);
     if (!s || s->refusal != status::ok || s->answered)
       return 0;
     auto& body = s->req.body;
@@ -408,6 +444,9 @@ bool http2_connection::start()
   nghttp2_option_set_max_continuations(option, 8); // CONTINUATION flood (CVE-2024-27316 class)
   nghttp2_option_set_max_outbound_ack(option, 1000);
   nghttp2_option_set_max_settings(option, 32);
+  // The window is given back as bodies are taken: at once when buffered,
+  // as the handler reads for a gRPC call.
+  nghttp2_option_set_no_auto_window_update(option, 1);
   int rv = nghttp2_session_server_new2(&session_, cb, this, option);
   nghttp2_option_del(option);
   if (rv != 0)
@@ -558,6 +597,7 @@ void http2_connection::dispatch_ready()
       asio::bind_cancellation_slot(s->cancel.slot(), [this, s](std::exception_ptr) {
         s->handler_running = false;
         --handlers_;
+        drop_inbox(*s); // a body nobody will read: its window goes back
         if (s->closed)
           release(s);
         notify();
@@ -570,13 +610,16 @@ task<void> http2_connection::handle(h2_stream& s)
 {
   response resp;
   set_peer(s.req, peer_, settings_.options);
+  // Held until the response ends: a streamed body (a gRPC stream) is work
+  // the handler goes on doing.
+  std::optional<admission_ticket> ticket;
   if (!take_deadline(s.req, settings_.options)) {
     resp = expired_response();
   } else {
-    admission_ticket ticket{settings_, s.req};
-    bool admitted = ticket.admitted();
+    ticket.emplace(settings_, s.req);
+    bool admitted = ticket->admitted();
     if (!admitted)
-      admitted = co_await ticket.wait();
+      admitted = co_await ticket->wait();
     if (!admitted) {
       resp = shed_response();
     } else {
@@ -589,8 +632,11 @@ task<void> http2_connection::handle(h2_stream& s)
       }
     }
   }
-  if (!s.closed)
-    co_await respond(s, std::move(resp));
+  if (s.closed)
+    co_return;
+  if (s.grpc)
+    answer_as_grpc(resp);
+  co_await respond(s, std::move(resp));
 }
 
 task<void> http2_connection::respond(h2_stream& s, response resp)
@@ -605,10 +651,14 @@ task<void> http2_connection::respond(h2_stream& s, response resp)
   bool body = response_has_body(s.resp.status) && s.req.method != "HEAD"sv;
   s.streamed = body && static_cast<bool>(s.resp.stream);
   s.body = s.resp.body;
-  bool submitted = submit(s, body && (s.streamed || !s.body.empty() || !s.resp.trailers.empty()));
-  notify();
-  if (!submitted || !s.streamed)
-    co_return;
+  if (s.grpc && s.streamed) {
+    s.headers_pending = true; // until the first message
+  } else {
+    bool submitted = submit(s, body && (s.streamed || !s.body.empty() || !s.resp.trailers.empty()));
+    notify();
+    if (!submitted || !s.streamed)
+      co_return;
+  }
   h2_body_writer writer{s};
   try {
     co_await s.resp.stream(writer);
@@ -621,12 +671,26 @@ task<void> http2_connection::respond(h2_stream& s, response resp)
   if (!s.closed) {
     if (!s.producer_done)
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+    else if (s.headers_pending)
+      answer_trailers_only(s);
     else if (s.deferred) {
       s.deferred = false;
       nghttp2_session_resume_data(session_, s.id);
     }
     notify();
   }
+}
+
+// A gRPC call that ended before its first message: its trailers go in the
+// one HEADERS frame, with the status.
+void http2_connection::answer_trailers_only(h2_stream& s)
+{
+  s.headers_pending = false;
+  for (auto& [name, value] : s.resp.trailers)
+    s.resp.headers.add(name, value);
+  s.resp.trailers.clear();
+  s.streamed = false;
+  submit(s, false);
 }
 
 // Submits s.resp's status and headers (and its body, through read_body).
@@ -680,9 +744,42 @@ void http2_connection::answer(h2_stream& s, status code)
   s.refusal = code;
   s.deadline = clock::time_point::max();
   s.resp = status_response(code);
+  if (s.grpc)
+    answer_as_grpc(s.resp);
   s.body = s.resp.body;
-  submit(s, true);
+  submit(s, !s.body.empty());
   notify();
+}
+
+void http2_connection::drop_inbox(h2_stream& s) noexcept
+{
+  if (s.inbox.empty())
+    return;
+  nghttp2_session_consume(session_, s.id, s.inbox.size());
+  std::string{}.swap(s.inbox);
+  notify();
+}
+
+task<bool> h2_body_reader::read(std::string& out)
+{
+  auto& s = s_;
+  auto& c = s.conn;
+  while (s.inbox.empty() && !s.request_complete) {
+    if (s.closed)
+      throw std::system_error(asio::error::connection_reset, "stream reset by the client");
+    wakeup arrived{co_await asio::this_coro::executor};
+    struct waiting {
+      http2_connection::h2_stream& s;
+      waiting(http2_connection::h2_stream& stream, wakeup& w) : s(stream) { s.body_wait = &w; }
+      ~waiting() { s.body_wait = nullptr; }
+    } registered{s, arrived};
+    co_await arrived.wait_until(clock::time_point::max());
+  }
+  if (s.inbox.empty())
+    co_return false;
+  out.append(s.inbox);
+  c.drop_inbox(s);
+  co_return true;
 }
 
 void http2_connection::release(h2_stream* s) noexcept
@@ -821,6 +918,8 @@ void http2_connection::headers_done(h2_stream& s, bool end_stream)
     req.headers.add("cookie", std::move(s.cookie));
   req.version_major = 2;
   req.version_minor = 0;
+  if (auto type = req.header("content-type"))
+    s.grpc = grpc_content_type(*type);
   if (s.refusal != status::ok)
     return answer(s, s.refusal);
   if (!split_target(req))
@@ -831,17 +930,26 @@ void http2_connection::headers_done(h2_stream& s, bool end_stream)
     if (ec == std::errc{} && end == length->data() + length->size() && n > settings_.options.max_body_bytes)
       return answer(s, status::payload_too_large); // refused before a byte of it is read
   }
-  if (end_stream)
+  if (s.grpc) {
+    // Its handler reads the body as it comes, under the call's deadline.
+    req.body_stream = &s.reader;
+    s.request_complete = end_stream;
+    s.queued = true;
+    ready_.push_back(&s);
+  } else if (end_stream) {
     request_done(s);
-  else
+  } else {
     s.deadline = clock::now() + settings_.options.body_timeout;
+  }
 }
 
 void http2_connection::request_done(h2_stream& s)
 {
   s.request_complete = true;
   s.deadline = clock::time_point::max();
-  if (s.answered || s.queued)
+  if (s.body_wait)
+    s.body_wait->wake();
+  if (s.answered || s.queued || s.grpc)
     return;
   s.queued = true;
   ready_.push_back(&s);
@@ -854,7 +962,10 @@ void http2_connection::stream_closed(h2_stream& s, std::uint32_t)
   s.stalled_since = {};
   if (--open_ == 0)
     idle_since_ = clock::now();
+  drop_inbox(s);
   if (s.handler_running) {
+    if (s.body_wait)
+      s.body_wait->wake();
     if (s.producer_wait)
       s.producer_wait->wake();
     s.cancel.emit(asio::cancellation_type::terminal); // and its client calls

@@ -57,6 +57,7 @@ public:
 private:
   friend struct callbacks;
   friend class h2_body_writer;
+  friend class h2_body_reader;
 
   bool start();
   task<void> read_loop();
@@ -66,6 +67,8 @@ private:
   task<void> respond(h2_stream& s, response resp);
   bool submit(h2_stream& s, bool with_body);
   bool submit_trailers(h2_stream& s);
+  void answer_trailers_only(h2_stream& s);
+  void drop_inbox(h2_stream& s) noexcept;
   void answer(h2_stream& s, status code);
   void release(h2_stream* s) noexcept;
   task<void> send_fatal_goaway();

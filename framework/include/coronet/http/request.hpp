@@ -4,6 +4,7 @@
 // cancelled (its waits throw operation_aborted, its client calls end) when
 // the client goes away or resets the stream.
 #include <coronet/http/headers.hpp>
+#include <coronet/task.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -62,6 +63,22 @@ private:
   std::vector<std::pair<const void*, std::any>> items_;
 };
 
+// A request body read as it arrives, instead of whole in request::body:
+// the server gives one to an HTTP/2 request whose Content-Type is
+// application/grpc (a gRPC call's messages may stream both ways at once).
+// The client's flow-control window is given back as the handler reads, so
+// a handler that reads slowly slows the client instead of growing a buffer.
+class body_reader {
+public:
+  // Appends what has arrived to `out`, waiting for at least one byte;
+  // false once the body has ended and all of it was read. Throws
+  // std::system_error when the client resets the stream.
+  virtual task<bool> read(std::string& out) = 0;
+
+protected:
+  ~body_reader() = default;
+};
+
 struct request {
   std::string method;      // "GET", as sent
   std::string target;      // "/users/7?full=1", as sent
@@ -90,6 +107,9 @@ struct request {
   std::string peer;
   std::string client_ip;
   http::values values; // set by middleware for the handlers after it
+  // Set when the body is read as it arrives (see body_reader): `body`
+  // stays empty.
+  body_reader* body_stream = nullptr;
 
   // Empties every field for the next request on the connection, keeping
   // small buffers (no allocation per request) but not a big body.
@@ -114,6 +134,7 @@ struct request {
     peer.clear();
     client_ip.clear();
     values.clear();
+    body_stream = nullptr;
   }
 
   // A route parameter ("{id}" in the pattern), percent-decoded.

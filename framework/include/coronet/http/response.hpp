@@ -43,10 +43,20 @@ public:
   // Fields sent after the body (the response's trailers): a producer adds
   // those it knows only at the end (a status, a checksum) before it returns.
   http::headers& trailers() noexcept { return trailers_; }
+  // The response's own fields while they are not sent yet, else nullptr.
+  // HTTP/2 holds a gRPC call's headers until its first message (which
+  // lets a call add metadata, or answer with its trailers alone); HTTP/1.1
+  // has sent them before the producer starts.
+  http::headers* unsent_headers() noexcept { return unsent_headers_; }
 
 protected:
-  explicit body_writer(http::headers& trailers) : trailers_(trailers) {}
+  explicit body_writer(http::headers& trailers, http::headers* unsent = nullptr)
+    : unsent_headers_(unsent), trailers_(trailers)
+  {
+  }
   ~body_writer() = default;
+
+  http::headers* unsent_headers_;
 
 private:
   http::headers& trailers_;
