@@ -505,6 +505,12 @@ task<void> http2_connection::serve()
   if (fatal_ >= 0)
     co_await send_fatal_goaway();
   bool peer_sending = reader_running_ || fatal_ >= 0;
+  // The reader stops at its next wait, whatever it is doing: a deadline
+  // already passed stays passed, where a cancellation that comes while its
+  // wait has just completed, not yet resumed, is lost (and the reader waited
+  // on, up to the idle timeout, holding the drain).
+  stopping_ = true;
+  stream_.set_read_deadline(clock::now());
   if (reader_running_)
     stop_reader_.emit(asio::cancellation_type::terminal);
   for (auto* s = streams_.front(); s; s = s->next_)
@@ -543,7 +549,7 @@ task<void> http2_connection::linger()
 // at once) or waits for more, holding no buffer while it waits.
 task<void> http2_connection::read_loop()
 {
-  for (;;) {
+  while (!stopping_) {
     auto scratch = read_scratch();
     const char* data = scratch.data();
     auto r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
@@ -551,6 +557,8 @@ task<void> http2_connection::read_loop()
       arm_read_deadline();
       r = co_await stream_.wait_read_now(asio::buffer(scratch.data(), scratch.size()));
     }
+    if (stopping_)
+      break;
     if (r.ec == net::timed_out) {
       on_timeouts();
       notify();

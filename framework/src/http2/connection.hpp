@@ -106,6 +106,7 @@ private:
   token_bucket control_;               // frames that ask work of us and carry no request
   std::int32_t fatal_ = -1;            // a GOAWAY code to send by hand: nghttp2's session failed
   bool draining_ = false;
+  bool stopping_ = false;              // serve() is ending: the reader must stop
   bool calmed_ = false;                // ENHANCE_YOUR_CALM sent
 };
 
