@@ -110,6 +110,25 @@ if ((!quick)); then
     echo "run.sh: skipping the Go database peer: $reason" >&2
     peers+=(--skipped-peer "go-techempower=$reason")
   fi
+  # The gRPC peer: grpc-go, and protoc-gen-go to write its messages and service from
+  # apps/grpc-interop/proto, both Debian's, in GOPATH mode.
+  go_grpc=$peer_dir/go-grpc-path
+  if mkdir -p "$go_grpc/src/coronet-peer/testpb" &&
+      GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o "$peer_dir/protoc-gen-go" \
+        github.com/golang/protobuf/protoc-gen-go 2>"$peer_dir/go-grpc.log" &&
+      protoc --plugin=protoc-gen-go="$peer_dir/protoc-gen-go" \
+        --go_out=plugins=grpc,Mempty.proto=coronet-peer/testpb,Mmessages.proto=coronet-peer/testpb,Mtest.proto=coronet-peer/testpb:"$go_grpc/src/coronet-peer/testpb" \
+        -I apps/grpc-interop/proto empty.proto messages.proto test.proto 2>>"$peer_dir/go-grpc.log" &&
+      sed -i 's/^package grpc_testing/package testpb/' "$go_grpc"/src/coronet-peer/testpb/*.go &&
+      cp -r loadtest/peers/go-grpc/testservice "$go_grpc/src/coronet-peer/" &&
+      GO111MODULE=off GOPATH="$go_grpc:/usr/share/gocode" GOFLAGS= go build -o "$peer_dir/go-grpc" \
+        coronet-peer/testservice 2>>"$peer_dir/go-grpc.log"; then
+    peers+=(--peer "go-grpc=$peer_dir/go-grpc")
+  else
+    reason="go build failed (scripts/setup.sh --loadtest installs golang-google-grpc-dev and golang-github-golang-protobuf-1-3-dev): $(tr '\n' ' ' <"$peer_dir/go-grpc.log" | head -c 300)"
+    echo "run.sh: skipping the Go gRPC peer: $reason" >&2
+    peers+=(--skipped-peer "go-grpc=$reason")
+  fi
   for peer in hello gateway echo chat; do
     if (cd loadtest/peers/go && go build -o "$peer_dir/go-$peer" "./$peer") 2>"$peer_dir/go-$peer.log"; then
       peers+=(--peer "go-$peer=$peer_dir/go-$peer")

@@ -56,6 +56,9 @@ SCENARIOS = {
     "chaos": "the gateway with two replicas per backend under injected faults (a replica killed, slow, shedding, "
              "black-holed; a whole service down), 16 connections, beside the Go gateway (plain net/http calls, "
              "the same 200 ms per call, no retries, hedges or ejection)",
+    "grpc": "gRPC (grpc.testing.TestService) over h2c, h2load -c 64 -m 16: unary UnaryCall with a 10-byte "
+            "payload each way, and StreamingOutputCall answering 100 messages of 1,000 bytes (-c 16 -m 4), "
+            "beside grpc-go's server",
     "db": "TechEmpower's database tests (/db, /queries?queries=20, /fortunes, /updates?queries=20) on one "
           "PostgreSQL pinned with the load generator: coronet pipelined and one query at a time, beside Go's "
           "database/sql with pgx, 16 sessions each",
@@ -193,11 +196,11 @@ def wrk(url, seconds, connections, script="plain.lua", args=(), timeout_s=None, 
             "non2xx": r["non2xx"], "command": " ".join(cmd)}
 
 
-def h2load(url, seconds, connections=64, streams=16):
+def h2load(url, seconds, connections=64, streams=16, extra=()):
     """h2load (nghttp2-client) for `seconds`: one thread, `connections` connections, `streams`
     concurrent streams on each. It reports no percentiles; the mean and the maximum are kept."""
     cmd = pinned(LOAD_CORE, ["h2load", "-t", "1", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
-                             url])
+                             *extra, url])
     out = subprocess.run(cmd, capture_output=True, text=True)
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                   r"(\d+) errored, (\d+) timeout", out.stdout)
@@ -782,6 +785,60 @@ def scenario_h2_tls(ctx):
         f"https://127.0.0.1:{s.port}/plaintext", secs)) for s in servers],
         [{"check": "every server answers /plaintext over h2 chosen by ALPN (curl --http2)", "ok": True,
           "detail": ", ".join(s.name for s in servers)}])
+
+
+def grpc_bodies(directory):
+    """Request bodies for the gRPC cases: a SimpleRequest (response_size 10, a 10-byte payload) and a
+    StreamingOutputCallRequest (100 responses of 1,000 bytes), length-prefixed, written with protoc's
+    Python messages; and a check that a server answers both with grpc-status 0 (python3-grpcio)."""
+    proto = os.path.join(ROOT, "apps", "grpc-interop", "proto")
+    subprocess.run(["protoc", f"--python_out={directory}", "-I", proto, "empty.proto", "messages.proto"], check=True)
+    sys.path.insert(0, directory)
+    import messages_pb2 as m
+    unary = m.SimpleRequest(response_size=10, payload=m.Payload(body=b"x" * 10))
+    stream = m.StreamingOutputCallRequest(response_parameters=[m.ResponseParameters(size=1000)] * 100)
+    files = {}
+    for name, message in (("unary", unary), ("stream", stream)):
+        data = message.SerializeToString()
+        files[name] = os.path.join(directory, f"{name}.bin")
+        with open(files[name], "wb") as f:
+            f.write(b"\0" + len(data).to_bytes(4, "big") + data)
+
+    def check(port):
+        import grpc
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/grpc.testing.TestService/UnaryCall",
+                                       request_serializer=m.SimpleRequest.SerializeToString,
+                                       response_deserializer=m.SimpleResponse.FromString)
+            if len(call(unary, timeout=10).payload.body) != 10:
+                raise Failure(f"127.0.0.1:{port}: UnaryCall answered a payload that is not 10 bytes")
+            streamed = channel.unary_stream("/grpc.testing.TestService/StreamingOutputCall",
+                                            request_serializer=m.StreamingOutputCallRequest.SerializeToString,
+                                            response_deserializer=m.StreamingOutputCallResponse.FromString)
+            if [len(r.payload.body) for r in streamed(stream, timeout=10)] != [1000] * 100:
+                raise Failure(f"127.0.0.1:{port}: StreamingOutputCall did not answer 100 messages of 1,000 bytes")
+    return files, check
+
+
+def scenario_grpc(ctx):
+    servers = [ctx.coronet("grpc-interop", ctx.port(90))]
+    if not ctx.quick:
+        s = ctx.peer("go", "go-grpc", ["-listen", f"127.0.0.1:{ctx.port(91)}"], ctx.port(91), {"GOMAXPROCS": "1"})
+        servers += [s] if s else []
+    directory = tempfile.mkdtemp(prefix="coronet-grpc-load-")
+    files, check = grpc_bodies(directory)
+    for s in servers:
+        check(s.port)
+    headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    cases = [("grpc unary", s, lambda secs, s=s: h2load(
+        f"http://127.0.0.1:{s.port}/grpc.testing.TestService/UnaryCall", secs, extra=["-d", files["unary"], *headers]))
+        for s in servers]
+    cases += [("grpc stream 100x1000", s, lambda secs, s=s: h2load(
+        f"http://127.0.0.1:{s.port}/grpc.testing.TestService/StreamingOutputCall", secs, 16, 4,
+        extra=["-d", files["stream"], *headers])) for s in servers]
+    return run_cases(ctx, cases, [{"check": "every server answers UnaryCall and StreamingOutputCall with status OK "
+                                            "(python3-grpcio)", "ok": True,
+                                   "detail": ", ".join(s.name for s in servers)}])
 
 
 def connections_to(pid, port):

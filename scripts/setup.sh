@@ -5,9 +5,10 @@
 #                  the foreign clients and servers the tests use; libpq-dev and postgresql for
 #                  coronet::pg, libhiredis-dev and redis-server for coronet::redis, whose tests
 #                  start servers of their own; protobuf-compiler, libprotobuf-dev and libprotoc-dev
-#                  for coronet::grpc's messages and its protoc plugin, python3-grpcio and
-#                  python3-grpc-tools for the gRPC interop peer) + micro-benchmarks
-#   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer) and perf
+#                  for coronet::grpc's messages and its protoc plugin, python3-grpcio for the
+#                  gRPC interop peer) + micro-benchmarks
+#   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer, grpc-go
+#                  and protoc-gen-go for the gRPC peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 #   --container-check  also podman and debootstrap (for scripts/container-check.sh)
@@ -20,11 +21,12 @@ packages=(
   libnghttp2-dev nghttp2-client python3-h2 nginx-light zlib1g-dev libzstd-dev libbrotli-dev
   python3 python3-yaml python3-websockets chromium curl procps netcat-openbsd wrk
   universal-ctags libpq-dev postgresql libhiredis-dev redis-server testssl.sh
-  protobuf-compiler libprotobuf-dev libprotoc-dev python3-grpcio python3-grpc-tools
+  protobuf-compiler libprotobuf-dev libprotoc-dev python3-grpcio
 )
 for arg in "$@"; do
   case "$arg" in
-    --loadtest) packages+=(golang-go golang-golang-x-net-dev golang-github-jackc-pgx-v4-dev util-linux linux-perf) ;;
+    --loadtest) packages+=(golang-go golang-golang-x-net-dev golang-github-jackc-pgx-v4-dev golang-google-grpc-dev
+      golang-github-golang-protobuf-1-3-dev util-linux linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     --container-check) packages+=(podman debootstrap) ;;

@@ -1,6 +1,7 @@
-// coronet-grpc-interop-server: grpc.testing.TestService as gRPC's interop
-// test descriptions ask of a server, on coronet's HTTP/2 server, for the
-// official clients (tests/integration/grpc_test.py drives python3-grpcio).
+// coronet-grpc-interop: grpc.testing.TestService as gRPC's interop test
+// descriptions ask of a server, on coronet's HTTP/2 server: what the
+// official clients are run against (tests/integration/grpc_test.py drives
+// python3-grpcio's), and the gRPC load test's server (loadtest/run.sh grpc).
 #include <coronet/app/app.hpp>
 #include <coronet/grpc/server.hpp>
 #include <coronet/runtime.hpp>
@@ -115,7 +116,7 @@ public:
 
 int main(int argc, char** argv)
 {
-  auto config = coronet::load_config(argc, argv, "grpc-interop-server");
+  auto config = coronet::load_config(argc, argv, "grpc-interop");
   coronet::runtime rt{config};
   http::router router;
   test_service service;

@@ -2,7 +2,7 @@
 """gRPC with the official implementation (Debian's python3-grpcio): its client against coronet's
 server on gRPC's interop test cases, coronet's client against its server, and bad input written
 frame by frame. Messages by protoc's Python output (protobuf-compiler), compiled here from
-tests/grpc/proto; the stubs are grpcio's generic ones, so no other generator is needed.
+apps/grpc-interop/proto; the stubs are grpcio's generic ones, so no other generator is needed.
 
     grpc_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
 """
@@ -22,7 +22,7 @@ import harness
 from harness import App, BIN_DIR, SOURCE_DIR, TIMEOUT, free_port
 from http2_test import H2, frame, DATA, END_STREAM
 
-PROTO = os.path.join(SOURCE_DIR, "tests", "grpc", "proto")
+PROTO = os.path.join(SOURCE_DIR, "apps", "grpc-interop", "proto")
 _out = tempfile.mkdtemp(prefix="coronet-grpc-py-")
 subprocess.run(["protoc", f"--python_out={_out}", "-I", PROTO, "empty.proto", "messages.proto"], check=True)
 sys.path.insert(0, _out)
@@ -187,7 +187,7 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
 
 
 def test_server_passes_the_interop_cases():
-    with App("coronet-grpc-interop-server") as app:
+    with App("coronet-grpc-interop") as app:
         with grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             stub = Stub(channel)
             for case in CASES:
@@ -301,7 +301,7 @@ def framed(data, flag=0):
 
 
 def test_bad_input_gets_a_status():
-    with App("coronet-grpc-interop-server", "grpc.max_receive_bytes=1000000") as app:
+    with App("coronet-grpc-interop", "grpc.max_receive_bytes=1000000") as app:
         c = H2(app.port)
         unary = SERVICE + "UnaryCall"
         # a prefix announcing 4 GiB - 1: RESOURCE_EXHAUSTED before a byte of it is read
@@ -349,7 +349,7 @@ def test_bad_input_gets_a_status():
 
 def test_http_answers_become_grpc_statuses():
     """The server's own answers to a gRPC call (no route, shedding, the deadline) are gRPC statuses."""
-    with App("coronet-grpc-interop-server", "http.max_concurrent_requests=1") as app:
+    with App("coronet-grpc-interop", "http.max_concurrent_requests=1") as app:
         with grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             stub = Stub(channel)
             other = channel.unary_unary("/nowhere", request_serializer=lambda x: x,
