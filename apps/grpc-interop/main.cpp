@@ -3,6 +3,7 @@
 // official clients are run against (tests/integration/grpc_test.py drives
 // python3-grpcio's), and the gRPC load test's server (loadtest/run.sh grpc).
 #include <coronet/app/app.hpp>
+#include <coronet/grpc/health.hpp>
 #include <coronet/grpc/server.hpp>
 #include <coronet/runtime.hpp>
 #include <coronet/server/server.hpp>
@@ -119,7 +120,10 @@ int main(int argc, char** argv)
   auto config = coronet::load_config(argc, argv, "grpc-interop");
   coronet::runtime rt{config};
   http::router router;
+  auto options = rpc::options::from(config);
   test_service service;
-  service.mount(router, rpc::options::from(config));
+  service.mount(router, options);
+  rpc::health health{rt, {std::string(test_service::service_name)}};
+  health.mount(router, options);
   return rt.run_until_signal(http::serve(rt, config, std::move(router)));
 }

@@ -8,6 +8,7 @@ apps/grpc-interop/proto; the stubs are grpcio's generic ones, so no other genera
 """
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -371,6 +372,27 @@ def test_http_answers_become_grpc_statuses():
         assert grpc_status(c, sid)[0] == 4
         c.close()
         assert app.stop() == 0
+
+
+def test_health_follows_readiness():
+    """grpc.health.v1.Health: SERVING while serving, NOT_FOUND for a service it does not know, and a
+    Watch told NOT_SERVING at the stop, which then ends the call and lets the app exit 0."""
+    with App("coronet-grpc-interop") as app:
+        with grpc.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            raw = dict(request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            check = channel.unary_unary("/grpc.health.v1.Health/Check", **raw)
+            watch = channel.unary_stream("/grpc.health.v1.Health/Watch", **raw)
+            name = lambda s: b"\x0a" + bytes([len(s)]) + s.encode()
+            assert check(b"", timeout=TIMEOUT) == b"\x08\x01"  # the server: SERVING
+            assert check(name("grpc.testing.TestService"), timeout=TIMEOUT) == b"\x08\x01"
+            expect_status(grpc.StatusCode.NOT_FOUND, check, name("nope.Nope"), timeout=TIMEOUT)
+            assert list(watch(name("nope.Nope"), timeout=TIMEOUT)) == [b"\x08\x03"]  # SERVICE_UNKNOWN
+            stream = watch(b"", timeout=TIMEOUT)
+            assert next(stream) == b"\x08\x01"
+            app.signal(signal.SIGTERM)
+            assert next(stream) == b"\x08\x02"  # NOT_SERVING, once the stop began
+            assert list(stream) == []
+            assert app.wait() == 0
 
 
 if __name__ == "__main__":
