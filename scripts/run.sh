@@ -14,6 +14,10 @@
 #                          --tls it speaks h2 to them anyway, chosen by ALPN.)
 #                          The gateway serves HTTP/2 to clients either way
 #                          (curl --http2-prior-knowledge, or h2 over TLS).
+#   scripts/run.sh --grpc  the gateway calls the users service over gRPC
+#                          (demo.Users, apps/proto/users.proto: h2c, or h2
+#                          with --tls) instead of GET /users/{id}; the
+#                          backend serves both on its one port.
 #   scripts/run.sh --db    the users and orders backends on PostgreSQL with a
 #                          Redis cache instead of their in-memory store: both
 #                          servers are started in a temporary directory
@@ -27,10 +31,12 @@ cd "$(dirname "$0")/.."
 tls=false
 http2=false
 db=false
-while [[ "${1:-}" == "--tls" || "${1:-}" == "--http2" || "${1:-}" == "--db" ]]; do
+grpc=false
+while [[ "${1:-}" == "--tls" || "${1:-}" == "--http2" || "${1:-}" == "--db" || "${1:-}" == "--grpc" ]]; do
   [[ "$1" == "--tls" ]] && tls=true
   [[ "$1" == "--http2" ]] && http2=true
   [[ "$1" == "--db" ]] && db=true
+  [[ "$1" == "--grpc" ]] && grpc=true
   shift
 done
 # CORONET_DEMO_BIN: binaries built already (the demo's test runs this script on its build).
@@ -57,6 +63,13 @@ fi
 
 if $http2; then
   gateway_tls+=(--set "client.http2=prior_knowledge")
+fi
+if $grpc; then
+  if $tls; then
+    gateway_tls+=(--set "backends.users=grpcs://127.0.0.1:8081")
+  else
+    gateway_tls+=(--set "backends.users=grpc://127.0.0.1:8081")
+  fi
 fi
 
 declare -A pid_of=() # each running service's pid, by name

@@ -18,6 +18,9 @@
 // wrong), gzip or zstd bodies too; an email taken or an order for no user
 // is 409; the database out of reach 503.
 #include "store.hpp"
+#ifdef CORONET_DEMO_GRPC
+#include "users.coronet.hpp"
+#endif
 #ifdef CORONET_BACKEND_DATABASE
 #include "database.hpp"
 #endif
@@ -143,6 +146,37 @@ std::optional<std::string> text_field(const json& body, std::string_view name, s
     throw http::error{http::status::bad_request, "\"email\" must be an email address"};
   return v;
 }
+
+#ifdef CORONET_DEMO_GRPC
+// demo.Users over gRPC: the same store, latency and injected failures as
+// GET /users/{id} (a failure as the gRPC status of its HTTP one).
+class users_service final : public demo::UsersServer {
+public:
+  users_service(const settings& s, backend::store& db) : s_(s), db_(db) {}
+
+  task<demo::User> GetUser(coronet::grpc::server_context&, const demo::UserRequest& q) override
+  {
+    if (q.id() <= 0)
+      throw coronet::grpc::error(coronet::grpc::code::invalid_argument, "id must be a positive integer");
+    if (auto failure = co_await behave(s_))
+      throw coronet::grpc::error(failure->status == http::status::service_unavailable ? coronet::grpc::code::unavailable
+                                                                                    : coronet::grpc::code::internal,
+        "injected failure");
+    auto u = co_await db_.user(q.id());
+    if (!u)
+      throw coronet::grpc::error(coronet::grpc::code::not_found, "no such user");
+    demo::User out;
+    out.set_id((*u)["id"].get<std::int64_t>());
+    out.set_name((*u)["name"].get<std::string>());
+    out.set_email((*u)["email"].get<std::string>());
+    co_return out;
+  }
+
+private:
+  const settings& s_;
+  backend::store& db_;
+};
+#endif
 
 // The store and the settings live in main's frame for as long as the
 // server runs.
@@ -278,11 +312,19 @@ int main(int argc, char** argv)
   http::router router;
   http::observe(router, rt, cfg);
   router.use(http::compress(compression)); // gzip/zstd request bodies in, compressed answers out
-  if (s.role == "users")
+#ifdef CORONET_DEMO_GRPC
+  std::optional<users_service> users_grpc; // demo.Users on the same port, for the gateway's grpc:// backend
+#endif
+  if (s.role == "users") {
     user_routes(router, &s, db.get());
-  else if (s.role == "orders")
+#ifdef CORONET_DEMO_GRPC
+    users_grpc.emplace(s, *db);
+    users_grpc->mount(router, coronet::grpc::options::from(cfg));
+#endif
+  }
+  if (s.role == "orders")
     order_routes(router, &s, db.get());
-  else
+  if (s.role == "recommendations")
     recommendation_routes(router, &s);
   spdlog::info("backend role {} on the {} store: latency {} ms + jitter {} ms, {} slower by {} ms, error rate {} ({})",
     s.role, s.store == "memory" ? "memory" : "PostgreSQL", s.latency.count(), s.jitter.count(), s.slow_rate,

@@ -14,6 +14,12 @@
 // "http://b:8082"]) or a name with several addresses (a Kubernetes headless
 // Service): calls balance over them, skip and eject the failing ones, retry
 // within the client's budget and hedge after gateway.hedge_after_ms.
+//
+// backends.users = "grpc://host:port" calls the users service over gRPC
+// instead (demo.Users, apps/proto/users.proto, over h2c): scripts/run.sh --grpc.
+#ifdef CORONET_DEMO_GRPC
+#include "users.coronet.hpp"
+#endif
 #include <coronet/app/app.hpp>
 #include <coronet/client/client.hpp>
 #include <coronet/middleware/compress.hpp>
@@ -49,7 +55,9 @@ constexpr coronet::config_key gateway_keys[] = {
   {"gateway.hedge_after_ms", -1,
     "a call unanswered this long is also sent to another replica; -1: after that backend's own p95 latency; 0: never",
     -1},
-  {"backends.users", "http://127.0.0.1:8081", "the users service: a URL, or several (replicas), comma-separated"},
+  {"backends.users", "http://127.0.0.1:8081",
+    "the users service: a URL, or several (replicas), comma-separated; or one grpc://host:port (demo.Users over "
+    "h2c; grpcs:// over TLS)"},
   {"backends.orders", "http://127.0.0.1:8082", "the orders service"},
   {"backends.recommendations", "http://127.0.0.1:8083", "the recommendations service"},
 };
@@ -62,7 +70,26 @@ struct settings {
   std::chrono::milliseconds request_timeout{coronet::config_default<std::int64_t>(gateway_keys, "gateway.request_timeout_ms")};
   std::chrono::milliseconds hedge_after{0};
   std::array<std::vector<std::string>, 3> replicas; // URLs per service
+  std::string users_grpc;                           // "http://host:port" when the users service is called over gRPC
 };
+
+// backends.users = "grpc://host:port": one target, called over h2c
+// ("grpcs://": over TLS, h2 by ALPN).
+void read_grpc_users(const coronet::config& cfg, settings& s)
+{
+  auto& urls = s.replicas[users];
+  bool tls = !urls.empty() && urls[0].rfind("grpcs://", 0) == 0;
+  if (urls.empty() || (urls[0].rfind("grpc://", 0) != 0 && !tls))
+    return;
+#ifdef CORONET_DEMO_GRPC
+  if (urls.size() != 1)
+    cfg.fail("backends.users", "a grpc:// backend is one URL, not a list of replicas");
+  s.users_grpc = (tls ? "https://" : "http://") + urls[0].substr(tls ? 8 : 7);
+  urls[0] = s.users_grpc;
+#else
+  cfg.fail("backends.users", "grpc:// needs a gateway built with protoc and libprotobuf (scripts/setup.sh)");
+#endif
+}
 
 settings read_settings(const coronet::config& cfg)
 {
@@ -77,6 +104,8 @@ settings read_settings(const coronet::config& cfg)
     s.replicas[i] = cfg.get_list(key);
     if (s.replicas[i].empty())
       cfg.fail(key, "needs at least one http:// or https:// URL");
+    if (i == users)
+      read_grpc_users(cfg, s);
     for (auto& url : s.replicas[i])
       if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
         cfg.fail(key, fmt::format("'{}' is not an http:// or https:// URL", url));
@@ -95,6 +124,10 @@ struct gateway {
   settings s;
   http::client client;
   std::array<http::upstream, 3> services;
+#ifdef CORONET_DEMO_GRPC
+  std::optional<coronet::grpc::channel> users_channel; // when s.users_grpc
+  std::optional<demo::UsersClient> users_stub;
+#endif
 };
 
 // One backend's answer, or why there is none.
@@ -104,6 +137,37 @@ struct part {
   std::optional<json> body; // on 200
   std::string reason;       // when there is no usable body
 };
+
+// GCC 12 misreads these coroutine frames' class-specific operator new/delete
+// pair (Asio's recycling allocator) as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#ifdef CORONET_DEMO_GRPC
+// The users service over gRPC: its answer as the HTTP call's would be (the
+// user as JSON, or 404 for NOT_FOUND, or the status as the reason).
+task<void> call_users_grpc(gateway& g, std::int64_t id, coronet::grpc::call_options options,
+  coronet::channel<part> results)
+{
+  part p;
+  p.from = users;
+  try {
+    demo::UserRequest q;
+    q.set_id(id);
+    auto op = g.users_stub->GetUser(q, std::move(options));
+    auto u = co_await std::move(op);
+    p.status = 200;
+    p.body = json{{"id", u.id()}, {"name", u.name()}, {"email", u.email()}};
+  } catch (const coronet::grpc::error& e) {
+    p.status = e.code() == coronet::grpc::code::not_found ? 404 : 0;
+    p.reason = fmt::format("grpc {}", coronet::grpc::name(e.code()));
+    spdlog::debug("users call failed: {} {}", coronet::grpc::name(e.code()), e.what());
+  }
+  results.try_send(std::move(p));
+}
+#endif
 
 // One backend call, its answer sent to `results` (a handle: the call may
 // outlive a dashboard that was cancelled, until its own cancellation ends it).
@@ -156,6 +220,16 @@ task<http::response> dashboard(gateway& g, http::request& req)
     o.timeout = g.s.backend_timeout;
     o.deadline = deadline;
     o.hedge_after = g.s.hedge_after;
+#ifdef CORONET_DEMO_GRPC
+    if (which == users && g.users_stub) {
+      coronet::grpc::call_options rpc;
+      rpc.metadata = std::move(o.headers); // the request id and trace
+      rpc.timeout = g.s.backend_timeout;
+      rpc.deadline = deadline;
+      calls.spawn(call_users_grpc(g, id, std::move(rpc), results));
+      continue;
+    }
+#endif
     calls.spawn(call(g, which, paths[which], std::move(o), results));
   }
   co_await calls.wait();
@@ -189,6 +263,10 @@ task<http::response> dashboard(gateway& g, http::request& req)
   co_return json_answer(http::status::ok, doc);
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -207,6 +285,8 @@ int main(int argc, char** argv)
     spdlog::critical("config error: {}", e.what());
     return 2;
   }
+  if (s.users_grpc.starts_with("http://")) // gRPC is HTTP/2: h2c to it, whatever client.http2 says
+    client_options.http2_targets[s.users_grpc] = http::http2_mode::prior_knowledge;
   coronet::runtime rt{cfg};
   std::optional<gateway> g;
   try {
@@ -215,6 +295,12 @@ int main(int argc, char** argv)
     spdlog::critical("config error: backends: {}", e.what());
     return 2;
   }
+#ifdef CORONET_DEMO_GRPC
+  if (!s.users_grpc.empty()) {
+    g->users_channel.emplace(g->client, s.users_grpc, coronet::grpc::options::from(cfg));
+    g->users_stub.emplace(*g->users_channel);
+  }
+#endif
   http::router router;
   http::observe(router, rt, cfg);
   // Browsers on the origins in cors.allowed_origins may call the API (none by default).
@@ -225,8 +311,8 @@ int main(int argc, char** argv)
   auto list = [](const std::vector<std::string>& urls) { return fmt::format("{}", fmt::join(urls, ", ")); };
   auto hedge = s.hedge_after == http::request_options::hedge_at_p95 ? std::string("at each backend's p95")
     : s.hedge_after.count() > 0 ? fmt::format("after {} ms", s.hedge_after.count()) : std::string("never");
-  spdlog::info("gateway: users {}, orders {}, recommendations {}; {} ms per call, {} ms per request, hedge {}",
-    list(s.replicas[users]), list(s.replicas[orders]), list(s.replicas[recommendations]), s.backend_timeout.count(),
+  spdlog::info("gateway: users {}{}, orders {}, recommendations {}; {} ms per call, {} ms per request, hedge {}",
+    list(s.replicas[users]), s.users_grpc.empty() ? "" : " (gRPC)", list(s.replicas[orders]), list(s.replicas[recommendations]), s.backend_timeout.count(),
     s.request_timeout.count(), hedge);
   return rt.run_until_signal(http::serve(rt, cfg, std::move(router)));
 }

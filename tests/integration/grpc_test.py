@@ -7,6 +7,7 @@ apps/grpc-interop/proto; the stubs are grpcio's generic ones, so no other genera
     grpc_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
 """
 import os
+import json
 import queue
 import signal
 import struct
@@ -15,6 +16,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -393,6 +396,40 @@ def test_health_follows_readiness():
             assert next(stream) == b"\x08\x02"  # NOT_SERVING, once the stop began
             assert list(stream) == []
             assert app.wait() == 0
+
+
+def test_gateway_calls_users_over_grpc():
+    """backends.users = grpc://: the dashboard's user comes from demo.Users over h2c (the backend's
+    metrics count the gRPC route), NOT_FOUND is the dashboard's 404, a users service gone is 502."""
+    backends = {}
+    try:
+        for role in ("users", "orders", "recommendations"):
+            backends[role] = App("coronet-backend", "backend.latency_ms=0", "backend.jitter_ms=0",
+                                 "backend.error_rate=0", extra=["--role", role])
+        sets = [f"backends.users=grpc://127.0.0.1:{backends['users'].port}"]
+        sets += [f"backends.{r}=http://127.0.0.1:{backends[r].port}" for r in ("orders", "recommendations")]
+        with App("coronet-gateway", *sets) as gw:
+            base = f"http://127.0.0.1:{gw.port}/api/users"
+            doc = json.loads(urllib.request.urlopen(f"{base}/7/dashboard", timeout=TIMEOUT).read())
+            assert doc["user"] == {"id": 7, "name": "User 7", "email": doc["user"]["email"]}, doc
+            assert doc["partial"] is False and doc["orders"], doc
+            assert backends["users"].metric("coronet_http_requests_total", route="/demo.Users/GetUser",
+                                            protocol="HTTP/2") == 1
+            try:
+                urllib.request.urlopen(f"{base}/5000000/dashboard", timeout=TIMEOUT)
+                raise AssertionError("no 404")
+            except urllib.error.HTTPError as e:
+                assert e.code == 404, e.code
+            assert backends["users"].stop() == 0
+            try:
+                urllib.request.urlopen(f"{base}/7/dashboard", timeout=TIMEOUT)
+                raise AssertionError("no 502")
+            except urllib.error.HTTPError as e:
+                assert e.code == 502 and b"UNAVAILABLE" in e.read(), e.code
+            assert gw.stop() == 0
+    finally:
+        for app in backends.values():
+            app.kill()
 
 
 if __name__ == "__main__":
