@@ -109,11 +109,18 @@ task<std::optional<std::string>> server_context::read_bytes()
 
 std::string server_context::take_message(std::size_t length, bool compressed)
 {
-  std::string m = in_.substr(in_at_ + 5, length);
-  in_at_ += 5 + length;
-  if (in_at_ == in_.size()) {
-    in_.clear();
-    in_at_ = 0;
+  std::string m;
+  if (in_at_ == 0 && 5 + length == in_.size()) {
+    // The buffer holds this message alone (a unary call's): it becomes the message.
+    in_.erase(0, 5);
+    m.swap(in_);
+  } else {
+    m.assign(in_, in_at_ + 5, length);
+    in_at_ += 5 + length;
+    if (in_at_ == in_.size()) {
+      in_.clear();
+      in_at_ = 0;
+    }
   }
   if (!compressed)
     return m;

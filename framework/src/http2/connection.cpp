@@ -785,8 +785,14 @@ task<bool> h2_body_reader::read(std::string& out)
   }
   if (s.inbox.empty())
     co_return false;
-  out.append(s.inbox);
-  c.drop_inbox(s);
+  auto n = s.inbox.size();
+  if (out.empty())
+    out.swap(s.inbox); // the common case, a whole message in hand: no copy
+  else
+    out.append(s.inbox);
+  s.inbox.clear();
+  nghttp2_session_consume(c.session_, s.id, n);
+  c.notify();
   co_return true;
 }
 
