@@ -138,9 +138,30 @@ std::string server_context::take_message(std::size_t length, bool compressed)
 
 task<void> server_context::write_bytes(std::string_view message)
 {
+  auto& framed = framing_buffer();
+  framed.append(message);
+  co_await write_framed(framed);
+}
+
+std::string& server_context::framing_buffer()
+{
+  framed_.assign(5, '\0');
+  return framed_;
+}
+
+task<void> server_context::write_framed(std::string& framed)
+{
   if (!out_)
-    throw std::logic_error("grpc: write_bytes on a unary call (its method returns its answer)");
-  std::string framed = frame(message);
+    throw std::logic_error("grpc: a message written on a unary call (its method returns its answer)");
+  std::size_t size = framed.size() - 5;
+  if (size > options_.max_send_bytes)
+    throw error(code::resource_exhausted, fmt::format("a response message of {} bytes is over grpc.max_send_bytes ({})",
+      size, options_.max_send_bytes));
+  auto n = static_cast<std::uint32_t>(size);
+  framed[1] = static_cast<char>(n >> 24);
+  framed[2] = static_cast<char>(n >> 16);
+  framed[3] = static_cast<char>(n >> 8);
+  framed[4] = static_cast<char>(n);
   if (auto* headers = out_->unsent_headers()) {
     add_all(*headers, initial_);
     initial_.clear();

@@ -89,6 +89,10 @@ public:
   task<std::optional<std::string>> read_bytes();
   // Sends one message (server streaming and bidirectional calls).
   task<void> write_bytes(std::string_view message);
+  // The same for a message serialized into framing_buffer(), behind the 5
+  // bytes it keeps for the prefix.
+  std::string& framing_buffer();
+  task<void> write_framed(std::string& framed);
 
   // The framework's side of the call: where its messages go (nullptr for
   // a unary call, answered whole), checked grpc-encoding; a message with
@@ -108,6 +112,7 @@ private:
   bool in_ended_ = false;
   bool gzip_ = false;
   http::body_writer* out_ = nullptr;
+  std::string framed_;
 };
 
 // A client's stream of messages: `while (auto m = co_await in.read())`.
@@ -137,9 +142,11 @@ public:
   explicit writer(server_context& ctx) : ctx_(ctx) {}
   task<void> write(const T& m)
   {
-    std::string bytes;
-    m.SerializeToString(&bytes);
-    co_await ctx_.write_bytes(bytes);
+    // Serialized behind room for the length prefix, into the call's own
+    // buffer: no allocation per message once it has grown.
+    std::string& framed = ctx_.framing_buffer();
+    m.AppendToString(&framed);
+    co_await ctx_.write_framed(framed);
   }
 
 private:
