@@ -11,8 +11,22 @@
 #ifdef CONSUMER_HAS_REDIS
 #include <coronet/redis/client.hpp>
 #endif
+#ifdef CONSUMER_HAS_GRPC
+#include "greeter.coronet.hpp"
+
+// A service from the installed protoc-gen-coronet, mounted on a router.
+class greeter final : public hello::GreeterServer {
+  coronet::task<hello::Reply> SayHello(coronet::grpc::server_context&, const hello::Request& q) override
+  {
+    hello::Reply r;
+    r.set_text("hello " + q.name());
+    co_return r;
+  }
+};
+#endif
 
 #include <cstdio>
+#include <string>
 
 coronet::task<void> produce(coronet::channel<int> ch)
 {
@@ -41,6 +55,12 @@ int main()
   // Links libpq through coronet::pg: the statement is only built.
   auto s = coronet::pg::sql("select $1::int", 7);
   std::printf("pg: %s\n", s.sql.c_str());
+#endif
+#ifdef CONSUMER_HAS_GRPC
+  greeter g;
+  coronet::http::router routes;
+  g.mount(routes);
+  std::printf("grpc: %s mounted\n", std::string(greeter::service_name).c_str());
 #endif
 #ifdef CONSUMER_HAS_REDIS
   coronet::redis::options o;

@@ -50,6 +50,7 @@ http::request_options request_for(std::string_view target, call_options& o)
     r.headers.add("grpc-timeout", grpc_timeout(*deadline - clock::now()));
   }
   r.name = std::string(target);
+  r.retryable = o.retryable;
   return r;
 }
 

@@ -35,6 +35,10 @@ struct call_options {
   http::headers metadata;                    // sent as request fields (lower-case names; "-bin" base64)
   std::chrono::milliseconds timeout{0};      // 0: none (but `deadline`)
   std::optional<clock::time_point> deadline; // the call's, whatever `timeout` says: a handler passes req.deadline
+  // The method is safe to send again (gRPC's retry policy names it): the
+  // client then retries it, within its budget, where it retries an
+  // idempotent HTTP call (a connection that failed before the answer).
+  bool retryable = false;
 };
 
 template <message T>
