@@ -369,10 +369,15 @@ def test_http_answers_become_grpc_statuses():
             requests.put(None)
             assert list(held) == []
             empty_unary(stub)
-        # a deadline spent on arrival (1 ns): DEADLINE_EXCEEDED, from the server
+        # a method still sleeping when its deadline passes: DEADLINE_EXCEEDED, from the server (a raw
+        # client: nothing on its side gives up first)
+        sleepy = m.StreamingOutputCallRequest(response_parameters=[m.ResponseParameters(size=1, interval_us=5000000)])
         c = H2(app.port)
-        sid = grpc_call(c, SERVICE + "EmptyCall", [framed(b"")], extra=[("grpc-timeout", "1n")])
+        started = time.time()
+        sid = grpc_call(c, SERVICE + "FullDuplexCall", [framed(sleepy.SerializeToString())],
+                        extra=[("grpc-timeout", "200m")])
         assert grpc_status(c, sid)[0] == 4
+        assert time.time() - started < 3, time.time() - started
         c.close()
         assert app.stop() == 0
 

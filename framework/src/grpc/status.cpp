@@ -1,5 +1,7 @@
 #include <coronet/grpc/status.hpp>
 
+#include <coronet/http/request.hpp>
+
 #include "http2/grpc.hpp"
 
 #include <array>
@@ -21,34 +23,12 @@ std::string percent_encode(std::string_view text)
   return http::detail::grpc_percent_encode(text);
 }
 
-namespace {
-int hex_value(char c) noexcept
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-} // namespace
-
 std::string percent_decode(std::string_view text)
 {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    int hi = 0, lo = 0;
-    if (text[i] == '%' && i + 2 < text.size() &&
-        (hi = hex_value(text[i + 1])) >= 0 && (lo = hex_value(text[i + 2])) >= 0) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
+  // A malformed escape leaves the message as it came: gRPC asks that it
+  // never be thrown away.
+  auto decoded = http::percent_decode(text, false);
+  return decoded ? std::move(*decoded) : std::string(text);
 }
 
 } // namespace coronet::grpc

@@ -37,6 +37,16 @@ constexpr std::size_t linger_bytes = 4 << 20;
 
 using coronet::detail::read_scratch; // the worker's, shared with HTTP/1
 
+// Points a stream's waiter slot at a task's wakeup while it waits; however
+// the wait ends (a throw on cancellation too), the stream forgets it.
+struct waiter_registration {
+  waiter_registration(wakeup*& slot, wakeup& w) : slot_(slot) { slot_ = &w; }
+  ~waiter_registration() { slot_ = nullptr; }
+  waiter_registration(const waiter_registration&) = delete;
+  waiter_registration& operator=(const waiter_registration&) = delete;
+  wakeup*& slot_;
+};
+
 nghttp2_nv field(std::string_view name, std::string_view value)
 {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
@@ -163,13 +173,8 @@ public:
     if (s_.chunks.size() - s_.chunks_sent <= stream_high_water)
       co_return;
     wakeup taken{co_await asio::this_coro::executor};
-    // read_body wakes it once the peer has taken enough; however the wait
-    // ends (a throw on cancellation too), the stream forgets it.
-    struct waiting {
-      http2_connection::h2_stream& s;
-      waiting(http2_connection::h2_stream& stream, wakeup& w) : s(stream) { s.producer_wait = &w; }
-      ~waiting() { s.producer_wait = nullptr; }
-    } registered{s_, taken};
+    // read_body wakes it once the peer has taken enough.
+    waiter_registration registered{s_.producer_wait, taken};
     while (!s_.closed && s_.chunks.size() - s_.chunks_sent > stream_high_water) {
       if (!co_await taken.wait_until(clock::now() + c.settings_.options.write_timeout))
         throw std::system_error(net::timed_out, "the client took no body for http.write_timeout_ms");
@@ -776,11 +781,7 @@ task<bool> h2_body_reader::read(std::string& out)
     if (s.closed)
       throw std::system_error(asio::error::connection_reset, "stream reset by the client");
     wakeup arrived{co_await asio::this_coro::executor};
-    struct waiting {
-      http2_connection::h2_stream& s;
-      waiting(http2_connection::h2_stream& stream, wakeup& w) : s(stream) { s.body_wait = &w; }
-      ~waiting() { s.body_wait = nullptr; }
-    } registered{s, arrived};
+    waiter_registration registered{s.body_wait, arrived};
     co_await arrived.wait_until(clock::time_point::max());
   }
   if (s.inbox.empty())
