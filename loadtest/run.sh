@@ -143,4 +143,8 @@ fi
 # 10,000 connections need as many descriptors on both ends.
 ulimit -n "$(ulimit -Hn)"
 command="loadtest/run.sh${scenarios[*]:+ ${scenarios[*]}}${passthrough[*]:+ ${passthrough[*]}}"
-python3 loadtest/suite.py "${scenarios[@]}" "${passthrough[@]}" --bin "$bin" "${peers[@]}" --command "$command"
+# Debian's Python, with the packages setup.sh installs (python3-grpcio, python3-protobuf), even when
+# another python3 comes first on the PATH.
+python=python3
+[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
+"$python" loadtest/suite.py "${scenarios[@]}" "${passthrough[@]}" --bin "$bin" "${peers[@]}" --command "$command"

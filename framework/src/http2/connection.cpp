@@ -623,8 +623,8 @@ task<void> http2_connection::handle(h2_stream& s)
 {
   response resp;
   set_peer(s.req, peer_, settings_.options);
-  // Held until the response ends: a streamed body (a gRPC stream) is work
-  // the handler goes on doing.
+  // A gRPC call's is held until its response ends: its stream is the
+  // method still running.
   std::optional<admission_ticket> ticket;
   if (!take_deadline(s.req, settings_.options)) {
     resp = expired_response();
@@ -649,6 +649,8 @@ task<void> http2_connection::handle(h2_stream& s)
     co_return;
   if (s.grpc)
     answer_as_grpc(resp);
+  else
+    ticket.reset(); // as on HTTP/1.1: a streamed body is not a handler running
   co_await respond(s, std::move(resp));
 }
 
