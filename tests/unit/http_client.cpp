@@ -243,6 +243,26 @@ TEST_CASE("http client: chunked and close-delimited bodies, 1xx skipped, HEAD wi
   });
 }
 
+TEST_CASE("http client: a 101 has no body, whatever its headers say, and its connection is not reused")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    scripted_server server{rt, [](tcp::socket& s, int) -> task<void> {
+      std::string buffer;
+      if (!co_await read_request(s, buffer))
+        co_return;
+      // no Upgrade named: llhttp alone would read 5 bytes of body (found by fuzzing)
+      co_await send(s, "HTTP/1.1 101 Switching Protocols\r\nContent-Length: 5\r\n\r\nhello");
+    }};
+    coronet::spawn(accept_loop(server));
+    http::client client{rt};
+    auto r = co_await client.send("HEAD", server.url());
+    CHECK(r.status == 101);
+    CHECK(r.body.empty());
+    CHECK(client.stats().idle == 0);
+    server.acceptor.close();
+  });
+}
+
 TEST_CASE("http client: malformed and oversized responses are errors, and the connection is dropped")
 {
   run([](coronet::runtime& rt) -> task<void> {

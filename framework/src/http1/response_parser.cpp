@@ -102,8 +102,10 @@ int response_parser::on_headers_complete(llhttp_t* p)
   s.current_.status = p->status_code;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.max_body_bytes_)
     return s.fail("response body larger than " + std::to_string(s.max_body_bytes_) + " bytes", true);
-  // A response to HEAD has no body whatever its headers say.
-  return s.head_ && p->status_code >= 200 ? 1 : HPE_OK;
+  // A response to HEAD has no body whatever its headers say, nor has a 101
+  // (no 1xx has content, RFC 9110 15.2; llhttp reads one by Content-Length
+  // after a 101 that names no upgrade: found by fuzzing).
+  return (s.head_ && p->status_code >= 200) || p->status_code == 101 ? 1 : HPE_OK;
 }
 
 int response_parser::on_body(llhttp_t* p, const char* at, std::size_t n)
@@ -120,7 +122,8 @@ int response_parser::on_message_complete(llhttp_t* p)
   auto& s = self(p);
   if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101)
     return HPE_OK; // interim (100 Continue...): the real response follows
-  s.current_.keep_alive = llhttp_should_keep_alive(p) != 0;
+  // After a 101 the connection speaks another protocol: never reused.
+  s.current_.keep_alive = p->status_code != 101 && llhttp_should_keep_alive(p) != 0;
   s.complete_ = true;
   return HPE_PAUSED;
 }
