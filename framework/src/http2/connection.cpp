@@ -510,12 +510,6 @@ task<void> http2_connection::serve()
   if (fatal_ >= 0)
     co_await send_fatal_goaway();
   bool peer_sending = reader_running_ || fatal_ >= 0;
-  // The reader stops at its next wait, whatever it is doing: a deadline
-  // already passed stays passed, where a cancellation that comes while its
-  // wait has just completed, not yet resumed, is lost (and the reader waited
-  // on, up to the idle timeout, holding the drain).
-  stopping_ = true;
-  stream_.set_read_deadline(clock::now());
   if (reader_running_)
     stop_reader_.emit(asio::cancellation_type::terminal);
   for (auto* s = streams_.front(); s; s = s->next_)
@@ -554,7 +548,7 @@ task<void> http2_connection::linger()
 // at once) or waits for more, holding no buffer while it waits.
 task<void> http2_connection::read_loop()
 {
-  while (!stopping_) {
+  for (;;) {
     auto scratch = read_scratch();
     const char* data = scratch.data();
     auto r = stream_.read_now(asio::buffer(scratch.data(), scratch.size()));
@@ -562,8 +556,6 @@ task<void> http2_connection::read_loop()
       arm_read_deadline();
       r = co_await stream_.wait_read_now(asio::buffer(scratch.data(), scratch.size()));
     }
-    if (stopping_)
-      break;
     if (r.ec == net::timed_out) {
       on_timeouts();
       notify();
@@ -770,8 +762,14 @@ void http2_connection::drop_inbox(h2_stream& s) noexcept
 {
   if (s.inbox.empty())
     return;
-  nghttp2_session_consume(session_, s.id, s.inbox.size());
+  give_back(s, s.inbox.size());
   std::string{}.swap(s.inbox);
+}
+
+// `n` bytes of a gRPC body taken: the peer may send them again (WINDOW_UPDATE).
+void http2_connection::give_back(h2_stream& s, std::size_t n) noexcept
+{
+  nghttp2_session_consume(session_, s.id, n);
   notify();
 }
 
@@ -794,8 +792,7 @@ task<bool> h2_body_reader::read(std::string& out)
   else
     out.append(s.inbox);
   s.inbox.clear();
-  nghttp2_session_consume(c.session_, s.id, n);
-  c.notify();
+  c.give_back(s, n);
   co_return true;
 }
 

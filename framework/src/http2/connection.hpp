@@ -69,6 +69,7 @@ private:
   bool submit_trailers(h2_stream& s);
   void answer_trailers_only(h2_stream& s);
   void drop_inbox(h2_stream& s) noexcept;
+  void give_back(h2_stream& s, std::size_t n) noexcept;
   void answer(h2_stream& s, status code);
   void release(h2_stream* s) noexcept;
   task<void> send_fatal_goaway();
@@ -106,7 +107,6 @@ private:
   token_bucket control_;               // frames that ask work of us and carry no request
   std::int32_t fatal_ = -1;            // a GOAWAY code to send by hand: nghttp2's session failed
   bool draining_ = false;
-  bool stopping_ = false;              // serve() is ending: the reader must stop
   bool calmed_ = false;                // ENHANCE_YOUR_CALM sent
 };
 

@@ -1,5 +1,7 @@
 #include "http2/grpc.hpp"
 
+#include <coronet/text.hpp>
+
 #include <fmt/format.h>
 
 namespace coronet::http::detail {
@@ -9,15 +11,8 @@ using namespace std::string_view_literals;
 bool grpc_content_type(std::string_view content_type) noexcept
 {
   constexpr auto prefix = "application/grpc"sv;
-  if (content_type.size() < prefix.size())
+  if (content_type.size() < prefix.size() || !iequals(content_type.substr(0, prefix.size()), prefix))
     return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = content_type[i];
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i])
-      return false;
-  }
   return content_type.size() == prefix.size() || content_type[prefix.size()] == '+' ||
     content_type[prefix.size()] == ';';
 }

@@ -532,12 +532,19 @@ task<io_result> stream::wait_read_now(asio::mutable_buffer buffer)
 task<io_result> stream::wait_readable_then_read(asio::mutable_buffer buffer)
 {
   auto& side = deadlines_->read;
+  auto caller = co_await asio::this_coro::cancellation_state;
   for (;;) {
+    // A cancellation that came while the last wait had completed but not
+    // yet resumed reached no operation: it is only in the caller's state.
+    // Waiting again would miss it (a stopping HTTP/2 connection's reader
+    // waited out its idle timeout so, holding the drain).
+    if (caller.cancelled() != asio::cancellation_type::none)
+      co_return io_result{asio::error::operation_aborted, 0};
     if (!begin_wait(*deadlines_, side))
       co_return io_result{timed_out, 0};
     std::error_code ec;
     {
-      wait_scope scope{co_await asio::this_coro::cancellation_state, side};
+      wait_scope scope{caller, side};
       parked_wait parked;
       co_await [&](coronet::detail::asio_frame* frame) -> coronet::detail::asio_thread* {
         socket_.async_wait(asio::ip::tcp::socket::wait_read,
