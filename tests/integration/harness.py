@@ -32,6 +32,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listening_ports(pid):
+    """The TCP ports on which process `pid` holds a listening socket (Linux:
+    /proc/net/tcp's LISTEN rows whose inode is one of the process's fds)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A" and f"socket:[{fields[9]}]" in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def pki(name):
     """A file of the test PKI (scripts/make-certs.sh: ca.pem, server.pem/key,
     client.pem/key...), made once per process in a temporary directory."""
@@ -51,15 +69,17 @@ class App:
     Its output is kept. Launched at once; waited for unless start=False (then
     started() waits, or the test reads how it failed to start).
     Ready when `listening` lines saying "listening on" have been logged, or,
-    with ready="connect", when the port accepts (for --log-level warn). A
-    port taken by someone else between free_port() and the bind (exit 2,
-    "address in use") is tried again on new ports up to `retries` times;
+    with ready="listen", when the app's own process holds a listening socket
+    on each of its ports (for --log-level warn: a bare connect could reach
+    whoever else took the port). A port taken by someone else between
+    free_port() and the bind (exit 2, "address in use") is tried again on new
+    ports up to `retries` times;
     `ports` names the extra ports to pick afresh each time (set as --set
     KEY=127.0.0.1:PORT, readable as app.ports[KEY]).
     """
 
     def __init__(self, name, *sets, threads=2, port=None, tls=False, extra=(), start=True, listening=1,
-                 ready="log", timeout=TIMEOUT, ports=(), retries=0):
+                 ready="log", timeout=TIMEOUT, ports=(), retries=3):
         self.name, self.sets, self.threads, self.tls, self.extra = name, sets, threads, tls, extra
         self.listening, self.ready, self.timeout, self.port_keys = listening, ready, timeout, ports
         self.retries = retries if port is None else 0
@@ -83,12 +103,9 @@ class App:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
 
     def _is_ready(self):
-        if self.ready == "connect":
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
+        if self.ready == "listen":
+            owned = listening_ports(self.proc.pid)
+            return all(port in owned for port in (self.port, *self.ports.values()))
         return self.output().count("listening on") >= self.listening
 
     def started(self):

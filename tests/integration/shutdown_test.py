@@ -39,11 +39,11 @@ SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WAR
                               r"terminate called|Segmentation fault")
 
 
-def App(name, threads, *args, port=None, tls=False):
+def App(name, threads, *args, port=None, tls=False, ports=()):
     """An app at --log-level warn, its output kept for the sanitizer check,
-    ready once its port accepts."""
+    ready once it listens on its ports."""
     return harness.App(name, threads=threads, port=port, tls=tls, extra=("--log-level", "warn", *args),
-                       ready="connect", timeout=TIMEOUT)
+                       ready="listen", timeout=TIMEOUT, ports=ports)
 
 
 def expect_clean_exit(app, what, statuses=(0,)):
@@ -402,9 +402,8 @@ def ws_text(text):
 
 def chat_under_load(threads):
     for run in range(REPEAT):
-        tcp_port = free_port()
-        app = App("coronet-chat", threads, "--set", f"chat.tcp_listen=127.0.0.1:{tcp_port}",
-                  "--set", "chat.shutdown_timeout_ms=300")
+        app = App("coronet-chat", threads, "--set", "chat.shutdown_timeout_ms=300", ports=("chat.tcp_listen",))
+        tcp_port = app.ports["chat.tcp_listen"]
         stopping = threading.Event()
 
         def client(n):

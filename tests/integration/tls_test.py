@@ -6,6 +6,7 @@ HTTPS backends. Certificates come from scripts/make-certs.sh.
     tls_test.py BIN_DIR SOURCE_DIR TEST     (one ctest per TEST; `list` names them)
 """
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -17,20 +18,24 @@ import time
 import urllib.request
 
 import harness
-from harness import BIN_DIR, SOURCE_DIR, TIMEOUT, free_port, pki
+from harness import BIN_DIR, SOURCE_DIR, TIMEOUT, pki
 
 
-def App(name, *sets, tls=True, port=None, extra=()):
+_copies = itertools.count()
+
+
+def App(name, *sets, tls=True, port=None, extra=(), ports=(), listening=1):
     """An app (harness.App, waited for with started()); `tls` serves a copy
     of the test certificate (app.cert, app.key) that a test may replace."""
-    port = port or free_port()
     cert = key = None
     if tls:
-        cert, key = pki(f"live-{port}.pem"), pki(f"live-{port}.key")
+        copy = next(_copies)
+        cert, key = pki(f"live-{copy}.pem"), pki(f"live-{copy}.key")
         shutil.copy(pki("server.pem"), cert)
         shutil.copy(pki("server.key"), key)
         sets = (f"tls.cert_file={cert}", f"tls.key_file={key}") + sets
-    app = harness.App(name, *sets, port=port, extra=extra, start=False)
+    app = harness.App(name, *sets, port=port, extra=extra, start=False, ports=ports,
+                      listening=listening)
     app.cert, app.key = cert, key
     return app
 
@@ -313,12 +318,7 @@ def test_gateway_calls_https_backends():
 
 def test_chat_over_wss():
     import websockets
-    tcp_port = free_port()
-    with App("coronet-chat", f"chat.tcp_listen=127.0.0.1:{tcp_port}") as app:
-        deadline = time.time() + TIMEOUT
-        while app.output().count("listening on") < 2:
-            assert app.proc.poll() is None and time.time() < deadline, app.output()
-            time.sleep(0.02)
+    with App("coronet-chat", ports=("chat.tcp_listen",), listening=2).started() as app:
         page = urllib.request.urlopen(f"https://127.0.0.1:{app.port}/", context=context(), timeout=TIMEOUT).read()
         assert b"WebSocket" in page or b"<html" in page.lower()
 
