@@ -87,49 +87,89 @@ struct cases {
 
   task<void> client_streaming()
   {
-    std::vector<t::StreamingInputCallRequest> qs;
-    for (int n : {27182, 8, 1828, 45904})
-      *qs.emplace_back().mutable_payload() = zeros(n);
-    auto r = co_await stub.StreamingInputCall(qs, within(10s));
+    auto call = co_await stub.StreamingInputCall(within(10s));
+    for (int n : {27182, 8, 1828, 45904}) {
+      t::StreamingInputCallRequest q;
+      *q.mutable_payload() = zeros(n);
+      bool sent = co_await call.write(q);
+      check(sent, "the call ended while the client was sending");
+    }
+    call.writes_done();
+    auto r = co_await call.response();
     check(r.aggregated_payload_size() == 74922, fmt::format("aggregated {}", r.aggregated_payload_size()));
   }
 
   task<void> server_streaming()
   {
     std::vector<int> sizes{31415, 9, 2653, 58979};
-    auto rs = co_await stub.StreamingOutputCall(output_request(sizes), within(10s));
-    check(rs.size() == sizes.size(), fmt::format("{} responses", rs.size()));
-    for (std::size_t i = 0; i < rs.size(); ++i)
-      check(rs[i].payload().body().size() == static_cast<std::size_t>(sizes[i]), "size");
+    auto call = co_await stub.StreamingOutputCall(output_request(sizes), within(10s));
+    std::size_t n = 0;
+    while (auto r = co_await call.read()) {
+      check(n < sizes.size(), "more responses than asked for");
+      check(r->payload().body().size() == static_cast<std::size_t>(sizes[n++]), "size");
+    }
+    check(n == sizes.size(), fmt::format("{} responses", n));
   }
 
-  // Sent whole, then read whole: the client's streams are not interleaved.
+  // Each request answered before the next is sent: the stream interleaves.
   task<void> ping_pong()
   {
-    std::vector<t::StreamingOutputCallRequest> qs{output_request({31415}, 27182), output_request({9}, 8),
-      output_request({2653}, 1828), output_request({58979}, 45904)};
-    auto rs = co_await stub.FullDuplexCall(qs, within(10s));
-    std::vector<std::size_t> want{31415, 9, 2653, 58979};
-    check(rs.size() == want.size(), fmt::format("{} responses", rs.size()));
-    for (std::size_t i = 0; i < rs.size(); ++i)
-      check(rs[i].payload().body().size() == want[i], "size");
+    auto call = co_await stub.FullDuplexCall(within(10s));
+    for (auto [size, payload] : {std::pair{31415, 27182}, {9, 8}, {2653, 1828}, {58979, 45904}}) {
+      auto q = output_request({size}, payload);
+      bool sent = co_await call.write(q);
+      check(sent, "the call ended while the client was sending");
+      auto r = co_await call.read();
+      check(r.has_value(), "the call ended before its answer");
+      check(r->payload().body().size() == static_cast<std::size_t>(size), "size");
+    }
+    call.writes_done();
+    auto extra = co_await call.read();
+    check(!extra, "an answer to no request");
   }
 
   task<void> empty_stream()
   {
-    std::vector<t::StreamingOutputCallRequest> none;
-    auto rs = co_await stub.FullDuplexCall(none, within(10s));
-    check(rs.empty(), "responses to no request");
+    auto call = co_await stub.FullDuplexCall(within(10s));
+    call.writes_done();
+    auto none = co_await call.read();
+    check(!none, "responses to no request");
   }
 
   task<void> timeout_on_sleeping_server()
   {
-    std::function<task<void>()> call = [this]() -> task<void> {
-      std::vector<t::StreamingOutputCallRequest> one{output_request({}, 27182)};
-      one[0].add_response_parameters()->set_interval_us(2'000'000); // the server sleeps
-      co_await stub.FullDuplexCall(one, within(1ms));
+    std::function<task<void>()> run = [this]() -> task<void> {
+      auto call = co_await stub.FullDuplexCall(within(1ms));
+      auto q = output_request({}, 27182);
+      co_await call.write(q);
+      co_await call.read();
     };
-    co_await expect_status(rpc::code::deadline_exceeded, std::move(call));
+    co_await expect_status(rpc::code::deadline_exceeded, std::move(run));
+  }
+
+  task<void> cancel_after_begin()
+  {
+    std::function<task<void>()> run = [this]() -> task<void> {
+      auto call = co_await stub.StreamingInputCall(within(10s));
+      call.cancel();
+      co_await call.response();
+    };
+    co_await expect_status(rpc::code::cancelled, std::move(run));
+  }
+
+  task<void> cancel_after_first_response()
+  {
+    std::function<task<void>()> run = [this]() -> task<void> {
+      auto call = co_await stub.FullDuplexCall(within(10s));
+      auto q = output_request({31415}, 27182);
+      bool sent = co_await call.write(q);
+      check(sent, "the call ended while the client was sending");
+      auto r = co_await call.read();
+      check(r && r->payload().body().size() == 31415, "the first response");
+      call.cancel();
+      co_await call.read();
+    };
+    co_await expect_status(rpc::code::cancelled, std::move(run));
   }
 
   static t::SimpleRequest failing_unary(const std::string& message)
@@ -149,10 +189,13 @@ struct cases {
     };
     auto e = co_await expect_status(rpc::code::unknown, std::move(call));
     check(e.message() == message, fmt::format("message '{}'", e.message()));
-    std::vector<t::StreamingOutputCallRequest> d{output_request({})};
-    *d[0].mutable_response_status() = q.response_status();
+    auto d = output_request({});
+    *d.mutable_response_status() = q.response_status();
     call = [this, d]() -> task<void> {
-      co_await stub.FullDuplexCall(d, within(10s));
+      auto duplex = co_await stub.FullDuplexCall(within(10s));
+      co_await duplex.write(d);
+      duplex.writes_done();
+      co_await duplex.finish();
     };
     e = co_await expect_status(rpc::code::unknown, std::move(call));
     check(e.message() == message, fmt::format("message '{}'", e.message()));
@@ -218,6 +261,8 @@ task<int> run(coronet::runtime& rt, std::string target, std::vector<std::string>
     {"server_streaming", [&] { return c.server_streaming(); }}, {"ping_pong", [&] { return c.ping_pong(); }},
     {"empty_stream", [&] { return c.empty_stream(); }},
     {"timeout_on_sleeping_server", [&] { return c.timeout_on_sleeping_server(); }},
+    {"cancel_after_begin", [&] { return c.cancel_after_begin(); }},
+    {"cancel_after_first_response", [&] { return c.cancel_after_first_response(); }},
     {"status_code_and_message", [&] { return c.status_code_and_message(); }},
     {"special_status_message", [&] { return c.special_status_message(); }},
     {"custom_metadata", [&] { return c.custom_metadata(); }},

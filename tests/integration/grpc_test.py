@@ -261,7 +261,8 @@ class PythonTestService:
 
 
 CLIENT_CASES = ["empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
-                "timeout_on_sleeping_server", "status_code_and_message", "special_status_message",
+                "timeout_on_sleeping_server", "cancel_after_begin", "cancel_after_first_response",
+                "status_code_and_message", "special_status_message",
                 "custom_metadata", "unimplemented_method", "unimplemented_service"]
 
 
@@ -278,6 +279,19 @@ def test_client_passes_the_interop_cases():
             assert f"{case}: ok" in r.stdout, r.stdout + r.stderr
     finally:
         server.stop(None)
+
+
+def test_client_passes_the_interop_cases_against_coronets_server():
+    """Both ends coronet's: the streams interleave on both sides, and the server
+    takes its cancelled calls in its stride (the cases run twice)."""
+    with App("coronet-grpc-interop") as app:
+        for _ in range(2):
+            r = subprocess.run([os.path.join(BIN_DIR, "coronet-grpc-interop-client"), f"http://127.0.0.1:{app.port}",
+                                *CLIENT_CASES], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            for case in CLIENT_CASES:
+                assert f"{case}: ok" in r.stdout, r.stdout + r.stderr
+        assert app.stop() == 0
 
 
 # --- bad input, frame by frame --------------------------------------------------------------------

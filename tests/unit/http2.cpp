@@ -32,6 +32,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +134,27 @@ http::router routes(std::shared_ptr<seen> s)
       out.trailers().add("Grpc-Status", "0");
       out.trailers().add("Grpc-Message", "all%20good");
     });
+  });
+  // A streamed body echoed piece by piece as it arrives (a gRPC-typed
+  // request's body is read as it comes), then a trailer.
+  r.post("/pieces", [s](http::request& req) -> task<http::response> {
+    auto* in = req.body_stream;
+    if (!in)
+      throw http::error{http::status::bad_request, "not a streamed body"};
+    co_return http::response::streamed(http::status::ok, "application/grpc",
+      [in, s](http::body_writer& out) -> task<void> {
+        std::string piece;
+        try {
+          while (co_await in->read(piece)) {
+            co_await out.write(piece);
+            piece.clear();
+          }
+        } catch (const std::system_error&) {
+          ++s->cancelled; // the client reset the stream
+          throw;
+        }
+        out.trailers().add("x-end", "done");
+      });
   });
   return r;
 }
@@ -295,6 +317,115 @@ TEST_CASE("http2 client: cancelling the calling task (with_timeout) resets the s
     std::this_thread::sleep_for(5ms); // the reset crosses the loopback
   CHECK(s.state->cancelled == 1);
   CHECK(stats_of(rt, client).connects == 1);
+}
+
+namespace {
+
+http::request_options streamed_body()
+{
+  http::request_options o;
+  o.headers.add("content-type", "application/grpc"); // the server reads such a body as it arrives
+  return o;
+}
+
+// What the stream brings back until it holds `n` bytes.
+task<std::string> read_at_least(http::client_stream& st, std::size_t n)
+{
+  std::string got;
+  while (got.size() < n) {
+    auto piece = co_await st.read();
+    if (!piece)
+      break;
+    got += *piece;
+  }
+  co_return got;
+}
+
+} // namespace
+
+TEST_CASE("http2 client: a streamed call writes and reads its body piece by piece, both at once")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::vector<std::string> echoes;
+  std::optional<std::string> after_end;
+  std::string trailer;
+  rt.block_on([&]() -> task<void> {
+    auto st = co_await client.stream("POST", s.url("/pieces"), streamed_body());
+    for (std::size_t size : {3, 7, 100000}) {
+      // Each piece comes back before the next is sent: the body is not buffered whole.
+      auto sent = st.write(std::string(size, 'a' + static_cast<char>(echoes.size())));
+      co_await std::move(sent);
+      auto echo = co_await read_at_least(st, size);
+      echoes.push_back(std::move(echo));
+    }
+    st.close_write();
+    after_end = co_await st.read();
+    trailer = std::string(st.trailers().get("x-end").value_or(""));
+    CHECK(st.response().status == 200);
+    CHECK(st.ended());
+  }());
+  REQUIRE(echoes.size() == 3);
+  CHECK(echoes[0] == "aaa");
+  CHECK(echoes[1] == std::string(7, 'b'));
+  CHECK(echoes[2] == std::string(100000, 'c'));
+  CHECK(!after_end);
+  CHECK(trailer == "done");
+}
+
+TEST_CASE("http2 client: a streamed call's cancel or deadline resets its stream, and the server's handler sees it")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt, h2c()};
+  std::string timed_out;
+  bool aborted = false;
+  rt.block_on([&]() -> task<void> {
+    auto st = co_await client.stream("POST", s.url("/pieces"), streamed_body());
+    auto sent = st.write("ping");
+    co_await std::move(sent);
+    auto echo = co_await read_at_least(st, 4);
+    CHECK(echo == "ping");
+    st.cancel();
+    try {
+      co_await st.read();
+    } catch (const std::system_error& e) {
+      aborted = e.code() == asio::error::operation_aborted;
+    }
+    auto o = streamed_body();
+    o.timeout = 100ms;
+    auto late = co_await client.stream("POST", s.url("/pieces"), std::move(o));
+    try {
+      co_await late.read(); // the server waits for a body that never comes
+    } catch (const http::client_error& e) {
+      timed_out = to_string(e.kind());
+    }
+    auto r = co_await client.get(s.url("/sleep/1")); // the connection goes on
+    CHECK(r.status == 200);
+  }());
+  CHECK(aborted);
+  CHECK(timed_out == "timeout");
+  for (int i = 0; i < 200 && s.state->cancelled < 2; ++i)
+    std::this_thread::sleep_for(5ms); // the resets cross the loopback
+  CHECK(s.state->cancelled == 2);
+  CHECK(stats_of(rt, client).connects == 1);
+}
+
+TEST_CASE("http2 client: a streamed call to a target not called over HTTP/2 is an http2_required error")
+{
+  server s;
+  coronet::runtime rt{1};
+  http::client client{rt}; // http:// without prior knowledge: HTTP/1.1
+  std::string kind;
+  rt.block_on([&]() -> task<void> {
+    try {
+      co_await client.stream("POST", s.url("/pieces"), streamed_body());
+    } catch (const http::client_error& e) {
+      kind = to_string(e.kind());
+    }
+  }());
+  CHECK(kind == "http2_required");
 }
 
 TEST_CASE("http2: handlers see the same request, errors map the same, bodies go both ways")

@@ -97,16 +97,13 @@ void print_client_method(pb::io::Printer& p, const pb::MethodDescriptor* m, std:
   if (!m->client_streaming() && !m->server_streaming())
     p.Print(v, "  ::coronet::task<$resp$> $method$(const $req$& request, ::coronet::grpc::call_options o = {})\n"
                "  {\n    return channel_.unary<$resp$>(\"$path$\", ::coronet::grpc::serialize(request), std::move(o));\n  }\n");
-  else if (!m->client_streaming())
-    p.Print(v, "  ::coronet::task<std::vector<$resp$>> $method$(const $req$& request, ::coronet::grpc::call_options o = {})\n"
-               "  {\n    return channel_.streaming<$resp$>(\"$path$\", {::coronet::grpc::serialize(request)}, std::move(o));\n  }\n");
-  else if (!m->server_streaming())
-    p.Print(v, "  ::coronet::task<$resp$> $method$(const std::vector<$req$>& requests, ::coronet::grpc::call_options o = {})\n"
-               "  {\n    return channel_.client_streaming<$resp$>(\"$path$\", ::coronet::grpc::serialize_all(requests), std::move(o));\n  }\n");
-  else
-    p.Print(v, "  ::coronet::task<std::vector<$resp$>> $method$(const std::vector<$req$>& requests,\n"
+  else if (!m->client_streaming()) // the request sent, the answers to read()
+    p.Print(v, "  ::coronet::task<::coronet::grpc::client_call<$req$, $resp$>> $method$(const $req$& request,\n"
                "    ::coronet::grpc::call_options o = {})\n"
-               "  {\n    return channel_.streaming<$resp$>(\"$path$\", ::coronet::grpc::serialize_all(requests), std::move(o));\n  }\n");
+               "  {\n    return channel_.open_with<$req$, $resp$>(\"$path$\", request, std::move(o));\n  }\n");
+  else // the requests to write(), then writes_done(); the answer (response()) or answers (read())
+    p.Print(v, "  ::coronet::task<::coronet::grpc::client_call<$req$, $resp$>> $method$(::coronet::grpc::call_options o = {})\n"
+               "  {\n    return channel_.open<$req$, $resp$>(\"$path$\", std::move(o));\n  }\n");
 }
 
 void print_service(pb::io::Printer& p, const pb::ServiceDescriptor* s)

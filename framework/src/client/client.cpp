@@ -42,6 +42,7 @@ std::string_view to_string(client_errc e) noexcept
   case client_errc::malformed_response: return "malformed_response";
   case client_errc::response_too_large: return "response_too_large";
   case client_errc::tls: return "tls";
+  case client_errc::http2_required: return "http2_required";
   }
   return "unknown";
 }
@@ -302,19 +303,64 @@ task<client_response> send_call(std::shared_ptr<client::state> st, std::string_v
   }
 }
 
+// A URL's replica set: its own origin.
+std::vector<url_parts> own_origin(const void*, const url_parts& called)
+{
+  url_parts o = called;
+  o.target = "/";
+  return {std::move(o)};
+}
+
 } // namespace
 
 task<client_response> client::send(std::string method, std::string url, request_options options)
 {
   url_parts u = parse_url(url);
   std::string key = u.key;
-  auto origin = [](const void*, const url_parts& called) {
-    url_parts o = called;
-    o.target = "/";
-    return std::vector<url_parts>{std::move(o)};
-  };
-  co_return co_await send_call(state_, key, origin, nullptr, std::move(method), std::move(u), {},
+  co_return co_await send_call(state_, key, own_origin, nullptr, std::move(method), std::move(u), {},
     std::move(options));
+}
+
+task<client_stream> client::stream(std::string method, std::string url, request_options options)
+{
+  auto st = state_;
+  auto worker = runtime::current_worker();
+  if (!worker || runtime::current() != &st->rt)
+    throw std::logic_error("http::client called from outside its runtime's workers");
+  url_parts u = parse_url(url);
+  const auto start = clock::now();
+  auto deadline = options.timeout.count() > 0 ? start + options.timeout : clock::time_point::max();
+  if (options.deadline)
+    deadline = std::min(deadline, *options.deadline);
+  if (deadline != clock::time_point::max() && !options.headers.contains("X-Request-Timeout-Ms")) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - start);
+    options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
+  }
+  std::string label = !options.name.empty() ? options.name : u.key;
+  auto record = [label, start](std::string_view outcome) {
+    auto& m = client_families();
+    m.calls.with({label, outcome}).inc();
+    m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
+  };
+  if (deadline <= start) {
+    record("timeout");
+    detail::count_deadline_exceeded(label);
+    throw client_error(client_errc::timeout, fmt::format("{} {}{}: the deadline passed before the call",
+      method, u.key, u.target));
+  }
+  std::shared_ptr<detail::stream_call> s;
+  try {
+    auto set = st->find_set(*worker, u.key);
+    if (!set)
+      set = st->add_set(*worker, u.key, own_origin(nullptr, u), label);
+    auto op = detail::stream_replicas(st, *worker, std::move(set), method, u, options, deadline, label);
+    s = co_await std::move(op);
+  } catch (const client_error& e) {
+    record(to_string(e.kind()));
+    throw;
+  }
+  s->on_end = std::move(record);
+  co_return client_stream(std::move(s));
 }
 
 upstream::upstream(client& c, const std::vector<std::string>& urls, std::string name)

@@ -27,6 +27,8 @@ namespace {
 // Windows sized for throughput: what a response may send before we read it.
 constexpr std::int32_t stream_window = 1 << 20;
 constexpr std::int32_t connection_window = 16 << 20;
+// A streamed call's writer waits while this much of its body is unsent.
+constexpr std::size_t stream_write_buffer = 64 * 1024;
 
 nghttp2_nv field(std::string_view name, std::string_view value)
 {
@@ -44,11 +46,20 @@ struct h2_client_connection::pending_call {
   std::int32_t id = 0;
   std::string body;        // the request body, sent from here
   std::size_t body_sent = 0;
-  client_response response;
+  client_response response; // a streamed call's body is its inbox: arrived, not yet read
   std::size_t header_bytes = 0;
   bool done = false;
   std::exception_ptr error;
   std::optional<wakeup> answered; // the caller's wait, woken by finish()
+
+  // A streamed call: the body is written as it comes and ends with
+  // close_write(); fields after the response's head are its trailers.
+  bool streaming = false;
+  bool body_closed = false;
+  bool deferred = false;  // the body's data source waits for more (NGHTTP2_ERR_DEFERRED)
+  bool head_done = false; // the final response's HEADERS arrived
+  http::headers trailers;
+  std::optional<wakeup> readable, writable; // a reader's and a writer's waits
 };
 
 struct h2_client_connection::callbacks {
@@ -89,7 +100,7 @@ struct h2_client_connection::callbacks {
       return 0;
     }
     if (!n.empty() && n.front() != ':')
-      p->response.headers.add(std::string(n), std::string(v));
+      (p->head_done ? p->trailers : p->response.headers).add(std::string(n), std::string(v));
     return 0;
   }
 
@@ -97,16 +108,41 @@ struct h2_client_connection::callbacks {
     std::size_t len, void* user_data)
   {
     auto* p = call(session, id);
+    // The window is given back at once, but for a streamed call, as it is read.
+    if (!p || p->done || !p->streaming)
+      nghttp2_session_consume(session, id, len);
     if (!p || p->done)
       return 0;
     auto& c = conn(user_data);
     if (p->response.body.size() + len > c.settings_.max_response_body_bytes) {
+      if (p->streaming)
+        nghttp2_session_consume(session, id, len);
       fail(c, *p, client_errc::response_too_large,
         fmt::format("response body over {} bytes", c.settings_.max_response_body_bytes));
       return 0;
     }
     p->response.body.append(reinterpret_cast<const char*>(data), len);
+    if (p->readable)
+      p->readable->wake();
     return 0;
+  }
+
+  // A streamed call's response head, and its end: a request body still
+  // being sent ends with it (RST_STREAM NO_ERROR: the server has answered).
+  static void streamed(h2_client_connection& c, nghttp2_session* session, const nghttp2_frame* frame, pending_call& p)
+  {
+    if (p.done || p.response.status < 200)
+      return;
+    if (frame->hd.type == NGHTTP2_HEADERS && !p.head_done) {
+      p.head_done = true;
+      if (p.readable)
+        p.readable->wake();
+    }
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+      return;
+    if (!nghttp2_session_get_stream_local_close(session, p.id))
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, p.id, NGHTTP2_NO_ERROR);
+    c.finish(p);
   }
 
   static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data)
@@ -115,11 +151,10 @@ struct h2_client_connection::callbacks {
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
-      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        auto* p = call(session, frame->hd.stream_id);
-        if (p && p->response.status >= 200)
-          c.finish(*p);
-      }
+      if (auto* p = call(session, frame->hd.stream_id); p && p->streaming)
+        streamed(c, session, frame, *p);
+      else if (p && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && p->response.status >= 200)
+        c.finish(*p);
       break;
     case NGHTTP2_RST_STREAM: count_h2_stream(h2_side::client, h2_event::reset_by_peer); break;
     case NGHTTP2_SETTINGS:
@@ -182,10 +217,16 @@ struct h2_client_connection::callbacks {
   {
     auto& p = *static_cast<pending_call*>(source->ptr);
     auto n = std::min(length, p.body.size() - p.body_sent);
+    if (n == 0 && p.streaming && !p.body_closed) {
+      p.deferred = true; // until write() or close_write() resumes it
+      return NGHTTP2_ERR_DEFERRED;
+    }
     std::memcpy(buf, p.body.data() + p.body_sent, n);
     p.body_sent += n;
-    if (p.body_sent == p.body.size())
+    if (p.body_sent == p.body.size() && (!p.streaming || p.body_closed))
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (p.writable)
+      p.writable->wake();
     return static_cast<ssize_t>(n);
   }
 
@@ -212,7 +253,15 @@ h2_client_connection::h2_client_connection(std::shared_ptr<void> owner, net::str
     idle_since_(clock::now())
 {
   static nghttp2_session_callbacks* const cb = callbacks::make();
-  if (nghttp2_session_client_new(&session_, cb, this) != 0)
+  nghttp2_option* option = nullptr;
+  if (nghttp2_option_new(&option) != 0)
+    throw std::bad_alloc();
+  // The window is given back as bodies are taken: at once for a call, as
+  // they are read for a streamed call.
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  int rv = nghttp2_session_client_new2(&session_, cb, this, option);
+  nghttp2_option_del(option);
+  if (rv != 0)
     throw std::bad_alloc();
   nghttp2_settings_entry entries[] = {
     {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -259,7 +308,7 @@ namespace {
 // caller's fields with their names lower-cased (pointing into `names`), and
 // content-length. Not copied: the fields point into it.
 struct h2_request_head {
-  h2_request_head(const std::string& method, const h2_target& target, const request_options& o)
+  h2_request_head(const std::string& method, const h2_target& target, const request_options& o, bool sized = true)
   {
     auto skipped = [](std::string_view name) {
       return iequals(name, "Host") || iequals(name, "Content-Length") || h2_connection_header(name);
@@ -283,7 +332,7 @@ struct h2_request_head {
       fields.push_back(field({names.data() + at, name.size()}, value));
       at += name.size();
     }
-    if (!o.body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    if (sized && (!o.body.empty() || method == "POST" || method == "PUT" || method == "PATCH")) {
       auto end = std::to_chars(length, length + sizeof length, o.body.size()).ptr;
       fields.push_back(field("content-length"sv, {length, static_cast<std::size_t>(end - length)}));
     }
@@ -302,12 +351,12 @@ struct h2_request_head {
 void h2_client_connection::submit(const std::string& method, const h2_target& target, const request_options& o,
   const std::shared_ptr<pending_call>& p)
 {
-  h2_request_head head{method, target, o};
+  h2_request_head head{method, target, o, !p->streaming};
   nghttp2_data_provider provider{};
   provider.source.ptr = p.get();
   provider.read_callback = callbacks::read_body;
   auto id = nghttp2_submit_request(session_, nullptr, head.fields.data(), head.fields.size(),
-    o.body.empty() ? nullptr : &provider, p.get());
+    o.body.empty() && !p->streaming ? nullptr : &provider, p.get());
   if (id < 0)
     throw h2_not_processed(client_errc::closed, fmt::format("cannot open a stream: {}", nghttp2_strerror(id)));
   p->id = id;
@@ -363,8 +412,133 @@ task<client_response> h2_client_connection::call(const std::string& method, cons
 void h2_client_connection::finish(pending_call& p)
 {
   p.done = true;
-  if (p.answered)
-    p.answered->wake();
+  for (auto* w : {&p.answered, &p.readable, &p.writable})
+    if (*w)
+      (*w)->wake();
+}
+
+std::shared_ptr<h2_client_connection::pending_call> h2_client_connection::open(const std::string& method,
+  const h2_target& target, const request_options& o)
+{
+  if (!can_take())
+    throw h2_not_processed(client_errc::closed, "connection going away");
+  auto p = std::make_shared<pending_call>();
+  p->streaming = true;
+  p->readable.emplace(stream_.get_executor());
+  p->writable.emplace(stream_.get_executor());
+  submit(method, target, o, p);
+  return p;
+}
+
+// One wait of a streamed call's reader or writer: past the deadline, or
+// cancelled, the stream is reset.
+task<void> h2_client_connection::wait(pending_call& p, wakeup& w, clock::time_point deadline)
+{
+  auto self = shared_from_this();
+  bool woken = false;
+  try {
+    woken = co_await w.wait_until(deadline);
+  } catch (const std::system_error&) {
+    cancel(p);
+    throw;
+  }
+  if (!woken && !p.done && clock::now() >= deadline) {
+    cancel(p);
+    p.error = std::make_exception_ptr(client_error(client_errc::timeout, "stream: no answer in time"));
+  }
+}
+
+task<void> h2_client_connection::write(pending_call& p, std::string bytes, clock::time_point deadline)
+{
+  if (p.body_closed)
+    throw std::logic_error("client_stream::write after close_write");
+  while (!p.done && p.body.size() - p.body_sent >= stream_write_buffer)
+    co_await wait(p, *p.writable, deadline);
+  if (p.error)
+    std::rethrow_exception(p.error);
+  if (p.done || ended_)
+    throw client_error(client_errc::closed, "the response has ended: nothing more is sent");
+  if (p.body_sent == p.body.size()) {
+    p.body.clear();
+    p.body_sent = 0;
+  }
+  if (p.body.empty())
+    p.body = std::move(bytes);
+  else
+    p.body += bytes;
+  if (std::exchange(p.deferred, false))
+    nghttp2_session_resume_data(session_, p.id);
+  notify();
+}
+
+void h2_client_connection::close_write(pending_call& p)
+{
+  if (std::exchange(p.body_closed, true) || p.done || ended_)
+    return;
+  if (std::exchange(p.deferred, false))
+    nghttp2_session_resume_data(session_, p.id);
+  notify();
+}
+
+task<void> h2_client_connection::read_head(pending_call& p, clock::time_point deadline)
+{
+  while (!p.head_done && !p.done)
+    co_await wait(p, *p.readable, deadline);
+  if (!p.head_done && p.error)
+    std::rethrow_exception(p.error);
+}
+
+task<std::optional<std::string>> h2_client_connection::read(pending_call& p, clock::time_point deadline)
+{
+  while (p.response.body.empty() && !p.done)
+    co_await wait(p, *p.readable, deadline);
+  if (p.error) {
+    give_back(p, p.response.body.size());
+    std::string{}.swap(p.response.body);
+    std::rethrow_exception(p.error);
+  }
+  if (p.response.body.empty())
+    co_return std::nullopt;
+  give_back(p, p.response.body.size());
+  co_return std::exchange(p.response.body, {});
+}
+
+void h2_client_connection::cancel(pending_call& p) noexcept
+{
+  give_back(p, p.response.body.size());
+  std::string{}.swap(p.response.body);
+  if (p.done)
+    return;
+  p.error = std::make_exception_ptr(std::system_error(asio::error::operation_aborted, "stream cancelled"));
+  finish(p);
+  if (!ended_) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, p.id, NGHTTP2_CANCEL);
+    notify();
+  }
+}
+
+// `n` bytes of a streamed call's body taken: the server may send them again.
+void h2_client_connection::give_back(pending_call& p, std::size_t n) noexcept
+{
+  if (n == 0 || ended_)
+    return;
+  nghttp2_session_consume(session_, p.id, n);
+  notify();
+}
+
+const client_response& h2_client_connection::response(const pending_call& p) noexcept
+{
+  return p.response;
+}
+
+const http::headers& h2_client_connection::trailers(const pending_call& p) noexcept
+{
+  return p.trailers;
+}
+
+bool h2_client_connection::ended(const pending_call& p) noexcept
+{
+  return p.done;
 }
 
 // Writes what nghttp2 has to send whenever a call or the reader woke it,
@@ -454,4 +628,114 @@ void h2_client_connection::fail_all(client_errc kind, const std::string& why)
   calls_.clear();
 }
 
+stream_call::~stream_call()
+{
+  if (conn && p)
+    close();
+}
+
+void stream_call::close() noexcept
+{
+  std::string_view outcome = "cancelled";
+  if (p->done && p->error) {
+    try {
+      std::rethrow_exception(p->error);
+    } catch (const client_error& e) {
+      outcome = to_string(e.kind());
+    } catch (...) {
+    }
+  }
+  const bool open = !p->done;
+  conn->cancel(*p);
+  if (open || p->error)
+    end(outcome);
+  else
+    end(fmt::format("{}xx", p->response.status / 100));
+}
+
+void stream_call::end(std::string_view outcome) noexcept
+{
+  if (auto f = std::exchange(on_end, nullptr)) {
+    try {
+      f(outcome);
+    } catch (...) { // a metric that could not be counted
+    }
+  }
+}
+
 } // namespace coronet::http::detail
+
+namespace coronet::http {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+client_stream::client_stream(std::shared_ptr<detail::stream_call> s) noexcept : s_(std::move(s)) {}
+client_stream::client_stream(client_stream&&) noexcept = default;
+client_stream& client_stream::operator=(client_stream&&) noexcept = default;
+client_stream::~client_stream() = default;
+
+task<void> client_stream::write(std::string bytes)
+{
+  auto s = s_;
+  co_await s->conn->write(*s->p, std::move(bytes), s->deadline);
+}
+
+void client_stream::close_write()
+{
+  s_->conn->close_write(*s_->p);
+}
+
+task<void> client_stream::read_head()
+{
+  auto s = s_;
+  try {
+    co_await s->conn->read_head(*s->p, s->deadline);
+  } catch (const client_error& e) {
+    s->end(to_string(e.kind()));
+    throw;
+  }
+}
+
+const client_response& client_stream::response() const noexcept
+{
+  return detail::h2_client_connection::response(*s_->p);
+}
+
+task<std::optional<std::string>> client_stream::read()
+{
+  auto s = s_;
+  std::optional<std::string> piece;
+  try {
+    piece = co_await s->conn->read(*s->p, s->deadline);
+  } catch (const client_error& e) {
+    s->end(to_string(e.kind()));
+    throw;
+  }
+  if (!piece) // the response has ended: counted by its status class
+    s->end(fmt::format("{}xx", detail::h2_client_connection::response(*s->p).status / 100));
+  co_return piece;
+}
+
+const http::headers& client_stream::trailers() const noexcept
+{
+  return detail::h2_client_connection::trailers(*s_->p);
+}
+
+void client_stream::cancel() noexcept
+{
+  s_->close();
+}
+
+bool client_stream::ended() const noexcept
+{
+  return detail::h2_client_connection::ended(*s_->p);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+} // namespace coronet::http

@@ -13,6 +13,7 @@
 
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,20 @@ public:
     clock::time_point deadline);
 
   struct pending_call;
+
+  // A streamed call (http::client_stream): opens its stream, the body to
+  // come by write() until close_write(); the response is read as it comes,
+  // its window given back as it is read.
+  std::shared_ptr<pending_call> open(const std::string& method, const h2_target& target, const request_options& o);
+  task<void> write(pending_call& p, std::string bytes, clock::time_point deadline);
+  void close_write(pending_call& p);
+  task<void> read_head(pending_call& p, clock::time_point deadline);
+  task<std::optional<std::string>> read(pending_call& p, clock::time_point deadline);
+  // Resets the stream if it has not ended; gives back what was not read.
+  void cancel(pending_call& p) noexcept;
+  static const client_response& response(const pending_call& p) noexcept;
+  static const http::headers& trailers(const pending_call& p) noexcept;
+  static bool ended(const pending_call& p) noexcept;
   struct callbacks;
 
   h2_client_connection(std::shared_ptr<void> owner, net::stream& s, const settings& options);
@@ -81,6 +96,8 @@ private:
   void submit(const std::string& method, const h2_target& target, const request_options& o,
     const std::shared_ptr<pending_call>& p);
   void finish(pending_call& c);
+  void give_back(pending_call& p, std::size_t n) noexcept;
+  task<void> wait(pending_call& p, wakeup& w, clock::time_point deadline);
 
   std::shared_ptr<void> owner_;
   net::stream& stream_;
@@ -98,6 +115,25 @@ private:
   std::error_code read_error_; // why the reader stopped
   std::string protocol_error_; // or what nghttp2 found wrong in what arrived
   asio::cancellation_signal stop_reader_;
+};
+
+// What a client_stream holds: the connection and its stream, the call's
+// deadline, its replica's count of calls in flight, and how its end is
+// counted in the client's metrics.
+struct stream_call {
+  stream_call() = default;
+  stream_call(const stream_call&) = delete;
+  stream_call& operator=(const stream_call&) = delete;
+  ~stream_call();
+  std::shared_ptr<h2_client_connection> conn;
+  std::shared_ptr<h2_client_connection::pending_call> p;
+  clock::time_point deadline = clock::time_point::max();
+  std::shared_ptr<void> lease;
+  std::function<void(std::string_view outcome)> on_end; // called once, with the outcome
+  void end(std::string_view outcome) noexcept;
+  // Resets the stream if it is open, gives back what was not read, and
+  // counts the outcome.
+  void close() noexcept;
 };
 
 } // namespace coronet::http::detail

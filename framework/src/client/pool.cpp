@@ -377,6 +377,24 @@ task<client_response> exchange(client::state& st, std::size_t worker, host_pool&
   co_return client_response{got.status, std::move(got.headers), std::move(got.body)};
 }
 
+task<std::shared_ptr<stream_call>> open_stream(client::state& st, std::size_t worker, host_pool& pool, const std::string& method,
+  const url_parts& u, const request_options& o, clock::time_point deadline)
+{
+  const exchange_errors say{method, u, pool};
+  if (!over_http2(st, pool, u))
+    throw say.plain(client_errc::http2_required, "a streamed call needs HTTP/2 (an https:// server offering h2, "
+      "or an h2c target: client.h2c_targets)");
+  auto c = co_await h2_connection(st, worker, pool, u, deadline);
+  if (!c)
+    throw say.plain(client_errc::http2_required, "the server does not offer HTTP/2, which a streamed call needs");
+  auto s = std::make_shared<stream_call>();
+  s->p = c->open(method, h2_target{u.tls, u.authority, u.target, u.key}, o);
+  s->conn = std::move(c);
+  s->deadline = deadline;
+  st.http2.fetch_add(1, std::memory_order_relaxed);
+  co_return s;
+}
+
 std::size_t sweep_idle(client::state& st, std::size_t worker, host_pool& pool)
 {
   auto now = clock::now();

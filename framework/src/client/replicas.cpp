@@ -730,6 +730,40 @@ task<client_response> call_replicas(std::shared_ptr<client::state> st, std::size
   }
 }
 
+task<std::shared_ptr<stream_call>> stream_replicas(std::shared_ptr<client::state> st, std::size_t worker,
+  std::shared_ptr<replica_set> set, const std::string& method, const url_parts& u, const request_options& o,
+  clock::time_point deadline, const std::string& label)
+{
+  using stage = attempt_error::stage;
+  co_await resolve_due(st, set);
+  tried_list tried;
+  for (;;) {
+    auto r = pick(*st, *set, tried);
+    if (!r)
+      throw client_error(client_errc::resolve_failed, fmt::format("{}: no replica to call", label));
+    tried.add(r.get());
+    url_parts at = set->origins[r->origin].u; // the replica's own origin (Host, SNI), the path called
+    at.target = u.target;
+    std::shared_ptr<void> lease(nullptr, [r](void*) { --r->outstanding; });
+    ++r->outstanding;
+    try {
+      auto s = co_await open_stream(*st, worker, r->pool, method, at, o, deadline);
+      r->probing = false;
+      s->lease = std::move(lease);
+      co_return s;
+    } catch (const attempt_error& e) {
+      r->probing = false;
+      if (e.where != stage::connect && e.where != stage::unprocessed)
+        throw;
+      if (e.where == stage::connect)
+        failed(*st, *set, *r);
+      if (!untried_left(*set, tried) || clock::now() >= deadline)
+        throw;
+      policy_families().retries.with({label, "connect"}).inc();
+    }
+  }
+}
+
 } // namespace detail
 
 double client::state::random() const

@@ -127,4 +127,139 @@ task<call_result> channel::call(std::string path, std::vector<std::string> reque
   co_return out;
 }
 
+task<raw_call> channel::open(std::string path, call_options o)
+{
+  auto request = request_for(path, o);
+  request.timeout = std::chrono::milliseconds{0};
+  try {
+    auto s = co_await client_.stream("POST", target_ + path, std::move(request));
+    co_return raw_call(std::move(s), options_);
+  } catch (const http::client_error& e) {
+    throw transport_error(e);
+  }
+}
+
+// GCC 12 misreads the coroutine frames' operator new/delete pair as mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+task<bool> raw_call::write(std::string message)
+{
+  if (message.size() > options_.max_send_bytes)
+    throw error(code::resource_exhausted, fmt::format("a request message of {} bytes is over grpc.max_send_bytes ({})",
+      message.size(), options_.max_send_bytes));
+  std::string framed;
+  framed.reserve(message.size() + 5);
+  detail::append_framed(framed, message);
+  try {
+    auto sent = stream_.write(std::move(framed)); // named: GCC 12 and temporaries in co_await
+    co_await std::move(sent);
+  } catch (const http::client_error&) {
+    co_return false; // the call has ended: read() or finish() says how
+  } catch (const std::system_error&) {
+    co_return false; // cancelled
+  }
+  co_return true;
+}
+
+// The response's head: an HTTP answer that is no gRPC one, or a
+// Trailers-Only answer, ends the call here.
+task<void> raw_call::begin()
+{
+  started_ = true;
+  co_await stream_.read_head();
+  const auto& r = stream_.response();
+  if (r.status != 200 || r.header("grpc-status")) {
+    check_status(r);
+    ended_ = true;
+    co_return;
+  }
+  auto encoding = r.header("grpc-encoding");
+  gzip_ = encoding == "gzip"sv;
+  if (encoding && !gzip_ && *encoding != "identity"sv)
+    throw error(code::internal, fmt::format("grpc-encoding {} is not one the client reads", *encoding));
+}
+
+// The next message, if all of it has arrived.
+std::optional<std::string> raw_call::take()
+{
+  std::string_view rest{in_.data() + in_at_, in_.size() - in_at_};
+  auto head = detail::read_head(rest, options_.max_receive_bytes, "grpc.max_receive_bytes");
+  if (!head || rest.size() - 5 < head->length)
+    return std::nullopt;
+  auto bytes = rest.substr(5, head->length);
+  in_at_ += 5 + head->length;
+  if (!head->compressed)
+    return std::string(bytes);
+  if (!gzip_)
+    throw error(code::internal, "a compressed message, and no grpc-encoding");
+  return http::detail::decompress(http::detail::coding::gzip, bytes, options_.max_receive_bytes);
+}
+
+// More of the body; false at its end, whose status is then checked.
+task<bool> raw_call::fill()
+{
+  auto piece = co_await stream_.read();
+  if (!piece) {
+    if (in_at_ != in_.size())
+      throw error(code::internal, "the answer ended inside a message");
+    http::client_response end;
+    end.status = 200;
+    end.headers = stream_.trailers();
+    check_status(end);
+    ended_ = true;
+    co_return false;
+  }
+  if (in_at_ == in_.size()) {
+    in_ = std::move(*piece);
+    in_at_ = 0;
+  } else {
+    in_.erase(0, in_at_);
+    in_at_ = 0;
+    in_ += *piece;
+  }
+  co_return true;
+}
+
+task<std::optional<std::string>> raw_call::read()
+{
+  try {
+    if (!started_)
+      co_await begin();
+    for (;;) {
+      if (ended_)
+        co_return std::nullopt;
+      if (auto m = take())
+        co_return m;
+      co_await fill();
+    }
+  } catch (const http::client_error& e) {
+    throw transport_error(e);
+  } catch (const error&) {
+    stream_.cancel(); // a status ends the call; one found here ends the stream too
+    throw;
+  } catch (const std::system_error& e) {
+    if (e.code() == asio::error::operation_aborted && stream_.ended())
+      throw error(code::cancelled, "the call was cancelled");
+    throw;
+  }
+}
+
+task<void> raw_call::finish()
+{
+  while (auto m = co_await read())
+    (void)m;
+}
+
+void raw_call::cancel() noexcept
+{
+  stream_.cancel();
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 } // namespace coronet::grpc

@@ -192,6 +192,7 @@ enum class client_errc {
   malformed_response, // not HTTP/1.x as the parser accepts it
   response_too_large, // headers or body over the client's limits
   tls,                // the TLS handshake failed: a certificate that does not verify, a wrong host name...
+  http2_required,     // a streamed call (client::stream) to a server, or a target, that is not called over HTTP/2
 };
 
 std::string_view to_string(client_errc e) noexcept;
@@ -205,6 +206,50 @@ private:
   client_errc kind_;
 };
 
+namespace detail {
+struct stream_call;
+}
+
+// A streamed call (client::stream): the request body is written and the
+// response read piece by piece, both at once, over one HTTP/2 stream (what
+// gRPC's streaming calls are made of). The stream is reset (RST_STREAM
+// CANCEL) when it is cancelled, when its deadline passes, when a wait of its
+// caller is cancelled, or when it is destroyed before its response ended.
+// Use it from the worker that opened it, with at most one read and one write
+// waiting at a time.
+class client_stream final {
+public:
+  explicit client_stream(std::shared_ptr<detail::stream_call> s) noexcept;
+  client_stream(client_stream&&) noexcept;
+  client_stream& operator=(client_stream&&) noexcept;
+  ~client_stream();
+
+  // Sends `bytes` as the body's next piece; waits while 64 KiB written
+  // earlier are still unsent (the server's flow-control window). Throws
+  // client_error(closed) once the response has ended (the server may end it
+  // before the request), or the stream's failure.
+  task<void> write(std::string bytes);
+  // The body ends (END_STREAM) after what was written. Idempotent.
+  void close_write();
+  // Waits for the response's head: status and headers (response()). A
+  // response that ends with its head (HTTP/2's Trailers-Only) has no body.
+  task<void> read_head();
+  const client_response& response() const noexcept;
+  // The response body's next piece, as it arrived (the server may send more
+  // as it is read: flow control); std::nullopt at its end, when trailers()
+  // holds the trailing fields.
+  task<std::optional<std::string>> read();
+  const http::headers& trailers() const noexcept;
+  // Resets the stream if it is still open; later waits throw
+  // std::system_error(operation_aborted).
+  void cancel() noexcept;
+  // The response has ended, or the stream failed or was cancelled.
+  bool ended() const noexcept;
+
+private:
+  std::shared_ptr<detail::stream_call> s_;
+};
+
 class client final {
 public:
   // Calls must come from `rt`'s workers.
@@ -216,6 +261,16 @@ public:
   task<client_response> get(std::string url, request_options options = {});
   task<client_response> post(std::string url, std::string body, request_options options = {});
   task<client_response> send(std::string method, std::string url, request_options options = {});
+
+  // Opens a streamed call: returns once its stream is open (the headers are
+  // sent, no body yet). HTTP/2 only: to an https:// server that offers h2,
+  // or an h2c target (client.h2c_targets, client.http2 = "prior_knowledge");
+  // anything else is a client_error(http2_required). Its deadline is
+  // options.deadline or options.timeout, else none (the client's
+  // request_timeout is for calls, not streams); options.body is not sent.
+  // A replica that cannot be reached is skipped, as for calls; nothing is
+  // retried once the stream is open.
+  task<client_stream> stream(std::string method, std::string url, request_options options = {});
 
   struct pool_stats {
     std::size_t connects = 0; // new connections opened

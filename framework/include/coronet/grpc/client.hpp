@@ -12,9 +12,17 @@
 //
 // A status other than OK throws grpc::error with the server's code and
 // message; a peer that cannot be reached is UNAVAILABLE, a call past its
-// deadline DEADLINE_EXCEEDED. Streams are sent whole, then read whole (a
-// client stream is sent in one body; a server stream's messages come back
-// as a vector once the call ends).
+// deadline DEADLINE_EXCEEDED, a call cancelled by its caller CANCELLED.
+// A streaming method returns its call once the stream is open; messages are
+// written and read as they go, both at once:
+//
+//   auto call = co_await routes.RouteChat(o);       // bidirectional
+//   co_await call.write(note);                      // false: the call has ended
+//   while (auto in = co_await call.read()) use(*in); // std::nullopt: the end, with OK
+//   call.writes_done();                             // the client's half-close
+//
+// read() throws grpc::error when the call ends with another status;
+// cancel() ends it at once (RST_STREAM) and the server's method sees it.
 #include <coronet/client/client.hpp>
 #include <coronet/grpc/server.hpp>
 #include <coronet/grpc/status.hpp>
@@ -59,6 +67,76 @@ std::vector<std::string> serialize_all(const std::vector<T>& ms)
   return out;
 }
 
+// A streaming call in progress, its messages serialized (client_call<Req,
+// Resp> is the typed face generated stubs return).
+class raw_call {
+public:
+  raw_call(http::client_stream s, options o) : stream_(std::move(s)), options_(o) {}
+
+  // Sends one message; false when the call has already ended (read() or
+  // finish() then says how). Waits while the server's window is full.
+  task<bool> write(std::string message);
+  // The client has sent all its messages (the stream's half-close).
+  void writes_done() { stream_.close_write(); }
+  // The next message; std::nullopt once the call has ended with OK. Throws
+  // grpc::error for any other end.
+  task<std::optional<std::string>> read();
+  // Reads to the end, dropping what is left; throws grpc::error unless OK.
+  task<void> finish();
+  void cancel() noexcept;
+  // The server's initial metadata (once read() has returned), and its trailing metadata (at the end).
+  const http::headers& metadata() const noexcept { return stream_.response().headers; }
+  const http::headers& trailing_metadata() const noexcept { return stream_.trailers(); }
+
+private:
+  task<void> begin();
+  task<bool> fill();
+  std::optional<std::string> take();
+
+  http::client_stream stream_;
+  options options_;
+  std::string in_;        // received, not yet taken
+  std::size_t in_at_ = 0; // where the next message starts in in_
+  bool started_ = false;  // the response's head was read and checked
+  bool ended_ = false;    // the response ended with OK
+  bool gzip_ = false;     // the response's grpc-encoding
+};
+
+template <message Req, message Resp>
+class client_call {
+public:
+  explicit client_call(raw_call c) : raw_(std::move(c)) {}
+
+  task<bool> write(const Req& m) { return raw_.write(serialize(m)); }
+  void writes_done() { raw_.writes_done(); }
+  task<std::optional<Resp>> read()
+  {
+    auto bytes = co_await raw_.read();
+    if (!bytes)
+      co_return std::nullopt;
+    Resp m;
+    if (!m.ParseFromString(*bytes))
+      throw error(code::internal, "a response message could not be parsed");
+    co_return m;
+  }
+  // A client-streaming call's one answer: what read() gives, and the end.
+  task<Resp> response()
+  {
+    auto m = co_await read();
+    if (!m)
+      throw error(code::unimplemented, "the call ended with no response message");
+    co_await raw_.finish();
+    co_return std::move(*m);
+  }
+  task<void> finish() { return raw_.finish(); }
+  void cancel() noexcept { raw_.cancel(); }
+  const http::headers& metadata() const noexcept { return raw_.metadata(); }
+  const http::headers& trailing_metadata() const noexcept { return raw_.trailing_metadata(); }
+
+private:
+  raw_call raw_;
+};
+
 // What a call answered besides its messages.
 struct call_result {
   std::vector<std::string> messages;
@@ -86,22 +164,27 @@ public:
     co_return single<Resp>(r);
   }
 
-  template <message Resp>
-  task<Resp> client_streaming(std::string path, std::vector<std::string> requests, call_options o)
+  // Opens a streaming call on `path` (its stream open, nothing sent yet).
+  // Its deadline is the options'; none when they name none. Not retried
+  // once open.
+  task<raw_call> open(std::string path, call_options o);
+
+  template <message Req, message Resp>
+  task<client_call<Req, Resp>> open(std::string path, call_options o)
   {
-    auto r = co_await call(std::move(path), std::move(requests), std::move(o));
-    co_return single<Resp>(r);
+    auto raw = co_await open(std::move(path), std::move(o));
+    co_return client_call<Req, Resp>(std::move(raw));
   }
 
-  template <message Resp>
-  task<std::vector<Resp>> streaming(std::string path, std::vector<std::string> requests, call_options o)
+  // A server-streaming call: `request` sent, the client's side closed.
+  template <message Req, message Resp>
+  task<client_call<Req, Resp>> open_with(std::string path, const Req& request, call_options o)
   {
-    auto r = co_await call(std::move(path), std::move(requests), std::move(o));
-    std::vector<Resp> out(r.messages.size());
-    for (std::size_t i = 0; i < r.messages.size(); ++i)
-      if (!out[i].ParseFromString(r.messages[i]))
-        throw error(code::internal, "a response message could not be parsed");
-    co_return out;
+    auto raw = co_await open(std::move(path), std::move(o));
+    auto first = raw.write(serialize(request)); // named: GCC 12 and temporaries in co_await
+    co_await std::move(first);                  // false: the call ended; read() says how
+    raw.writes_done();
+    co_return client_call<Req, Resp>(std::move(raw));
   }
 
   const std::string& target() const noexcept { return target_; }
