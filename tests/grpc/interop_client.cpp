@@ -230,6 +230,23 @@ struct cases {
     check(r.messages.size() == 1, "one answer");
   }
 
+  // Not one of gRPC's cases: the retry policy. The test server fails the
+  // first two calls carrying a key with UNAVAILABLE (x-fail-first).
+  task<void> retry_on_unavailable()
+  {
+    auto key = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+    auto o = within(10s);
+    o.retryable = true;
+    o.metadata.add("x-fail-first", "2:" + key);
+    co_await stub.UnaryCall(t::SimpleRequest{}, std::move(o)); // the third attempt answers OK
+    std::function<task<void>()> once = [this, key]() -> task<void> {
+      auto o = within(10s); // not retryable: the first UNAVAILABLE is the call's
+      o.metadata.add("x-fail-first", "2:" + key + "-once");
+      co_await stub.UnaryCall(t::SimpleRequest{}, std::move(o));
+    };
+    co_await expect_status(rpc::code::unavailable, std::move(once));
+  }
+
   task<void> unimplemented_method()
   {
     std::function<task<void>()> call = [this]() -> task<void> {
@@ -267,6 +284,7 @@ task<int> run(coronet::runtime& rt, std::string target, std::vector<std::string>
     {"special_status_message", [&] { return c.special_status_message(); }},
     {"custom_metadata", [&] { return c.custom_metadata(); }},
     {"unimplemented_method", [&] { return c.unimplemented_method(); }},
+    {"retry_on_unavailable", [&] { return c.retry_on_unavailable(); }},
     {"unimplemented_service", [&] { return c.unimplemented_service(); }}};
   int failed = 0;
   for (auto& name : names) {

@@ -220,8 +220,15 @@ class PythonTestService:
             if status.code:
                 context.abort({c.value[0]: c for c in grpc.StatusCode}[status.code], status.message)
 
+        failures = {}  # x-fail-first "N:key": the first N calls with the key fail UNAVAILABLE
+
         def unary(request, context):
             echo(context)
+            if first := dict(context.invocation_metadata()).get("x-fail-first"):
+                n, key = first.split(":", 1)
+                failures[key] = failures.get(key, 0) + 1
+                if failures[key] <= int(n):
+                    context.abort(grpc.StatusCode.UNAVAILABLE, f"attempt {failures[key]} refused")
             fail(request.response_status, context)
             return m.SimpleResponse(payload=payload(request.response_size))
 
@@ -264,6 +271,7 @@ CLIENT_CASES = ["empty_unary", "large_unary", "client_streaming", "server_stream
                 "timeout_on_sleeping_server", "cancel_after_begin", "cancel_after_first_response",
                 "status_code_and_message", "special_status_message",
                 "custom_metadata", "unimplemented_method", "unimplemented_service"]
+PYTHON_SERVER_CASES = CLIENT_CASES + ["retry_on_unavailable"]  # coronet's own: the retry policy
 
 
 def test_client_passes_the_interop_cases():
@@ -273,9 +281,9 @@ def test_client_passes_the_interop_cases():
     server.start()
     try:
         r = subprocess.run([os.path.join(BIN_DIR, "coronet-grpc-interop-client"), f"http://127.0.0.1:{port}",
-                            *CLIENT_CASES], capture_output=True, text=True, timeout=120)
+                            *PYTHON_SERVER_CASES], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
-        for case in CLIENT_CASES:
+        for case in PYTHON_SERVER_CASES:
             assert f"{case}: ok" in r.stdout, r.stdout + r.stderr
     finally:
         server.stop(None)

@@ -253,6 +253,31 @@ TEST_CASE("replicas: idempotent calls are retried elsewhere on 503 and on a rese
   });
 }
 
+TEST_CASE("replicas: an answer the call's retry_answer refuses is retried as a 503 is, and never wins")
+{
+  run([](coronet::runtime& rt) -> task<void> {
+    replica_server busy{rt, 429}, good{rt, 200};
+    http::client_options o;
+    o.eject_after_failures = 0;
+    o.retry_backoff = 1ms;
+    http::client client{rt, o};
+    http::upstream both{client, {busy.url(), good.url()}, "retry-answer"};
+    http::request_options refusing;
+    refusing.retry_answer = [](const http::client_response& r) { return r.status == 429; };
+    for (int i = 0; i < 20; ++i) {
+      auto plain = co_await both.get("/x"); // a 429 is an answer like any other...
+      CHECK((plain.status == 200 || plain.status == 429));
+      auto r = co_await both.get("/x", refusing); // ...unless the call says otherwise
+      CHECK(r.status == 200);
+    }
+    CHECK(counted("coronet_http_client_retries_total", {"target", "reason"}, {"retry-answer", "answer"}) > 0);
+    // Only for a call that may be sent again: a POST's refused answer is its answer.
+    http::upstream only_busy{client, {busy.url()}, "retry-answer-post"};
+    auto posted = co_await only_busy.post("/x", "b", refusing);
+    CHECK(posted.status == 429);
+  });
+}
+
 TEST_CASE("replicas: the retry budget caps retries at its share of calls")
 {
   run([](coronet::runtime& rt) -> task<void> {

@@ -375,6 +375,7 @@ struct attempt_result {
   bool cancelled = false;
   replica* from = nullptr;
   bool hedge = false;
+  bool retry_answer = false; // request_options::retry_answer said so of the response
 };
 
 bool gateway_failure(int status) noexcept
@@ -453,6 +454,7 @@ task<attempt_result> attempt(client::state& st, std::size_t worker, replica_set&
     const auto start = clock::now();
     auto op = exchange_or_again(st, worker, r, method, u, o, deadline, connecting, label);
     out.response = co_await std::move(op);
+    out.retry_answer = o.retry_answer && o.retry_answer(*out.response);
     policy_families().attempts.with({set.label, r.pool.address, outcome_of(out.response->status)}).inc();
     if (out.response->status >= 500) {
       failed(st, set, r);
@@ -524,7 +526,7 @@ task<void> hedge_attempt(std::shared_ptr<hedge_call> c, std::shared_ptr<replica>
 
 bool answered(const attempt_result& a) noexcept
 {
-  return a.response && !gateway_failure(a.response->status);
+  return a.response && !gateway_failure(a.response->status) && !a.retry_answer;
 }
 
 // Each attempt of a hedged call: its replica, and whether it is still
@@ -636,14 +638,18 @@ bool untried_left(const replica_set& set, const tried_list& tried)
 
 // Why a failed attempt may be made again: "connect" (nothing reached the
 // replica, or it said it processed nothing: another one at once), a gateway
-// status or "reset" (the retry policy: budgeted, after a backoff), or
-// nothing (the call ends with it).
+// status, "answer" (one the call's retry_answer refuses) or "reset" (the
+// retry policy: budgeted, after a backoff), or nothing (the call ends with it).
 std::string_view retry_reason(const attempt_result& got, bool may_retry)
 {
   using stage = attempt_error::stage;
   if (got.response) {
     static constexpr std::string_view statuses[] = {"502", "503", "504"};
-    return may_retry && gateway_failure(got.response->status) ? statuses[got.response->status - 502] : "";
+    if (!may_retry)
+      return {};
+    if (gateway_failure(got.response->status))
+      return statuses[got.response->status - 502];
+    return got.retry_answer ? "answer" : "";
   }
   if (got.where == stage::connect || got.where == stage::unprocessed)
     return "connect";

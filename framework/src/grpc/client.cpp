@@ -36,6 +36,19 @@ std::string grpc_timeout(clock::duration left)
   return fmt::format("{}S", std::min<std::int64_t>(ms / 1000, 99'999'999));
 }
 
+// An answer's grpc-status, if it has one that reads as a number.
+std::optional<int> status_of(const http::client_response& r)
+{
+  auto status = r.header("grpc-status");
+  int c = 0;
+  if (r.status != 200 || !status)
+    return std::nullopt;
+  auto [end, ec] = std::from_chars(status->data(), status->data() + status->size(), c);
+  if (ec != std::errc{} || end != status->data() + status->size() || c < 0)
+    return std::nullopt;
+  return c;
+}
+
 http::request_options request_for(std::string_view target, call_options& o)
 {
   http::request_options r;
@@ -51,6 +64,13 @@ http::request_options request_for(std::string_view target, call_options& o)
   }
   r.name = std::string(target);
   r.retryable = o.retryable;
+  if (o.retryable) {
+    r.hedge_after = o.hedge_after;
+    r.retry_answer = [codes = std::move(o.retry_on)](const http::client_response& answer) {
+      auto c = status_of(answer);
+      return c && std::find(codes.begin(), codes.end(), static_cast<code>(*c)) != codes.end();
+    };
+  }
   return r;
 }
 

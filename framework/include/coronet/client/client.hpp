@@ -37,7 +37,8 @@
 // failures, resets, timeouts, 5xx) is left out for eject_time, twice as long
 // each time it fails again, then tried by one call. Idempotent calls (or
 // those marked retryable) that meet a reset before any response, or a 502,
-// 503 or 504, are sent again to another replica after a jittered
+// 503 or 504 (or an answer their retry_answer refuses: gRPC's retryable
+// statuses), are sent again to another replica after a jittered
 // exponential backoff, never past their deadline, while the retry budget
 // allows (retry_budget_percent of calls plus retry_budget_min_per_second).
 // A call with hedge_after that has no answer by then is also sent to a
@@ -145,6 +146,8 @@ struct client_options {
   static client_options from(const config& cfg);
 };
 
+struct client_response;
+
 struct request_options {
   // User-provided, so request_options is not an aggregate: GCC 12 destroys
   // an aggregate temporary such as a defaulted `request_options{}` argument
@@ -162,6 +165,11 @@ struct request_options {
   // answers on this worker; at least 1 ms; no hedge until 32 are known).
   std::chrono::milliseconds hedge_after{0};
   static constexpr std::chrono::milliseconds hedge_at_p95{-1};
+  // An answer to treat as a 503 is treated: a call that may be retried is
+  // sent again (budgeted, after a backoff), and a hedge does not win with
+  // it. gRPC's retry policy sets it to its retryable status codes; empty,
+  // only 502, 503 and 504 are.
+  std::function<bool(const client_response&)> retry_answer;
 };
 
 // What a handler's calls to other services carry from its request: the

@@ -43,10 +43,18 @@ struct call_options {
   http::headers metadata;                    // sent as request fields (lower-case names; "-bin" base64)
   std::chrono::milliseconds timeout{0};      // 0: none (but `deadline`)
   std::optional<clock::time_point> deadline; // the call's, whatever `timeout` says: a handler passes req.deadline
-  // The method is safe to send again (gRPC's retry policy names it): the
-  // client then retries it, within its budget, where it retries an
-  // idempotent HTTP call (a connection that failed before the answer).
+  // gRPC's retry policy, for unary calls (a streaming call is never sent
+  // twice). `retryable`: the method is safe to send again, so the client
+  // retries it within its budget (client.retry_budget_*, client.max_retries,
+  // a jittered backoff, never past the deadline, another replica when there
+  // is one) when its connection failed before the answer or its status is
+  // one of `retry_on`. `hedge_after` (retryable methods only, on a target
+  // of several replicas): no answer by then, the call also goes
+  // to a second replica, the first answer not in `retry_on` winning (the
+  // client's hedging; request_options::hedge_at_p95 for the target's p95).
   bool retryable = false;
+  std::vector<code> retry_on{code::unavailable};
+  std::chrono::milliseconds hedge_after{0};
 };
 
 template <message T>
