@@ -1,9 +1,7 @@
 #include <coronet/grpc/client.hpp>
 
-#include <coronet/http/status.hpp>
 
 #include "grpc/framing.hpp"
-#include "http2/grpc.hpp"
 #include "middleware/codec.hpp"
 
 #include <fmt/format.h>
@@ -82,14 +80,12 @@ error transport_error(const http::client_error& e)
 }
 
 // The answer's status: grpc-status (from the trailers, or a Trailers-Only
-// answer's headers); an HTTP answer that is no gRPC one, by gRPC's table.
+// answer's headers); an HTTP answer that is no gRPC one, by gRPC's table
+// (code_for_http_status).
 void check_status(const http::client_response& r)
 {
-  if (r.status != 200) {
-    auto s = static_cast<http::status>(r.status);
-    int c = s == http::status::gateway_timeout || s == http::status::bad_gateway ? 14 : http::detail::grpc_code_for(s);
-    throw error(static_cast<code>(c), fmt::format("HTTP {} from the server", r.status));
-  }
+  if (r.status != 200)
+    throw error(code_for_http_status(r.status), fmt::format("HTTP {} from the server", r.status));
   auto status = r.header("grpc-status");
   if (!status)
     throw error(code::internal, "the answer has no grpc-status");

@@ -18,6 +18,21 @@ std::string_view name(code c) noexcept
   return i < names.size() ? names[i] : "UNKNOWN";
 }
 
+code code_for_http_status(int status) noexcept
+{
+  switch (status) {
+  case 400: return code::internal;
+  case 401: return code::unauthenticated;
+  case 403: return code::permission_denied;
+  case 404: return code::unimplemented;
+  case 429:
+  case 502:
+  case 503:
+  case 504: return code::unavailable;
+  default: return code::unknown;
+  }
+}
+
 std::string percent_encode(std::string_view text)
 {
   return http::detail::grpc_percent_encode(text);

@@ -36,6 +36,14 @@ enum class code : int {
 // "OK", "NOT_FOUND"... as gRPC spells them; "UNKNOWN" for a number beyond 16.
 std::string_view name(code c) noexcept;
 
+// What a client makes of an HTTP answer that is no gRPC one (a proxy's, a
+// server that does not speak gRPC), by gRPC's table (doc/http-grpc-status-
+// mapping.md): 400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404
+// UNIMPLEMENTED, 429, 502, 503 and 504 UNAVAILABLE, any other UNKNOWN. (A
+// coronet server maps its own answers the other way by what they mean: its
+// 504 is the call's deadline, DEADLINE_EXCEEDED.)
+code code_for_http_status(int status) noexcept;
+
 // A status other than OK, with its message (sent percent-encoded in
 // grpc-message, read back decoded).
 class error : public std::runtime_error {
