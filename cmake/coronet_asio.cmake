@@ -25,12 +25,57 @@ if(NOT TARGET coronet::asio)
   # that nothing in coronet depends on epoll's behaviour. select takes no
   # descriptor numbered FD_SETSIZE (1024) or above: a connection past that
   # fails with EINVAL, so it serves a little over a thousand connections.
-  set(CORONET_REACTOR "epoll" CACHE STRING "Asio's reactor: epoll or select")
-  set_property(CACHE CORONET_REACTOR PROPERTY STRINGS epoll select)
+  #
+  # io_uring: Asio's io_uring backend (liburing, Debian liburing-dev) runs
+  # every socket operation and the timers through one ring per io_context.
+  # The choice is made here, for good: a kernel or a seccomp profile that
+  # forbids io_uring is found now (a ring is created) and refused, and a
+  # process that cannot create its ring at run time says so and exits (see
+  # runtime.cpp), as Asio cannot fall back to epoll in the same build.
+  set(CORONET_REACTOR "epoll" CACHE STRING "Asio's reactor: epoll, io_uring or select")
+  set_property(CACHE CORONET_REACTOR PROPERTY STRINGS epoll io_uring select)
   if(CORONET_REACTOR STREQUAL "select")
     target_compile_definitions(coronet::asio INTERFACE ASIO_DISABLE_EPOLL)
+  elseif(CORONET_REACTOR STREQUAL "io_uring")
+    find_path(CORONET_URING_INCLUDE_DIR liburing.h)
+    find_library(CORONET_URING_LIBRARY uring)
+    if(NOT CORONET_URING_INCLUDE_DIR OR NOT CORONET_URING_LIBRARY)
+      message(FATAL_ERROR "CORONET_REACTOR=io_uring needs liburing: install the Debian package 'liburing-dev' "
+        "(scripts/setup.sh --io-uring), or configure with -DCORONET_REACTOR=epoll.")
+    endif()
+    if(NOT CMAKE_CROSSCOMPILING AND NOT DEFINED CORONET_URING_WORKS)
+      file(WRITE ${CMAKE_BINARY_DIR}/coronet_uring_probe.cpp [[
+#include <liburing.h>
+#include <cstdio>
+#include <cstring>
+int main()
+{
+  struct io_uring ring;
+  int rc = io_uring_queue_init(8, &ring, 0);
+  if (rc < 0) {
+    printf("%s", strerror(-rc));
+    return 1;
+  }
+  io_uring_queue_exit(&ring);
+  return 0;
+}
+]])
+      try_run(_uring_runs _uring_compiles ${CMAKE_BINARY_DIR} ${CMAKE_BINARY_DIR}/coronet_uring_probe.cpp
+        CMAKE_FLAGS -DINCLUDE_DIRECTORIES=${CORONET_URING_INCLUDE_DIR}
+        LINK_LIBRARIES ${CORONET_URING_LIBRARY}
+        RUN_OUTPUT_VARIABLE _uring_why)
+      if(NOT _uring_compiles OR NOT _uring_runs EQUAL 0)
+        message(FATAL_ERROR "CORONET_REACTOR=io_uring: this machine cannot create an io_uring ring "
+          "(${_uring_why}): the kernel is too old, io_uring is disabled (kernel.io_uring_disabled) or a seccomp "
+          "profile forbids it. Configure with -DCORONET_REACTOR=epoll.")
+      endif()
+      set(CORONET_URING_WORKS TRUE CACHE INTERNAL "")
+    endif()
+    target_include_directories(coronet::asio SYSTEM INTERFACE ${CORONET_URING_INCLUDE_DIR})
+    target_compile_definitions(coronet::asio INTERFACE ASIO_HAS_IO_URING ASIO_DISABLE_EPOLL)
+    target_link_libraries(coronet::asio INTERFACE ${CORONET_URING_LIBRARY})
   elseif(NOT CORONET_REACTOR STREQUAL "epoll")
-    message(FATAL_ERROR "CORONET_REACTOR: '${CORONET_REACTOR}' is not one of epoll, select")
+    message(FATAL_ERROR "CORONET_REACTOR: '${CORONET_REACTOR}' is not one of epoll, io_uring, select")
   endif()
   # Asio decides between std::aligned_alloc/free and operator new/delete for
   # its handler and frame memory from a libstdc++ macro that only a standard
