@@ -247,55 +247,72 @@ task<client_response> client::post(std::string url, std::string body, request_op
 
 namespace {
 
-// Every call, by URL or through an upstream: its deadline and the budget
-// header, the replica set it goes to (made on this worker's first call),
-// the policies over it, and the metrics of the whole call.
+// What every call and stream starts with, once its deadline is known: the
+// caller's worker, the budget left sent on as X-Request-Timeout-Ms (rounded
+// up, so the next service's deadline is never before this call's; none
+// without a deadline), the metrics label, and the end of a call whose
+// deadline has already passed (nobody is called).
+struct call_start {
+  std::size_t worker;
+  clock::time_point start;
+  std::string label;
+
+  // Counts the call's end in the client's metrics.
+  void record(std::string_view outcome) const
+  {
+    auto& m = client_families();
+    m.calls.with({label, outcome}).inc();
+    m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
+  }
+};
+
+call_start begin_call(const client::state& st, const std::string& method, const url_parts& u, std::string_view name,
+  request_options& options, clock::time_point start, clock::time_point deadline)
+{
+  auto worker = runtime::current_worker();
+  if (!worker || runtime::current() != &st.rt)
+    throw std::logic_error("http::client called from outside its runtime's workers");
+  if (deadline != clock::time_point::max() && !options.headers.contains("X-Request-Timeout-Ms")) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - start);
+    options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
+  }
+  call_start c{*worker, start, !options.name.empty() ? options.name : !name.empty() ? std::string(name) : u.key};
+  if (deadline <= start) {
+    c.record("timeout");
+    detail::count_deadline_exceeded(c.label);
+    throw client_error(client_errc::timeout, fmt::format("{} {}{}: the deadline passed before the call",
+      method, u.key, u.target));
+  }
+  return c;
+}
+
+// Every call, by URL or through an upstream: its deadline, the replica set
+// it goes to (made on this worker's first call), the policies over it, and
+// the metrics of the whole call.
 task<client_response> send_call(std::shared_ptr<client::state> st, std::string_view key,
   std::vector<url_parts> (*origins)(const void* of, const url_parts& u), const void* of, std::string method, url_parts u, std::string_view name,
   request_options options)
 {
-  auto worker = runtime::current_worker();
-  if (!worker || runtime::current() != &st->rt)
-    throw std::logic_error("http::client called from outside its runtime's workers");
   const auto start = clock::now();
   auto budget = options.timeout.count() > 0 ? options.timeout : st->options.request_timeout;
   auto deadline = start + budget;
   if (options.deadline && *options.deadline < deadline)
     deadline = *options.deadline;
-  // The budget left travels on, so the next service stops when this call
-  // would give up anyway (and answers 504 at once when it is spent). Rounded
-  // up, so the next service's deadline is never before this call's.
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - start);
-  if (!options.headers.contains("X-Request-Timeout-Ms"))
-    options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
-  const std::string label(!options.name.empty() ? std::string_view(options.name) : !name.empty() ? name : u.key);
-  auto& m = client_families();
-  auto record = [&](std::string_view outcome) {
-    m.calls.with({label, outcome}).inc();
-    m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
-  };
-  if (deadline <= start) {
-    // The caller's time is already spent: nobody is called.
-    record("timeout");
-    detail::count_deadline_exceeded(label);
-    throw client_error(client_errc::timeout, fmt::format("{} {}{}: the deadline passed before the call",
-      method, u.key, u.target));
-  }
-
+  const auto call = begin_call(*st, method, u, name, options, start, deadline);
   try {
-    auto set = st->find_set(*worker, key);
+    auto set = st->find_set(call.worker, key);
     if (!set)
-      set = st->add_set(*worker, std::string(key), origins(of, u), label);
-    auto op = detail::call_replicas(st, *worker, std::move(set), method, u, options, deadline, label);
+      set = st->add_set(call.worker, std::string(key), origins(of, u), call.label);
+    auto op = detail::call_replicas(st, call.worker, std::move(set), method, u, options, deadline, call.label);
     auto r = co_await std::move(op);
     // A 504 once the deadline has passed is the server's end of the deadline
     // this call carried: the same timeout as this side's, whichever fired first.
     if (r.status == 504 && clock::now() >= deadline)
       throw client_error(client_errc::timeout, fmt::format("{} {}{}: no response in time", method, u.key, u.target));
-    record(outcome_of(r.status));
+    call.record(outcome_of(r.status));
     co_return r;
   } catch (const client_error& e) {
-    record(to_string(e.kind()));
+    call.record(to_string(e.kind()));
     if (e.kind() == client_errc::timeout && std::string_view(e.what()).ends_with("no response in time"))
       throw client_error(client_errc::timeout, fmt::format("{} {}{}: no response within {} ms", method, u.key,
         u.target, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count()));
@@ -324,42 +341,25 @@ task<client_response> client::send(std::string method, std::string url, request_
 task<client_stream> client::stream(std::string method, std::string url, request_options options)
 {
   auto st = state_;
-  auto worker = runtime::current_worker();
-  if (!worker || runtime::current() != &st->rt)
-    throw std::logic_error("http::client called from outside its runtime's workers");
   url_parts u = parse_url(url);
   const auto start = clock::now();
   auto deadline = options.timeout.count() > 0 ? start + options.timeout : clock::time_point::max();
   if (options.deadline)
     deadline = std::min(deadline, *options.deadline);
-  if (deadline != clock::time_point::max() && !options.headers.contains("X-Request-Timeout-Ms")) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - start);
-    options.headers.add("X-Request-Timeout-Ms", std::to_string(std::max<std::int64_t>(left.count(), 0)));
-  }
-  std::string label = !options.name.empty() ? options.name : u.key;
-  auto record = [label, start](std::string_view outcome) {
-    auto& m = client_families();
-    m.calls.with({label, outcome}).inc();
-    m.duration.with({label}).observe(std::chrono::duration<double>(clock::now() - start).count());
-  };
-  if (deadline <= start) {
-    record("timeout");
-    detail::count_deadline_exceeded(label);
-    throw client_error(client_errc::timeout, fmt::format("{} {}{}: the deadline passed before the call",
-      method, u.key, u.target));
-  }
+  const auto call = begin_call(*st, method, u, {}, options, start, deadline);
+  const auto& label = call.label;
   std::shared_ptr<detail::stream_call> s;
   try {
-    auto set = st->find_set(*worker, u.key);
+    auto set = st->find_set(call.worker, u.key);
     if (!set)
-      set = st->add_set(*worker, u.key, own_origin(nullptr, u), label);
-    auto op = detail::stream_replicas(st, *worker, std::move(set), method, u, options, deadline, label);
+      set = st->add_set(call.worker, u.key, own_origin(nullptr, u), label);
+    auto op = detail::stream_replicas(st, call.worker, std::move(set), method, u, options, deadline, label);
     s = co_await std::move(op);
   } catch (const client_error& e) {
-    record(to_string(e.kind()));
+    call.record(to_string(e.kind()));
     throw;
   }
-  s->on_end = std::move(record);
+  s->on_end = [call](std::string_view outcome) { call.record(outcome); };
   co_return client_stream(std::move(s));
 }
 
