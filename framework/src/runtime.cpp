@@ -10,6 +10,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/signal_set.hpp>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <sched.h>
@@ -20,6 +21,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <system_error>
 #include <mutex>
 #include <utility>
 
@@ -327,18 +331,36 @@ runtime::runtime(std::size_t threads, std::size_t blocking_threads, std::chrono:
     configured > 0 ? static_cast<std::size_t>(configured) : 0});
   spin_slots_ = std::make_unique<detail::spin_slot[]>(cpus);
   workers_.reserve(threads);
-  for (std::size_t i = 0; i < threads; ++i)
-    workers_.push_back(std::make_unique<detail::worker>(*this, i, spin, spin_slots_.get(), cpus));
+  try {
+    for (std::size_t i = 0; i < threads; ++i) {
+      workers_.push_back(std::make_unique<detail::worker>(*this, i, spin, spin_slots_.get(), cpus));
+#if defined(ASIO_HAS_IO_URING_AS_DEFAULT)
+      // Asio creates a context's ring on its first I/O, on the worker's own
+      // thread: created here, a refusal is this constructor's error.
+      asio::use_service<asio::detail::io_uring_service>(workers_.back()->context());
+#endif
+    }
+  } catch (const std::system_error& e) {
+#if defined(ASIO_HAS_IO_URING_AS_DEFAULT)
+    throw std::runtime_error(fmt::format("this build runs on io_uring (CORONET_REACTOR=io_uring) and no ring "
+      "could be created: {}; io_uring may be disabled (kernel.io_uring_disabled) or forbidden by a seccomp profile: "
+      "use a build configured with -DCORONET_REACTOR=epoll", e.what()));
+#else
+    throw std::runtime_error(fmt::format("the reactor cannot start: {}", e.what()));
+#endif
+  }
   threads_.reserve(threads);
   for (auto& w : workers_)
     threads_.emplace_back([w = w.get()] { w->run(); });
 }
 
 runtime::runtime(const config& cfg)
-  : runtime(static_cast<std::size_t>(cfg.get_int("runtime.threads")),
-      static_cast<std::size_t>(cfg.get_int("runtime.blocking_threads")),
-      std::chrono::microseconds{cfg.get_int("runtime.spin_us")})
-{
+try : runtime(static_cast<std::size_t>(cfg.get_int("runtime.threads")),
+        static_cast<std::size_t>(cfg.get_int("runtime.blocking_threads")),
+        std::chrono::microseconds{cfg.get_int("runtime.spin_us")}) {
+} catch (const std::runtime_error& e) {
+  spdlog::critical("cannot start: {}", e.what());
+  std::exit(2);
 }
 
 // run_until_signal's signal set, on worker 0.

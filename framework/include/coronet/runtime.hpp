@@ -86,12 +86,17 @@ public:
   // sleep at once), which keeps cross-worker hand-offs free of system calls;
   // at most one worker spins on a CPU.
   // Like Go, it raises the soft open-file limit to the hard one, so a server
-  // is not refused connections at the usual 1024.
+  // is not refused connections at the usual 1024. A reactor that cannot
+  // start (an io_uring build where this kernel or a seccomp profile refuses
+  // the ring) throws std::runtime_error saying so.
   explicit runtime(std::size_t threads = config_default<std::size_t>(runtime_keys, "runtime.threads"),
     std::size_t blocking_threads = config_default<std::size_t>(runtime_keys, "runtime.blocking_threads"),
     std::chrono::microseconds spin = std::chrono::microseconds{
       config_default<std::int64_t>(runtime_keys, "runtime.spin_us")});
   // Reads runtime.threads, runtime.blocking_threads and runtime.spin_us.
+  // The apps' constructor: a reactor that cannot start is logged
+  // ("cannot start: ...") and the process exits with status 2, as for a
+  // config error.
   explicit runtime(const config& cfg);
   ~runtime();
   runtime(const runtime&) = delete;
