@@ -10,6 +10,7 @@
 #   --loadtest     also the Go toolchain (and Go's x/net for the h2c peer, pgx for the database peer, grpc-go
 #                  and protoc-gen-go for the gRPC peer) and perf
 #   --fuzz         also clang and its sanitizer runtimes (libFuzzer) for scripts/test.sh
+#   --io-uring     also liburing-dev (CORONET_REACTOR=io_uring)
 #   --fresh-check  also debootstrap (for scripts/fresh-check.sh)
 #   --container-check  also podman and debootstrap (for scripts/container-check.sh)
 set -euo pipefail
@@ -28,9 +29,10 @@ for arg in "$@"; do
     --loadtest) packages+=(golang-go golang-golang-x-net-dev golang-github-jackc-pgx-v4-dev golang-google-grpc-dev
       golang-github-golang-protobuf-1-3-dev util-linux linux-perf) ;;
     --fuzz) packages+=(clang libclang-rt-dev) ;;
+    --io-uring) packages+=(liburing-dev) ;;
     --fresh-check) packages+=(debootstrap) ;;
     --container-check) packages+=(podman debootstrap) ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
