@@ -458,8 +458,8 @@ task<void> h2_client_connection::write(pending_call& p, std::string bytes, clock
     std::rethrow_exception(p.error);
   if (p.done || ended_)
     throw client_error(client_errc::closed, "the response has ended: nothing more is sent");
-  if (p.body_sent == p.body.size()) {
-    p.body.clear();
+  if (p.body_sent > 0 && p.body_sent >= p.body.size() / 2) { // what was sent goes, without moving much
+    p.body.erase(0, p.body_sent);
     p.body_sent = 0;
   }
   if (p.body.empty())
