@@ -22,7 +22,8 @@
 //   call.writes_done();                             // the client's half-close
 //
 // read() throws grpc::error when the call ends with another status;
-// cancel() ends it at once (RST_STREAM) and the server's method sees it.
+// cancel() ends it at once (RST_STREAM) and the server's method sees it, as
+// does dropping the call before its end.
 #include <coronet/client/client.hpp>
 #include <coronet/grpc/server.hpp>
 #include <coronet/grpc/status.hpp>
