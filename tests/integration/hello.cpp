@@ -353,6 +353,20 @@ TEST_CASE("hello: SIGTERM lets an in-flight request finish with Connection: clos
   asio::write(c, asio::buffer(std::string("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nhal")));
   hello.proc.signal(SIGTERM);
   REQUIRE(hello.proc.wait_for_line("stopping", std::chrono::seconds(5)));
+  // Until its acceptors close, a stopping server still answers keep-alive
+  // (a client that reconnects would come back to it); once they have, what
+  // is in flight ends with Connection: close. When each worker gets to its
+  // acceptor after the stop is up to the reactor: wait until connects are
+  // refused.
+  auto refused = [&] {
+    tcp::socket probe{io};
+    std::error_code ec;
+    probe.connect({asio::ip::address_v4::loopback(), hello.port}, ec);
+    return ec == asio::error::connection_refused;
+  };
+  for (int i = 0; i < 500 && !refused(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(refused());
   asio::write(c, asio::buffer(std::string("f!\n")));
   auto got = read_until(c, "half!\n");
   CHECK(got.rfind("HTTP/1.1 200 OK", 0) == 0);
