@@ -7,7 +7,8 @@
 #   scripts/test.sh --tsan          normal + address,undefined + thread + fuzz
 #   scripts/test.sh --reactors      also the io_uring and select builds (CORONET_REACTOR), each its whole suite
 #   scripts/test.sh --reactors=quick  ...each only the unit tests and the HTTP/2, gRPC and hello-shutdown
-#                                   integration tests, built without the other apps (what CI's time allows)
+#                                   integration tests, built without the other apps
+#   scripts/test.sh --reactor=io_uring:quick  one of them (io_uring or select; :quick optional)
 #   scripts/test.sh --only=normal|asan|tsan|fuzz|io_uring|select
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,11 @@ for arg in "$@"; do
     --tsan) variants+=(tsan) ;;
     --reactors) variants+=(io_uring select) ;;
     --reactors=quick) variants+=(io_uring select); reactor_scope=quick ;;
+    --reactor=io_uring|--reactor=select) variants+=("${arg#--reactor=}") ;;
+    --reactor=io_uring:quick|--reactor=select:quick) r=${arg#--reactor=}; variants+=("${r%:quick}"); reactor_scope=quick ;;
     --only=fuzz) variants=() ;;
     --only=normal|--only=asan|--only=tsan|--only=io_uring|--only=select) variants=("${arg#--only=}"); fuzz=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
