@@ -750,15 +750,17 @@ task<std::shared_ptr<stream_call>> stream_replicas(std::shared_ptr<client::state
     tried.add(r.get());
     url_parts at = set->origins[r->origin].u; // the replica's own origin (Host, SNI), the path called
     at.target = u.target;
+    ++r->outstanding; // until the stream ends: its lease (whose deleter runs even if making it throws)
     std::shared_ptr<void> lease(nullptr, [r](void*) { --r->outstanding; });
-    ++r->outstanding;
+    struct end_probe { // a probe that came to anything (or nothing) lets the next call probe again
+      replica& r;
+      ~end_probe() { r.probing = false; }
+    } probe{*r};
     try {
       auto s = co_await open_stream(*st, worker, r->pool, method, at, o, deadline);
-      r->probing = false;
       s->lease = std::move(lease);
       co_return s;
     } catch (const attempt_error& e) {
-      r->probing = false;
       if (e.where != stage::connect && e.where != stage::unprocessed)
         throw;
       if (e.where == stage::connect)
