@@ -34,17 +34,23 @@ std::string grpc_timeout(clock::duration left)
   return fmt::format("{}S", std::min<std::int64_t>(ms / 1000, 99'999'999));
 }
 
+// A grpc-status field's number, if it is one.
+std::optional<int> parse_status(std::string_view field)
+{
+  int c = 0;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), c);
+  if (ec != std::errc{} || end != field.data() + field.size() || c < 0)
+    return std::nullopt;
+  return c;
+}
+
 // An answer's grpc-status, if it has one that reads as a number.
 std::optional<int> status_of(const http::client_response& r)
 {
   auto status = r.header("grpc-status");
-  int c = 0;
   if (r.status != 200 || !status)
     return std::nullopt;
-  auto [end, ec] = std::from_chars(status->data(), status->data() + status->size(), c);
-  if (ec != std::errc{} || end != status->data() + status->size() || c < 0)
-    return std::nullopt;
-  return c;
+  return parse_status(*status);
 }
 
 http::request_options request_for(std::string_view target, call_options& o)
@@ -82,19 +88,18 @@ error transport_error(const http::client_error& e)
 // The answer's status: grpc-status (from the trailers, or a Trailers-Only
 // answer's headers); an HTTP answer that is no gRPC one, by gRPC's table
 // (code_for_http_status).
-void check_status(const http::client_response& r)
+void check_status(int http_status, const http::headers& fields)
 {
-  if (r.status != 200)
-    throw error(code_for_http_status(r.status), fmt::format("HTTP {} from the server", r.status));
-  auto status = r.header("grpc-status");
+  if (http_status != 200)
+    throw error(code_for_http_status(http_status), fmt::format("HTTP {} from the server", http_status));
+  auto status = fields.get("grpc-status");
   if (!status)
     throw error(code::internal, "the answer has no grpc-status");
-  int c = 0;
-  auto [end, ec] = std::from_chars(status->data(), status->data() + status->size(), c);
-  if (ec != std::errc{} || end != status->data() + status->size() || c < 0)
+  auto c = parse_status(*status);
+  if (!c)
     throw error(code::internal, fmt::format("grpc-status {} is not a number", *status));
-  if (c != 0)
-    throw error(c > 16 ? code::unknown : static_cast<code>(c), percent_decode(r.header("grpc-message").value_or("")));
+  if (*c != 0)
+    throw error(*c > 16 ? code::unknown : static_cast<code>(*c), percent_decode(fields.get("grpc-message").value_or("")));
 }
 
 std::vector<std::string> messages_of(const http::client_response& r, const options& o)
@@ -136,7 +141,7 @@ task<call_result> channel::call(std::string path, std::vector<std::string> reque
   } catch (const http::client_error& e) {
     throw transport_error(e);
   }
-  check_status(r);
+  check_status(r.status, r.headers);
   call_result out;
   out.messages = messages_of(r, options_);
   out.metadata = std::move(r.headers);
@@ -188,7 +193,7 @@ task<void> raw_call::begin()
   co_await stream_.read_head();
   const auto& r = stream_.response();
   if (r.status != 200 || r.header("grpc-status")) {
-    check_status(r);
+    check_status(r.status, r.headers);
     ended_ = true;
     co_return;
   }
@@ -221,10 +226,7 @@ task<bool> raw_call::fill()
   if (!piece) {
     if (in_at_ != in_.size())
       throw error(code::internal, "the answer ended inside a message");
-    http::client_response end;
-    end.status = 200;
-    end.headers = stream_.trailers();
-    check_status(end);
+    check_status(200, stream_.trailers());
     ended_ = true;
     co_return false;
   }
